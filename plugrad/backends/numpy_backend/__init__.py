@@ -1,0 +1,1 @@
+"""The CPU backend: NumPy kernels. ``plugin`` is the entry point; ``kernels`` the table."""

@@ -1,0 +1,168 @@
+"""The primitive kernel table, written once over an array module ``xp`` (numpy or cupy).
+
+Kernels take raw arrays positionally and op attributes as keywords; inputs arrive validated and
+promoted by plugrad's core, so a kernel only computes. Reductions keep integer dtypes (NumPy would
+widen int32 sums to int64).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+__all__ = ["kernel_table"]
+
+
+def kernel_table(xp: Any) -> dict[str, Callable]:
+    """Every primitive and the cheap composite overrides, for array module ``xp``."""
+    table: dict[str, Callable] = {}
+    table.update(_elementwise(xp))
+    table.update(_reductions(xp))
+    table.update(_shape_and_index(xp))
+    table.update(_creation(xp))
+    table.update(_activations(xp))
+    return table
+
+
+def _elementwise(xp: Any) -> dict[str, Callable]:
+    def round_half_away(x):
+        return xp.copysign(xp.floor(xp.abs(x) + 0.5), x) if x.dtype.kind == "f" else x.copy()
+
+    def where(cond, x, y):
+        return xp.where(cond, x, y)
+
+    def cast(x, *, dtype):
+        return x.astype(dtype)
+
+    return {
+        "neg": xp.negative, "abs": xp.abs, "sign": xp.sign, "exp": xp.exp, "log": xp.log,
+        "log1p": xp.log1p, "sqrt": xp.sqrt, "sin": xp.sin, "cos": xp.cos, "tanh": xp.tanh,
+        "floor": xp.floor, "ceil": xp.ceil, "round": round_half_away,
+        "logical_not": xp.logical_not,
+        "add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide,
+        "floor_div": xp.floor_divide, "mod": xp.remainder, "pow": xp.power,
+        "maximum": xp.maximum, "minimum": xp.minimum,
+        "eq": xp.equal, "ne": xp.not_equal, "lt": xp.less, "le": xp.less_equal,
+        "gt": xp.greater, "ge": xp.greater_equal,
+        "logical_and": xp.logical_and, "logical_or": xp.logical_or,
+        "logical_xor": xp.logical_xor,
+        "where": where, "cast": cast,
+    }
+
+
+def _reductions(xp: Any) -> dict[str, Callable]:
+    def sum_(x, *, axis, keepdims):
+        return xp.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+
+    def prod(x, *, axis, keepdims):
+        return xp.prod(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+
+    def max_(x, *, axis, keepdims):
+        return xp.max(x, axis=axis, keepdims=keepdims)
+
+    def min_(x, *, axis, keepdims):
+        return xp.min(x, axis=axis, keepdims=keepdims)
+
+    def argmax(x, *, axis, keepdims):
+        return xp.argmax(x, axis=axis, keepdims=keepdims).astype(xp.int32)
+
+    def argmin(x, *, axis, keepdims):
+        return xp.argmin(x, axis=axis, keepdims=keepdims).astype(xp.int32)
+
+    return {"sum": sum_, "prod": prod, "max": max_, "min": min_,
+            "argmax": argmax, "argmin": argmin}
+
+
+def _shape_and_index(xp: Any) -> dict[str, Callable]:
+    def reshape(x, *, shape):
+        return x.reshape(shape)
+
+    def broadcast_to(x, *, shape):
+        return xp.broadcast_to(x, shape)
+
+    def transpose(x, *, perm):
+        return x.transpose(perm)
+
+    def getitem(x, *, index):
+        return x[index]
+
+    def setitem(x, value, *, index):
+        out = x.copy()
+        out[index] = value
+        return out
+
+    def index_add(x, value, *, index):
+        out = x.copy()
+        xp.add.at(out, index, value)
+        return out
+
+    def pad(x, *, pad_width, value):
+        return xp.pad(x, pad_width, mode="constant", constant_values=value)
+
+    def concat(*xs, axis):
+        return xp.concatenate(xs, axis=axis)
+
+    def gather(x, index, *, axis):
+        return xp.take_along_axis(x, index, axis=axis)
+
+    def scatter_add(x, index, value, *, axis):
+        out = x.copy()
+        grid = list(xp.indices(index.shape, sparse=True))
+        grid[axis] = index
+        xp.add.at(out, tuple(grid), value)
+        return out
+
+    def copy(x):
+        return x.copy()
+
+    return {"reshape": reshape, "broadcast_to": broadcast_to, "transpose": transpose,
+            "getitem": getitem, "setitem": setitem, "index_add": index_add, "pad": pad,
+            "concat": concat, "gather": gather, "scatter_add": scatter_add,
+            "matmul": xp.matmul, "copy": copy}
+
+
+def _creation(xp: Any) -> dict[str, Callable]:
+    def full(*, shape, value, dtype):
+        return xp.full(shape, value, dtype=dtype)
+
+    def arange(*, start, stop, step, dtype):
+        return xp.arange(start, stop, step, dtype=dtype)
+
+    def uniform(*, shape, dtype, seed):
+        draw_dtype = dtype if dtype.name in ("float32", "float64") else "float32"
+        return xp.random.default_rng(seed).random(shape, dtype=draw_dtype).astype(dtype, copy=False)
+
+    def normal(*, shape, dtype, seed):
+        draw_dtype = dtype if dtype.name in ("float32", "float64") else "float32"
+        rng = xp.random.default_rng(seed)
+        return rng.standard_normal(shape, dtype=draw_dtype).astype(dtype, copy=False)
+
+    return {"full": full, "arange": arange, "uniform": uniform, "normal": normal}
+
+
+def _activations(xp: Any) -> dict[str, Callable]:
+    """Fused forms of composite ops: same results as their decompositions, fewer passes."""
+
+    def relu(x):
+        return xp.maximum(x, 0)
+
+    def sigmoid(x):
+        # exp(-log(1 + exp(-x))) never overflows, unlike 1 / (1 + exp(-x)).
+        return xp.exp(-xp.logaddexp(0, -x)).astype(x.dtype, copy=False)
+
+    def logsumexp(x, *, axis, keepdims):
+        peak = xp.max(x, axis=axis, keepdims=True)
+        peak = xp.where(xp.isfinite(peak), peak, 0)
+        out = xp.log(xp.sum(xp.exp(x - peak), axis=axis, keepdims=True)) + peak
+        return out if keepdims else xp.squeeze(out, axis=axis)
+
+    def softmax(x, *, axis):
+        e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+        e /= xp.sum(e, axis=axis, keepdims=True)
+        return e
+
+    def logsoftmax(x, *, axis):
+        shifted = x - xp.max(x, axis=axis, keepdims=True)
+        shifted -= xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+        return shifted
+
+    return {"relu": relu, "sigmoid": sigmoid, "logsumexp": logsumexp, "softmax": softmax,
+            "logsoftmax": logsoftmax}

@@ -1,0 +1,40 @@
+"""Entry point of the numpy backend: declares the ``cpu`` device type, kernels loaded lazily."""
+from __future__ import annotations
+
+import numpy as np
+
+from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
+
+DTYPES = ("bool", "int8", "uint8", "int16", "int32", "float16", "float32", "float64")
+
+
+def _kernels():
+    from plugrad.backends.numpy_backend.kernels import kernel_table
+
+    return kernel_table(np)
+
+
+def _to_host(array: np.ndarray) -> np.ndarray:
+    return array
+
+
+def _from_host(array: np.ndarray, index: int) -> np.ndarray:
+    return array
+
+
+@hookimpl
+def plugrad_api_version() -> int:
+    return API_VERSION
+
+
+@hookimpl
+def plugrad_register(registry) -> None:
+    registry.add_device_type(DeviceType(
+        name="cpu",
+        kernels=_kernels,
+        dtypes=DTYPES,
+        to_host=_to_host,
+        from_host=_from_host,
+        array_types=(np.ndarray,),
+        priority=0,
+    ))

@@ -1,0 +1,1 @@
+"""Command-line interface: ``plugrad <command>`` and ``python -m plugrad <command>``."""

@@ -1,0 +1,1 @@
+"""plugrad's core: tensors, dtypes, devices, the op registry and dispatch, plugins, the tape."""

@@ -1,0 +1,163 @@
+"""One op call: device check, kernel lookup in a prebuilt dict, wrap, and (only if recording) tape.
+
+This is plugrad's hot path. It performs no hook calls and no entry-point scans: the kernel table
+of a device was built when the device was first resolved.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from plugrad.core import dtypes
+from plugrad.core.registry import OPS
+from plugrad.core.tape import Node, state
+from plugrad.core.tensor import Tensor, wrap
+
+__all__ = ["apply", "binary", "promote_pair", "create", "check_broadcast", "common_device", "as_tensor_like"]
+
+
+def common_device(op: str, inputs: tuple[Tensor, ...]):
+    """The device of ``inputs``; they must live on one physical device."""
+    device = inputs[0]._device
+    for other in inputs[1:]:
+        other_device = other._device
+        if other_device is not device and other_device.physical != device.physical:
+            raise RuntimeError(
+                f"{op}: inputs are on different devices: {device.logical} ({device.physical}) and "
+                f"{other_device.logical} ({other_device.physical}); move one with "
+                f"Tensor.to(device) first")
+    return device
+
+
+def _describe_inputs(inputs: tuple[Tensor, ...]) -> str:
+    return ", ".join(f"{tuple(t._data.shape)} {t._data.dtype}" for t in inputs)
+
+
+def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
+                   exc: Exception) -> Exception:
+    shown = {k: v for k, v in attrs.items() if not hasattr(v, "shape")}
+    message = (f"{op}: the {device.backend!r} backend's kernel failed on inputs "
+               f"[{_describe_inputs(inputs)}]" + (f" with {shown}" if shown else "")
+               + f": {type(exc).__name__}: {exc}")
+    kind = type(exc) if isinstance(exc, (TypeError, ValueError, IndexError)) else RuntimeError
+    return kind(message)
+
+
+def _missing(op: str, device) -> Exception:
+    return NotImplementedError(
+        f"{op}: backend {device.backend!r} (device type {device.type.name!r}) does not implement "
+        f"the primitive {op!r}; every backend must provide it (see 'plugrad info' for coverage)")
+
+
+def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -> None:
+    parents = tuple(t._node for t in inputs)
+    for parent in parents:
+        if parent is not None:
+            break
+    else:
+        return
+    op = OPS[op_name]
+    if not op.differentiable or result._data.dtype.kind != "f":
+        return
+    node = Node(op, parents, tuple(t._data for t in inputs), result._data, result._device, attrs)
+    result._node = node
+    state.live_nodes.append(node)
+
+
+def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
+    """Run ``op`` on tensors that are already validated and promoted; returns a new Tensor."""
+    device = inputs[0]._device
+    if len(inputs) > 1:
+        device = common_device(op, inputs)
+    kernel = device.kernels.get(op)
+    if kernel is None or (
+        state.recording and OPS[op].vjp is None and not OPS[op].primitive
+        and any(t._node is not None for t in inputs)
+    ):
+        definition = OPS[op]
+        if definition.primitive:
+            raise _missing(op, device)
+        return definition.decomposition(*inputs, **attrs)
+    try:
+        out = kernel(*[t._data for t in inputs], **attrs)
+    except Exception as exc:
+        raise _kernel_failed(op, device, inputs, attrs, exc) from exc
+    result = wrap(out, device)
+    if state.recording:
+        _record(op, inputs, attrs, result)
+    return result
+
+
+def create(op: str, device, **attrs: Any) -> Tensor:
+    """Run a creation op (no tensor inputs) on ``device``."""
+    kernel = device.kernels.get(op)
+    if kernel is None:
+        raise _missing(op, device)
+    try:
+        out = kernel(**attrs)
+    except Exception as exc:
+        raise _kernel_failed(op, device, (), attrs, exc) from exc
+    return wrap(out, device)
+
+
+@lru_cache(maxsize=4096)
+def _broadcast_shape(op: str, a: tuple, b: tuple) -> tuple:
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a} and {b} cannot be broadcast together; each trailing "
+                         f"dimension must be equal or 1") from None
+
+
+def check_broadcast(op: str, a: tuple, b: tuple) -> tuple:
+    """The broadcast shape of ``a`` and ``b``, or a ValueError naming the op and both shapes."""
+    return a if a == b else _broadcast_shape(op, a, b)
+
+
+def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None) -> Tensor:
+    """A Python scalar, list or array as a tensor on ``like``'s device (weak scalar typing)."""
+    if isinstance(value, Tensor):
+        return value
+    if dtype is None:
+        if isinstance(value, (bool, int, float, np.number, np.bool_)):
+            dtype = dtypes.result_dtype(like._data.dtype, value)
+        else:
+            dtype = dtypes.default_dtype_for(np.asarray(value).dtype)
+    device = like._device
+    return wrap(device.type.from_host(np.array(value, dtype=dtype), device.index), device)
+
+
+def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
+    return apply("cast", t, dtype=dtype)
+
+
+def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
+    """Two tensors of one dtype from tensors or scalars, under MegEngine's promotion rules."""
+    if not isinstance(x, Tensor):
+        if not isinstance(y, Tensor):
+            raise TypeError(f"{op}: expected at least one Tensor, got {type(x).__name__} and "
+                            f"{type(y).__name__}")
+        x = as_tensor_like(x, y)
+    elif not isinstance(y, Tensor):
+        y = as_tensor_like(y, x)
+    x_dtype, y_dtype = x._data.dtype, y._data.dtype
+    if x_dtype != y_dtype:
+        target = dtypes.promote(x_dtype, y_dtype)
+        if x_dtype != target:
+            x = _cast(x, target)
+        if y_dtype != target:
+            y = _cast(y, target)
+    return x, y
+
+
+def binary(op: str, x: Any, y: Any) -> Tensor:
+    """An elementwise binary op with MegEngine's promotion and broadcasting checks."""
+    if x.__class__ is not Tensor or y.__class__ is not Tensor \
+            or x._data.dtype != y._data.dtype:
+        x, y = promote_pair(op, x, y)
+    x_shape, y_shape = x._data.shape, y._data.shape
+    if x_shape != y_shape:
+        _broadcast_shape(op, x_shape, y_shape)
+    return apply(op, x, y)

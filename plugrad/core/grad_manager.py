@@ -1,0 +1,152 @@
+"""GradManager: MegEngine's interface to the tape (attach, record, backward, release)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+from plugrad.core import tape
+from plugrad.core.tape import Leaf, state
+from plugrad.core.tensor import Tensor, wrap
+
+__all__ = ["GradManager"]
+
+GradCallback = Callable[[Tensor, Tensor], Tensor]
+
+
+class GradManager:
+    """Computes gradients of attached tensors for the ops recorded while it is recording.
+
+    Example:
+        >>> w = Parameter(3.0)
+        >>> gm = GradManager().attach([w])
+        >>> with gm:
+        ...     gm.backward(w * 2.0)
+        >>> w.grad
+        Tensor(2.0, device=xpux:0)
+
+    Gradients accumulate into ``.grad`` until an optimizer clears them. ``backward`` ends the
+    recording, as in MegEngine.
+    """
+
+    def __init__(self) -> None:
+        self._attached: dict[int, tuple[Tensor, list[GradCallback]]] = {}
+        self._recording = False
+
+    # -- attach ----------------------------------------------------------------------------
+    def attach(self, tensors: Tensor | Iterable[Tensor],
+               callbacks: GradCallback | Sequence[GradCallback] | None = None) -> GradManager:
+        """Track ``tensors``; ``callbacks(tensor, grad) -> grad`` run before accumulation."""
+        if isinstance(tensors, Tensor):
+            tensors = [tensors]
+        if callbacks is None:
+            callbacks = []
+        elif callable(callbacks):
+            callbacks = [callbacks]
+        for position, t in enumerate(tensors):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradManager.attach: expected Tensors, got "
+                                f"{type(t).__name__} at position {position}")
+            if t._data.dtype.kind != "f":
+                raise TypeError(f"GradManager.attach: only floating-point tensors can have "
+                                f"gradients; got a {t._data.dtype} tensor of shape {t.shape} at "
+                                f"position {position}; cast it with astype('float32')")
+            entry = self._attached.get(id(t))
+            if entry is None:
+                self._attached[id(t)] = (t, list(callbacks))
+            else:
+                entry[1].extend(callbacks)
+            if self._recording:
+                self._mark(t)
+        return self
+
+    def attached_tensors(self) -> list[Tensor]:
+        return [t for t, _ in self._attached.values()]
+
+    def _mark(self, t: Tensor) -> None:
+        leaf = t._node
+        if not isinstance(leaf, Leaf):
+            leaf = Leaf(t)
+            t._node = leaf
+            state.live_leaves.append(leaf)
+        if self not in leaf.managers:
+            leaf.managers.append(self)
+
+    # -- recording -------------------------------------------------------------------------
+    def record(self) -> None:
+        """Start recording ops on attached tensors."""
+        if self._recording:
+            raise RuntimeError("GradManager.record: this GradManager is already recording")
+        self._recording = True
+        state.sessions.append(self)
+        state.recording = True
+        for t, _ in self._attached.values():
+            self._mark(t)
+
+    def release(self) -> None:
+        """Stop recording; once nothing records, the tape's memory is returned."""
+        if not self._recording:
+            return
+        self._recording = False
+        state.sessions.remove(self)
+        for t, _ in self._attached.values():
+            leaf = t._node
+            if isinstance(leaf, Leaf) and self in leaf.managers:
+                leaf.managers.remove(self)
+        if not state.sessions:
+            state.recording = False
+            tape.release_all()
+
+    def __enter__(self) -> GradManager:
+        self.record()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+    # -- backward --------------------------------------------------------------------------
+    def backward(self, y: Tensor | Sequence[Tensor] | None = None,
+                 dy: Tensor | Sequence[Tensor] | None = None) -> None:
+        """Accumulate d(y)/d(attached) into each attached tensor's ``.grad``, then release.
+
+        Args:
+            y: the tensor(s) to differentiate, usually the loss.
+            dy: the gradient(s) of some scalar with respect to ``y``; ones by default.
+        """
+        if not self._recording:
+            raise RuntimeError("GradManager.backward: no recording in progress; call backward "
+                               "inside 'with gm:' or after gm.record()")
+        if y is None:
+            raise ValueError("GradManager.backward: y is required (the tensor to differentiate)")
+        ys = [y] if isinstance(y, Tensor) else list(y)
+        if dy is None:
+            dys = [None] * len(ys)
+        else:
+            dys = [dy] if isinstance(dy, Tensor) else list(dy)
+        if len(dys) != len(ys):
+            raise ValueError(f"GradManager.backward: got {len(ys)} tensors but {len(dys)} "
+                             f"gradients")
+        from plugrad import functional as F
+
+        try:
+            roots = []
+            for position, (out, grad) in enumerate(zip(ys, dys)):
+                if grad is None:
+                    grad = F.ones_like(out)
+                elif not isinstance(grad, Tensor):
+                    grad = Tensor(grad, dtype=out._data.dtype, device=out._device)
+                if tuple(grad.shape) != tuple(out.shape):
+                    raise ValueError(f"GradManager.backward: dy[{position}] has shape "
+                                     f"{tuple(grad.shape)} but y[{position}] has shape "
+                                     f"{tuple(out.shape)}")
+                if out._node is not None:
+                    roots.append((out._node, grad))
+            state.recording = False
+            tape.run_backward(self, roots, self._accumulate)
+        finally:
+            state.recording = bool(state.sessions)
+            self.release()
+
+    def _accumulate(self, t: Tensor, grad: Tensor) -> None:
+        for callback in self._attached[id(t)][1]:
+            grad = callback(t, grad)
+        grad = wrap(grad._data, grad._device)  # a grad of its own, never shared between tensors
+        t.grad = grad if t.grad is None else t.grad + grad

@@ -1,0 +1,269 @@
+"""Backend discovery: entry points and pluggy hooks, run once, lazily.
+
+Nothing here runs at ``import plugrad``. The first device resolution calls :func:`device_types`,
+which imports every plugin named in the ``plugrad.backends`` entry-point group, checks its API
+version and collects the device types it registers. A plugin that fails is recorded with its
+reason and never stops plugrad or the other plugins from working.
+
+Environment:
+    PLUGRAD_BACKENDS: comma-separated entry-point names to load (an allowlist); unset loads all.
+    PLUGRAD_AUTOLOAD_BACKENDS: ``0`` turns entry-point scanning off; backends then come only from
+        :func:`register_plugin`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pluggy
+
+from plugrad.core.backend import API_VERSION, DeviceType
+
+if sys.version_info >= (3, 10):
+    from importlib.metadata import EntryPoint, entry_points
+else:  # pragma: no cover - plugrad needs 3.10, kept for clarity
+    from importlib_metadata import EntryPoint, entry_points
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BackendRecord",
+    "BackendRegistrar",
+    "PluginError",
+    "backend_records",
+    "device_types",
+    "register_plugin",
+    "reset",
+]
+
+ENTRY_POINT_GROUP = "plugrad.backends"
+_NAME_RE = re.compile(r"^[a-z][a-z_]*$")
+_RESERVED_PREFIXES = {"xpu"}
+_KNOWN_DTYPES = {
+    "bool", "int8", "uint8", "int16", "int32", "int64",
+    "float16", "float32", "float64", "bfloat16",
+}
+
+
+class PluginError(Exception):
+    """A backend plugin declared something plugrad cannot use."""
+
+
+@dataclass
+class BackendRecord:
+    """What plugrad knows about one plugin: where it came from and whether it loaded."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "pending"  # "loaded" or "failed"
+    reason: str | None = None
+    device_types: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        if self.distribution:
+            return f"{self.distribution} {self.version or ''}".strip()
+        return self.module
+
+
+class BackendRegistrar:
+    """Handed to ``plugrad_register``: validates and collects one plugin's device types."""
+
+    def __init__(self, record: BackendRecord, taken: dict[str, DeviceType]):
+        self._record = record
+        self._taken = taken
+        self.added: list[DeviceType] = []
+
+    def add_device_type(self, device_type: DeviceType) -> None:
+        """Declare a device type; raises :class:`PluginError` naming the plugin on bad input."""
+        who = f"backend plugin {self._record.name!r} ({self._record.source})"
+        if not isinstance(device_type, DeviceType):
+            raise PluginError(f"{who}: add_device_type expects a plugrad DeviceType, got "
+                              f"{type(device_type).__name__}")
+        name = device_type.name
+        if not isinstance(name, str) or not _NAME_RE.match(name) or name in _RESERVED_PREFIXES:
+            raise PluginError(f"{who}: device type name {name!r} is invalid; use lowercase letters "
+                              f"and underscores, not 'xpu' (e.g. 'ref')")
+        taken = self._taken.get(name) or next((d for d in self.added if d.name == name), None)
+        if taken is not None:
+            raise PluginError(f"{who}: device type {name!r} is already registered by backend "
+                              f"{taken.backend!r}; pick another prefix")
+        unknown = [d for d in device_type.dtypes if d not in _KNOWN_DTYPES]
+        if not device_type.dtypes or unknown:
+            raise PluginError(f"{who}: device type {name!r} declares unknown dtypes {unknown}; "
+                              f"known: {sorted(_KNOWN_DTYPES)}")
+        for attr in ("to_host", "from_host", "is_available", "device_count", "synchronize"):
+            if not callable(getattr(device_type, attr)):
+                raise PluginError(f"{who}: DeviceType.{attr} of {name!r} must be callable")
+        if not (callable(device_type.kernels) or isinstance(device_type.kernels, dict)):
+            raise PluginError(f"{who}: DeviceType.kernels of {name!r} must be a dict of kernels "
+                              f"or a callable returning one")
+        device_type.backend = self._record.name
+        self.added.append(device_type)
+
+
+_lock = threading.RLock()
+_records: dict[str, BackendRecord] | None = None
+_device_types: dict[str, DeviceType] = {}
+_explicit: list[tuple[str, ModuleType | Any]] = []
+
+
+def _hook_manager() -> pluggy.PluginManager:
+    from plugrad import hookspecs
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _load_plugin(record: BackendRecord, plugin: Any) -> None:
+    """Check one plugin's API version and collect its device types into the global table."""
+    pm = _hook_manager()
+    try:
+        pm.register(plugin, name=record.name)
+    except Exception as exc:  # pluggy validates hook signatures here
+        record.status, record.reason = "failed", f"invalid hook implementation: {_describe(exc)}"
+        return
+    try:
+        version = pm.hook.plugrad_api_version()
+    except Exception as exc:
+        record.status, record.reason = "failed", f"plugrad_api_version raised {_describe(exc)}"
+        return
+    if version is None:
+        record.status = "failed"
+        record.reason = "implements no plugrad_api_version hook; it must return the API version"
+        return
+    if version != API_VERSION:
+        record.status = "failed"
+        record.reason = (f"built for backend API version {version}, but this plugrad speaks "
+                         f"version {API_VERSION}; install a release of the plugin for "
+                         f"API {API_VERSION}")
+        return
+    registrar = BackendRegistrar(record, _device_types)
+    try:
+        pm.hook.plugrad_register(registry=registrar)
+    except Exception as exc:
+        record.status, record.reason = "failed", f"plugrad_register raised {_describe(exc)}"
+        return
+    if not registrar.added:
+        record.status, record.reason = "failed", "registered no device type"
+        return
+    for device_type in registrar.added:
+        _device_types[device_type.name] = device_type
+    record.status = "loaded"
+    record.device_types = [d.name for d in registrar.added]
+
+
+def _selected_entry_points() -> list[EntryPoint]:
+    if os.environ.get("PLUGRAD_AUTOLOAD_BACKENDS", "1").strip().lower() in ("0", "false", "no"):
+        return []
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    allow = os.environ.get("PLUGRAD_BACKENDS")
+    if allow is not None:
+        wanted = {name.strip() for name in allow.split(",") if name.strip()}
+        found = [ep for ep in found if ep.name in wanted]
+    # One entry per name: the same distribution can be visible twice (editable + site).
+    unique: dict[str, EntryPoint] = {}
+    for ep in found:
+        unique.setdefault(ep.name, ep)
+    return list(unique.values())
+
+
+def _discover() -> dict[str, BackendRecord]:
+    records: dict[str, BackendRecord] = {}
+    for ep in _selected_entry_points():
+        dist = getattr(ep, "dist", None)
+        record = BackendRecord(
+            name=ep.name,
+            module=ep.value,
+            distribution=dist.metadata["Name"] if dist is not None else None,
+            version=dist.version if dist is not None else None,
+        )
+        records[ep.name] = record
+        try:
+            plugin = ep.load()
+        except BaseException as exc:  # a broken plugin must never break plugrad
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            last = traceback.extract_tb(exc.__traceback__)[-1:]
+            where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+            record.status, record.reason = "failed", f"import failed: {_describe(exc)}{where}"
+            continue
+        _load_plugin(record, plugin)
+    for name, plugin in _explicit:
+        record = BackendRecord(name=name, module=getattr(plugin, "__name__", repr(plugin)))
+        records[name] = record
+        _load_plugin(record, plugin)
+    return records
+
+
+def _ensure_loaded() -> dict[str, BackendRecord]:
+    global _records
+    if _records is None:
+        with _lock:
+            if _records is None:
+                _records = _discover()
+    return _records
+
+
+def backend_records() -> list[BackendRecord]:
+    """Every plugin found, loaded or failed, in discovery order."""
+    return list(_ensure_loaded().values())
+
+
+def device_types() -> dict[str, DeviceType]:
+    """Registered device types by prefix (``cpu``, ``gpu``, ...); discovers plugins once."""
+    _ensure_loaded()
+    return _device_types
+
+
+def register_plugin(plugin: ModuleType | Any, name: str | None = None) -> BackendRecord:
+    """Load a plugin object or module directly, without an entry point.
+
+    Useful with ``PLUGRAD_AUTOLOAD_BACKENDS=0`` and in tests. Returns its record.
+    """
+    name = name or getattr(plugin, "__name__", type(plugin).__name__)
+    with _lock:
+        records = _ensure_loaded()
+        _explicit.append((name, plugin))
+        record = BackendRecord(name=name, module=getattr(plugin, "__name__", repr(plugin)))
+        records[name] = record
+        _load_plugin(record, plugin)
+    from plugrad.core import device
+
+    device.clear_cache()
+    return record
+
+
+def reset() -> None:
+    """Forget every plugin so the next device resolution discovers again (for tests)."""
+    global _records
+    with _lock:
+        _records = None
+        _device_types.clear()
+        _explicit.clear()
+    from plugrad.core import device
+
+    device.clear_cache()
+
+
+def host_array(value: Any) -> np.ndarray:
+    """A host copy of a device array of any registered type (used for repr and errors)."""
+    if isinstance(value, np.ndarray):
+        return value
+    for device_type in _device_types.values():
+        if device_type.array_types and isinstance(value, device_type.array_types):
+            return device_type.to_host(value)
+    return np.asarray(value)

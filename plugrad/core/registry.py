@@ -1,0 +1,95 @@
+"""The op registry: every op declared once, and each device type's kernel table built once.
+
+A *primitive* is an op every backend must implement. A *composite* op is defined by a
+decomposition into other ops; a backend may override it with a fused kernel, and then the
+composite's own vjp (if it has one) is used, otherwise gradients flow through the decomposition.
+vjps are written with other ops, so backends never implement autograd.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+from plugrad.core.backend import DeviceType, Kernel
+
+__all__ = [
+    "OpDef",
+    "OPS",
+    "primitive",
+    "composite",
+    "dispatch_table",
+    "coverage",
+    "missing_primitives",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class OpDef:
+    """One op: its name, whether backends must implement it, and how to differentiate it.
+
+    ``vjp(ctx, g)`` returns one gradient (or ``None``) per input, computed with other ops;
+    ``ctx`` holds the inputs, the output and the attributes of the forward call.
+    ``decomposition(*inputs, **attrs)`` computes a composite op with other ops.
+    """
+
+    name: str
+    primitive: bool
+    vjp: Callable | None = None
+    decomposition: Callable | None = None
+    differentiable: bool = True
+    doc: str = ""
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def _register(op: OpDef) -> OpDef:
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is declared twice")
+    OPS[op.name] = op
+    return op
+
+
+def primitive(name: str, *, vjp: Callable | None = None, differentiable: bool = True,
+              doc: str = "") -> OpDef:
+    """Declare a primitive op; ``differentiable=False`` ops pass no gradient (comparisons...)."""
+    return _register(OpDef(name, True, vjp, None, differentiable and vjp is not None, doc))
+
+
+def composite(name: str, *, decomposition: Callable, vjp: Callable | None = None,
+              doc: str = "") -> OpDef:
+    """Declare a composite op with its decomposition (and optionally a vjp for fused kernels)."""
+    return _register(OpDef(name, False, vjp, decomposition, True, doc))
+
+
+_tables: dict[int, dict[str, Kernel]] = {}
+
+
+def dispatch_table(device_type: DeviceType) -> dict[str, Kernel]:
+    """The device type's op -> kernel dict, loaded once; composites without a kernel are absent."""
+    table = _tables.get(id(device_type))
+    if table is None:
+        kernels = device_type.load_kernels()
+        unknown = sorted(set(kernels) - set(OPS))
+        if unknown:
+            warnings.warn(f"backend {device_type.backend!r} (device type {device_type.name!r}) "
+                          f"provides kernels for ops plugrad does not know, ignored: {unknown}",
+                          RuntimeWarning, stacklevel=2)
+        table = {name: kernel for name, kernel in kernels.items() if name in OPS}
+        _tables[id(device_type)] = table
+    return table
+
+
+def missing_primitives(device_type: DeviceType) -> list[str]:
+    """Primitives the device type lacks: a backend must implement all of them."""
+    table = dispatch_table(device_type)
+    return sorted(name for name, op in OPS.items() if op.primitive and name not in table)
+
+
+def coverage(device_type: DeviceType) -> dict[str, list[str]]:
+    """Which ops run natively, which through a decomposition, and which primitives are missing."""
+    table = dispatch_table(device_type)
+    native = sorted(name for name in OPS if name in table)
+    decomposed = sorted(name for name, op in OPS.items() if not op.primitive and name not in table)
+    return {"native": native, "decomposed": decomposed, "missing": missing_primitives(device_type)}

@@ -1,0 +1,94 @@
+"""Argument normalisation shared by the functional modules (strict primitives, lenient front)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from plugrad.core import dtypes
+from plugrad.core.device import get_device
+from plugrad.core.dispatch import apply
+from plugrad.core.tensor import Tensor, wrap
+
+__all__ = ["as_tensor", "normalize_axes", "normalize_axis", "sum_to", "to_float", "shape_tuple"]
+
+
+def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tensor:
+    """``value`` as a Tensor; non-tensors go to ``like``'s device (or the default device)."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None:
+        from plugrad.core.dispatch import as_tensor_like
+
+        return as_tensor_like(value, like, None if dtype is None else dtypes.as_dtype(dtype))
+    return Tensor(value, dtype=dtype)
+
+
+def to_float(x: Tensor) -> Tensor:
+    """Integers and booleans become float32 for ops whose result is real-valued."""
+    if x._data.dtype.kind == "f":
+        return x
+    return apply("cast", x, dtype=dtypes.float32)
+
+
+def normalize_axis(op: str, axis: Any, ndim: int) -> int:
+    """A single axis in ``[0, ndim)``, or a ValueError naming the op and the rank."""
+    try:
+        axis = int(axis)
+    except TypeError:
+        raise TypeError(f"{op}: axis must be an int, got {type(axis).__name__}") from None
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: axis {axis} is out of range for a tensor of {ndim} dimension(s); "
+                         f"expected {-ndim} <= axis < {ndim}" if ndim else
+                         f"{op}: axis {axis} given for a 0-d tensor, which has no axes")
+    return axis % ndim
+
+
+def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """``None`` (all axes) or a sorted tuple of distinct axes."""
+    if axis is None:
+        return None
+    if isinstance(axis, (list, tuple)):
+        axes = tuple(sorted(normalize_axis(op, a, ndim) for a in axis))
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{op}: repeated axis in {axis}")
+        return axes
+    return (normalize_axis(op, axis, ndim),)
+
+
+def shape_tuple(op: str, shape: Any) -> tuple[int, ...]:
+    """A shape given as an int, a sequence of ints or a 1-D integer tensor."""
+    if isinstance(shape, Tensor):
+        shape = shape.tolist()
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    try:
+        return tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
+
+
+def sum_to(g: Tensor, shape: Sequence[int]) -> Tensor:
+    """Sum a broadcast gradient back to ``shape`` (the one helper every vjp uses)."""
+    shape = tuple(shape)
+    g_shape = g._data.shape
+    if g_shape == shape:
+        return g
+    lead = len(g_shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, size in enumerate(shape) if size == 1 and g_shape[lead + i] != 1)
+    if axes:
+        g = apply("sum", g, axis=axes, keepdims=True)
+    if g._data.shape != shape:
+        g = apply("reshape", g, shape=shape)
+    return g
+
+
+def device_of(device: Any):
+    return get_device(device)
+
+
+def host_tensor(array: np.ndarray, like: Tensor) -> Tensor:
+    """Move a host array onto ``like``'s device without a dtype change."""
+    device = like._device
+    return wrap(device.type.from_host(array, device.index), device)

@@ -1,0 +1,79 @@
+"""Loss functions (``F.loss``, also under ``F.nn``), with MegEngine's signatures."""
+from __future__ import annotations
+
+from typing import Any
+
+from plugrad.core.tensor import Tensor
+from plugrad.functional._utils import as_tensor, normalize_axis, to_float
+
+__all__ = ["square_loss", "l1_loss", "cross_entropy"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(op: str, loss: Tensor, reduction: str) -> Tensor:
+    from plugrad.functional.math import mean, sum
+
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _pair(op: str, pred: Any, label: Any) -> tuple[Tensor, Tensor]:
+    pred = to_float(as_tensor(pred))
+    label = as_tensor(label, pred)
+    if tuple(pred.shape) != tuple(label.shape):
+        raise ValueError(f"{op}: pred shape {pred.shape} and label shape {label.shape} must match")
+    return pred, label
+
+
+def square_loss(pred: Tensor, label: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean squared error; ``square_loss([3,3,3,3], [2,8,6,1])`` is 9.75."""
+    pred, label = _pair("square_loss", pred, label)
+    diff = pred - label
+    return _reduce("square_loss", diff * diff, reduction)
+
+
+def l1_loss(pred: Tensor, label: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean absolute error."""
+    pred, label = _pair("l1_loss", pred, label)
+    return _reduce("l1_loss", abs(pred - label), reduction)
+
+
+def cross_entropy(pred: Tensor, label: Tensor, axis: int = 1, with_logits: bool = True,
+                  label_smooth: float = 0, reduction: str = "mean") -> Tensor:
+    """Cross entropy of class scores ``pred`` against integer class ``label`` along ``axis``.
+
+    Args:
+        pred: logits (``with_logits=True``) or probabilities, e.g. shape ``(N, C)``.
+        label: class indices of ``pred``'s shape without ``axis``, e.g. ``(N,)``.
+        label_smooth: mixes the one-hot target with the uniform distribution by this weight.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+    from plugrad.functional.math import mean
+    from plugrad.functional.nn import indexing_one_hot, logsoftmax
+
+    pred = to_float(as_tensor(pred))
+    axis = normalize_axis("cross_entropy", axis, pred.ndim)
+    label = as_tensor(label, pred)
+    expected = pred.shape[:axis] + pred.shape[axis + 1:]
+    if tuple(label.shape) != expected:
+        raise ValueError(f"cross_entropy: label shape {label.shape} must be pred shape "
+                         f"{pred.shape} without axis {axis}, i.e. {expected}")
+    if label._data.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: label must hold integer class indices, got "
+                        f"{label._data.dtype}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got "
+                         f"{reduction!r}")
+    from plugrad.functional.elementwise import log
+
+    log_prob = logsoftmax(pred, axis) if with_logits else log(pred)
+    loss = -indexing_one_hot(log_prob, label, axis)
+    if label_smooth:
+        loss = loss * (1 - label_smooth) - mean(log_prob, axis) * label_smooth
+    return _reduce("cross_entropy", loss, reduction)

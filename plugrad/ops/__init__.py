@@ -1,0 +1,7 @@
+"""Every op declared once: name, kind, vjp (written with other ops) and decompositions.
+
+Importing this package fills :data:`plugrad.core.registry.OPS`.
+"""
+from plugrad.ops import activation, creation, elementwise, indexing, linalg, reduction, shape
+
+__all__ = ["activation", "creation", "elementwise", "indexing", "linalg", "reduction", "shape"]

@@ -1,0 +1,116 @@
+"""The Optimizer base: parameter groups, step/clear_grad, and state dicts."""
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterable
+
+from plugrad.core.tensor import Parameter, Tensor
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Base class of optimizers; subclasses implement :meth:`_update_group`.
+
+    Args:
+        params: Parameters, or dicts ``{"params": [...], "lr": ...}`` (parameter groups).
+        defaults: hyper-parameters each group inherits unless it sets its own.
+    """
+
+    def __init__(self, params: Parameter | dict | Iterable[Parameter | dict],
+                 defaults: dict[str, Any]):
+        self._defaults = dict(defaults)
+        self._state: dict[Parameter, dict[str, Tensor]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        if isinstance(params, (Parameter, dict)):
+            params = [params]
+        elif isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise TypeError(f"params given to {type(self).__name__} must be a Parameter, a dict "
+                            f"or an iterable of them; got {type(params).__name__}")
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyper-parameters."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param group must be a dict, got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if params is None:
+            raise ValueError("param group needs a 'params' entry")
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for param in group["params"]:
+            if not isinstance(param, Parameter):
+                raise TypeError("optimizer can only optimize Parameters, but one of the params is "
+                                + str(type(param)))
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        for name, default in self._defaults.items():
+            group.setdefault(name, default)
+        self.param_groups.append(group)
+
+    def _parameters(self) -> list[Parameter]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def step(self) -> Optimizer:
+        """Update every parameter that has a gradient; returns self for ``step().clear_grad()``."""
+        for group in self.param_groups:
+            self._update_group(group)
+        return self
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _update_group")
+
+    def clear_grad(self) -> Optimizer:
+        """Set every parameter's ``.grad`` to None."""
+        for param in self._parameters():
+            param.grad = None
+        return self
+
+    # -- state dicts -----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters and per-parameter state, parameters referred to by position."""
+        index = {id(p): i for i, p in enumerate(self._parameters())}
+        groups = []
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            saved["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(saved)
+        state = {index[id(p)]: {k: Tensor(v) for k, v in s.items()}
+                 for p, s in self._state.items() if id(p) in index}
+        return {"param_groups": groups, "state": state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, for the same parameters in the same order."""
+        groups = state.get("param_groups") if isinstance(state, dict) else None
+        if groups is None or "state" not in state:
+            raise ValueError("load_state_dict: expected a dict with 'param_groups' and 'state'")
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"load_state_dict: the state has {len(groups)} parameter groups, "
+                             f"this optimizer {len(self.param_groups)}")
+        params = self._parameters()
+        for i, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"load_state_dict: group {i} has {len(saved['params'])} "
+                                 f"parameters in the state but {len(group['params'])} here")
+        for saved, group in zip(groups, self.param_groups):
+            for key, value in saved.items():
+                if key != "params":
+                    group[key] = copy.deepcopy(value)
+        self._state = {}
+        for position, values in state["state"].items():
+            param = params[int(position)]
+            restored = {}
+            for key, value in values.items():
+                value = value if isinstance(value, Tensor) else Tensor(value)
+                if tuple(value.shape) != tuple(param.shape):
+                    raise ValueError(f"load_state_dict: state {key!r} of parameter {position} has "
+                                     f"shape {tuple(value.shape)}, the parameter "
+                                     f"{tuple(param.shape)}")
+                restored[key] = Tensor(value, device=param.device)
+            self._state[param] = restored

@@ -1,0 +1,52 @@
+"""Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from plugrad.core.tensor import Parameter
+from plugrad.optimizer.optimizer import Optimizer
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    """``v = momentum * v + (g + weight_decay * p)``; ``p -= lr * v`` (or the Nesterov form).
+
+    Args:
+        params: parameters or parameter groups.
+        lr: learning rate.
+        momentum: momentum factor (0 disables the buffer).
+        nesterov: use Nesterov momentum (requires momentum > 0).
+        weight_decay: L2 penalty added to the gradient.
+    """
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
+                 momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+        if lr < 0.0:
+            raise ValueError(f"SGD: invalid learning rate {lr}; it must be >= 0")
+        if momentum < 0.0:
+            raise ValueError(f"SGD: invalid momentum {momentum}; it must be >= 0")
+        if weight_decay < 0.0:
+            raise ValueError(f"SGD: invalid weight_decay {weight_decay}; it must be >= 0")
+        if nesterov and momentum <= 0:
+            raise ValueError("SGD: nesterov momentum requires a momentum > 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov,
+                                      weight_decay=weight_decay))
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        lr, momentum = group["lr"], group["momentum"]
+        weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+        for param in group["params"]:
+            if param.grad is None:
+                continue
+            value = param.detach()
+            grad = param.grad.detach()
+            if weight_decay:
+                grad = grad + value * weight_decay
+            if momentum:
+                state = self._state.setdefault(param, {})
+                buffer = state.get("momentum_buffer")
+                buffer = grad if buffer is None else buffer * momentum + grad
+                state["momentum_buffer"] = buffer
+                grad = grad + buffer * momentum if nesterov else buffer
+            param._set_data((value - grad * lr)._data)
