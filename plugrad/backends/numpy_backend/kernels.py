@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from plugrad.backends.numpy_backend import nn
+
 __all__ = ["kernel_table"]
 
 
@@ -19,6 +21,7 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
     table.update(_shape_and_index(xp))
     table.update(_creation(xp))
     table.update(_activations(xp))
+    table.update(nn.kernels(xp))
     return table
 
 
