@@ -1,0 +1,1 @@
+"""Backend plugins for plugrad."""

@@ -1,0 +1,1 @@
+"""NumPy backend for plugrad."""
