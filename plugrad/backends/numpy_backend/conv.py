@@ -34,6 +34,7 @@ values and are multiplied by exact zeros in ``conv2d_grad_weight``, so an
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 # CPU cache blocking: bytes of im2col columns per batch block (None: no
@@ -45,15 +46,15 @@ def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+@functools.lru_cache(maxsize=256)
 def _pick_block(n: int, per_sample: int, budget: int | None) -> int:
     """Largest divisor of ``n`` whose block fits ``budget`` bytes (at least 1)."""
     if budget is None or n * per_sample <= budget:
         return n
-    best = 1
-    for d in range(2, n):
-        if n % d == 0 and d * per_sample <= budget:
-            best = d
-    return best
+    for d in range(min(n, budget // max(per_sample, 1)), 1, -1):
+        if n % d == 0:
+            return d
+    return 1
 
 
 def kernels(xp) -> dict[str, Callable]:
