@@ -144,7 +144,8 @@ def main_table(args):
             used = not (name == "conv1" and op == "grad_input")
             train_o += r["ours"][0] if used else 0.0
             if "torch" in r:
-                line += f" {r['torch'][0]:9.3f} {r['torch'][1]:9.3f} {r['ours'][0] / r['torch'][0]:6.2f}"
+                ratio = r["ours"][0] / r["torch"][0]
+                line += f" {r['torch'][0]:9.3f} {r['torch'][1]:9.3f} {ratio:6.2f}"
                 tot_t += r["torch"][0]
                 train_t += r["torch"][0] if used else 0.0
             print(line + ("" if used else "   (not needed in training)"))
@@ -279,7 +280,8 @@ def explore(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--torch-threads", type=int, default=2)

@@ -409,9 +409,11 @@ def test_pool_finite_differences(case):
     gx = POOL["max_pool2d_grad"](gy, x, POOL["max_pool2d"](x, **geo), **geo)
     np.testing.assert_allclose(gx, numeric_grad(f, x), rtol=1e-5, atol=1e-6)
     for inc in (True, False):
-        f = lambda x_: np.vdot(gy, POOL["avg_pool2d"](x_, count_include_pad=inc, **geo))  # noqa: E731
+        def f_avg(x_, inc=inc):
+            return np.vdot(gy, POOL["avg_pool2d"](x_, count_include_pad=inc, **geo))
+
         gx = POOL["avg_pool2d_grad"](gy, input_shape=x.shape, count_include_pad=inc, **geo)
-        np.testing.assert_allclose(gx, numeric_grad(f, x), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(gx, numeric_grad(f_avg, x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
