@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from plugrad.backends.numpy_backend import nn
+from plugrad.backends.numpy_backend import conv, nn, pool
 
 __all__ = ["kernel_table"]
 
 
 def kernel_table(xp: Any) -> dict[str, Callable]:
-    """Every primitive and the cheap composite overrides, for array module ``xp``."""
+    """Every primitive and the fused composite kernels (activations, nn, conv, pooling)."""
     table: dict[str, Callable] = {}
     table.update(_elementwise(xp))
     table.update(_reductions(xp))
@@ -22,6 +22,8 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
     table.update(_creation(xp))
     table.update(_activations(xp))
     table.update(nn.kernels(xp))
+    table.update(conv.kernels(xp))
+    table.update(pool.kernels(xp))
     return table
 
 
