@@ -71,6 +71,8 @@ class _Writer:
         return entry
 
     def encode(self, obj: Any, where: str) -> Any:
+        if isinstance(obj, np.generic) and obj.dtype.kind in "biufc":  # before float: float64
+            return {"type": "npscalar", "array": self._array(obj, np.asarray(obj))}
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, int) and not isinstance(obj, np.integer):
@@ -83,8 +85,6 @@ class _Writer:
                     "array": self._array(obj, obj.numpy())}
         if isinstance(obj, np.ndarray) and obj.dtype.kind in "biufc":
             return {"type": "ndarray", "array": self._array(obj, obj)}
-        if isinstance(obj, np.generic) and obj.dtype.kind in "biufc":
-            return {"type": "npscalar", "array": self._array(obj, np.asarray(obj))}
         if isinstance(obj, (bytes, bytearray)):
             return {"type": "bytes", "array": self._array(obj, np.frombuffer(obj, np.uint8))}
         if type(obj) in (dict, OrderedDict):
