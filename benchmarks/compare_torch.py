@@ -4,7 +4,8 @@ in the same process, on the same weights and batch.
     PYTHONPATH=. python benchmarks/compare_torch.py [--steps 200] [--warmup 30]
 
 Steps are timed in interleaved rounds (plugrad, kernels, torch, plugrad, ...) so drift of a
-shared machine hits every side alike; the medians and their ratios are printed. PyTorch is
+shared machine hits every side alike (each round first runs two untimed steps); the medians and
+their ratios are printed. PyTorch is
 optional: without it only plugrad and the direct kernels are timed. "kernels" is the same step
 written by hand over the numpy backend's kernel functions (no Tensors, tape or dispatch), so
 plugrad / kernels is the framework's overhead.
@@ -20,13 +21,19 @@ import numpy as np
 from lenet_step import initial_state, kernels_step, make_batch, plugrad_step, torch_step
 
 
-def _time_rounds(steps: dict, total: int, warmup: int, per_round: int = 10) -> dict:
+def _time_rounds(steps: dict, total: int, warmup: int, per_round: int = 10,
+                 settle: int = 2) -> dict:
+    """Per-step times, sides interleaved in rounds; each round starts with ``settle`` untimed
+    steps, so one side's lingering threads (torch's OpenMP workers spin for a while after
+    a parallel region) do not land on the other side's clock."""
     for step in steps.values():
         for _ in range(warmup):
             step()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(max(1, total // per_round)):
         for name, step in steps.items():
+            for _ in range(settle):
+                step()
             for _ in range(per_round):
                 start = time.perf_counter()
                 step()
