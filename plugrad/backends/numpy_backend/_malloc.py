@@ -12,9 +12,7 @@ C library is glibc. ``PLUGRAD_MALLOC_TOP_PAD`` sets the padding in bytes; 0 turn
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 
 __all__ = ["keep_freed_memory", "DEFAULT_TOP_PAD"]
 
@@ -27,14 +25,13 @@ def keep_freed_memory() -> int:
     """Set glibc's ``M_TOP_PAD`` (once); returns the padding set, or 0 when not applied."""
     if _applied:
         return _applied[0]
-    pad = 0
     try:
         pad = int(os.environ.get("PLUGRAD_MALLOC_TOP_PAD", DEFAULT_TOP_PAD))
     except ValueError:
         pad = 0
-    if pad > 0 and platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+    if pad > 0 and _is_glibc():
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc = ctypes.CDLL("libc.so.6")
             if libc.mallopt(_M_TOP_PAD, ctypes.c_int(min(pad, 2**31 - 1))) != 1:
                 pad = 0
         except (OSError, AttributeError):
@@ -43,3 +40,10 @@ def keep_freed_memory() -> int:
         pad = 0
     _applied.append(pad)
     return pad
+
+
+def _is_glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):
+        return False
