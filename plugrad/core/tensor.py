@@ -75,7 +75,8 @@ class Tensor:
             if target.physical == data._device.physical and (dtype is None
                                                              or dtypes.as_dtype(dtype) == data._data.dtype):
                 array = target.type.from_host(np.array(_host(data)), target.index) \
-                    if target.type is not data._device.type else _copy(data._data)
+                    if target.type is not data._device.type \
+                    else target.kernels.get("copy", _copy)(data._data)
             else:
                 array = _to_backend_array(_host(data), dtype or data._data.dtype, target)
             device_obj = target
