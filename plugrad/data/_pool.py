@@ -61,6 +61,7 @@ class _Pool:
         self.task_conns: List[Any] = []
         self.result_conns: List[Any] = []
         self.outstanding: List[Deque[int]] = []
+        self.readers: List[_shm.SlotReader] = []
         self.prefix = "plg{}_{}".format(os.getpid(), secrets.token_hex(4))
         self.closed = False
 
@@ -86,10 +87,9 @@ class _Pool:
             if p.is_alive():
                 p.kill()
                 p.join()
-        # Batches made but never received (or half made by a killed worker).
-        for queue in self.outstanding:
-            for task_id in queue:
-                _shm.unlink_quietly("{}_{}".format(self.prefix, task_id))
+        # Segments of batches made but never received (or half made by a killed worker).
+        for reader, queue in zip(self.readers, self.outstanding):
+            reader.cleanup(len(queue))
             queue.clear()
         for conn in self.task_conns + self.result_conns:
             try:
@@ -133,9 +133,10 @@ class MultiProcessIterator:
             for w in range(num_workers):
                 task_r, task_w = ctx.Pipe(duplex=False)
                 res_r, res_w = ctx.Pipe(duplex=False)
+                prefix = "{}_{}".format(pool.prefix, w)
                 proc = ctx.Process(
                     target=worker_loop,
-                    args=(w, fetcher, task_r, res_w, base_seed + w, pool.prefix, os.getpid()),
+                    args=(w, fetcher, task_r, res_w, base_seed + w, prefix, os.getpid()),
                     name="plugrad-data-worker-{}".format(w),
                     daemon=True,
                 )
@@ -146,6 +147,7 @@ class MultiProcessIterator:
                 pool.task_conns.append(task_w)
                 pool.result_conns.append(res_r)
                 pool.outstanding.append(deque())
+                pool.readers.append(_shm.SlotReader(prefix, deque()))
             self._fill()
         except BaseException:
             self.close()
@@ -159,9 +161,12 @@ class MultiProcessIterator:
         self._finalizer()
 
     def _send(self, w: int, task_id: int, payload: List[Any]) -> None:
-        self._pool.outstanding[w].append(task_id)
+        pool = self._pool
+        pool.outstanding[w].append(task_id)
+        freed = pool.readers[w].freed
+        released = [freed.popleft() for _ in range(len(freed))]
         try:
-            self._pool.task_conns[w].send((task_id, payload))
+            pool.task_conns[w].send((task_id, payload, released))
         except (BrokenPipeError, OSError):
             self._raise_dead(w)
 
@@ -235,7 +240,7 @@ class MultiProcessIterator:
         if status == "err":
             self.close()
             raise rebuild_exception(info, w, proc.pid)
-        return _shm.unpack(info)
+        return pool.readers[w].read(info)
 
     def _raise_dead(self, w: int) -> None:
         proc = self._pool.procs[w]

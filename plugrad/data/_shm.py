@@ -1,26 +1,35 @@
 """Moving batches from worker processes to the main process through shared memory.
 
-A worker packs every NumPy array of a batch into one fresh POSIX shared-memory segment
-and sends only a small header (segment name, layout, and the batch structure with the
-arrays replaced by references) over a pipe. The main process maps the segment, unlinks
-its name at once (so nothing is left in ``/dev/shm`` whatever happens next) and returns
-arrays that are views of the mapping: no copy is made, and the memory is released when
-the last of those arrays is garbage-collected.
+Each worker owns a growing set of *slots*, POSIX shared-memory segments that it keeps
+mapped. To ship a batch it copies every NumPy array into a free slot and sends only a
+small header (slot id, segment name, layout, and the batch structure with the arrays
+replaced by references) over a pipe. The main process maps a segment the first time it
+sees it and unlinks its name at once, so nothing is left in ``/dev/shm`` whatever happens
+later; the batch it returns is made of zero-copy views of the mapping. When the last of
+those views is garbage-collected the slot is handed back to the worker for reuse, so in
+steady state no memory is allocated and no page is faulted in per batch (fresh segments
+cost far more in page faults than the copy itself).
+
+Segment names are ``<prefix>_<n>`` with ``n`` counting up per worker; because a worker
+creates at most one segment per task and tasks are answered in order, the main process
+can always tell which names might exist that it has not seen, and remove them on
+shutdown.
 """
 from __future__ import annotations
 
 from multiprocessing import shared_memory
-from typing import Any, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["pack", "unpack", "unlink_quietly"]
+__all__ = ["SlotWriter", "SlotReader", "unlink_quietly"]
 
 _ALIGN = 64
+_PAGE = 4096
 
 
 class _ArrayRef:
-    """Placeholder for an array stored in the segment."""
+    """Placeholder for an array stored in a slot."""
 
     __slots__ = ("offset", "dtype", "shape")
 
@@ -33,68 +42,103 @@ class _ArrayRef:
         return (_ArrayRef, (self.offset, self.dtype, self.shape))
 
 
-def _strip(obj: Any, arrays: List[np.ndarray], refs: List[_ArrayRef], cursor: List[int]) -> Any:
+def _strip(obj: Any, arrays: List[Tuple[np.ndarray, _ArrayRef]], cursor: List[int]) -> Any:
     t = type(obj)
     if t is np.ndarray and not obj.dtype.hasobject:
         ref = _ArrayRef(cursor[0], obj.dtype, obj.shape)
         cursor[0] += (obj.nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
-        arrays.append(obj)
-        refs.append(ref)
+        arrays.append((obj, ref))
         return ref
     if t is tuple:
-        return tuple(_strip(x, arrays, refs, cursor) for x in obj)
+        return tuple(_strip(x, arrays, cursor) for x in obj)
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return t(*(_strip(x, arrays, refs, cursor) for x in obj))
+        return t(*(_strip(x, arrays, cursor) for x in obj))
     if t is list:
-        return [_strip(x, arrays, refs, cursor) for x in obj]
+        return [_strip(x, arrays, cursor) for x in obj]
     if t is dict:
-        return {k: _strip(v, arrays, refs, cursor) for k, v in obj.items()}
+        return {k: _strip(v, arrays, cursor) for k, v in obj.items()}
     return obj  # anything else travels inside the (pickled) header
 
 
-def pack(obj: Any, name: str) -> Tuple[Optional[str], int, Any]:
-    """Copy the arrays of ``obj`` into a new segment called ``name``; return the header."""
-    arrays: List[np.ndarray] = []
-    refs: List[_ArrayRef] = []
-    cursor = [0]
-    spec = _strip(obj, arrays, refs, cursor)
-    if not arrays:
-        return None, 0, spec
-    size = max(cursor[0], 1)
-    shm = shared_memory.SharedMemory(name=name, create=True, size=size)
-    try:
+class SlotWriter:
+    """Worker side: writes batches into reusable slots."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.created = 0
+        self.slots: List[shared_memory.SharedMemory] = []
+        self.free: List[int] = []
+
+    def release(self, slot_ids: List[int]) -> None:
+        """The main process no longer uses these slots."""
+        self.free.extend(slot_ids)
+
+    def _slot_for(self, size: int) -> int:
+        fits = [s for s in self.free if self.slots[s].size >= size]
+        if fits:
+            slot = min(fits, key=lambda s: self.slots[s].size)
+            self.free.remove(slot)
+            return slot
+        # Grow: replace a free (too small) slot, or add one. Round up to limit regrowth.
+        alloc = max(_PAGE, -(-size * 5 // 4 // _PAGE) * _PAGE)
+        name = "{}_{}".format(self.prefix, self.created)
+        self.created += 1
+        shm = shared_memory.SharedMemory(name=name, create=True, size=alloc)
+        if self.free:
+            slot = self.free.pop()
+            self.slots[slot].close()
+            self.slots[slot] = shm
+        else:
+            slot = len(self.slots)
+            self.slots.append(shm)
+        return slot
+
+    def write(self, obj: Any) -> Tuple[Optional[int], Optional[str], int, Any]:
+        """Store ``obj``'s arrays in a slot; return the header describing the batch."""
+        arrays: List[Tuple[np.ndarray, _ArrayRef]] = []
+        cursor = [0]
+        spec = _strip(obj, arrays, cursor)
+        if not arrays:
+            return None, None, 0, spec
+        size = max(cursor[0], 1)
+        slot = self._slot_for(size)
+        shm = self.slots[slot]
         flat = np.frombuffer(shm.buf, dtype=np.uint8, count=size)
-        for arr, ref in zip(arrays, refs):
-            dst = flat[ref.offset : ref.offset + arr.nbytes].view(arr.dtype).reshape(arr.shape)
-            np.copyto(dst, arr, casting="no")
-        del flat, dst
-    except BaseException:
-        shm.close()
-        shm.unlink()
-        raise
-    shm.close()
-    return name, size, spec
+        try:
+            for arr, ref in arrays:
+                dst = flat[ref.offset : ref.offset + arr.nbytes].view(arr.dtype).reshape(arr.shape)
+                np.copyto(dst, arr, casting="no")
+                del dst
+        except BaseException:
+            self.free.append(slot)
+            raise
+        finally:
+            del flat
+        return slot, shm.name.lstrip("/"), size, spec
+
+    def close(self) -> None:
+        for shm in self.slots:
+            try:
+                shm.close()
+            except (BufferError, OSError):
+                pass
 
 
-class _Segment:
-    """Keeps a mapped segment alive for as long as any array viewing it exists.
+class _Mapping:
+    """The main process's mapping of one segment (name unlinked on attach)."""
 
-    NumPy arrays built from this object (via ``__array_interface__``) hold a reference to
-    it, so the mapping is closed exactly when the last view dies.
-    """
-
-    def __init__(self, name: str, size: int) -> None:
+    def __init__(self, name: str) -> None:
         shm = shared_memory.SharedMemory(name=name)
         try:
             shm.unlink()  # the mapping stays valid; the name is gone from /dev/shm
         except FileNotFoundError:
             pass
+        self.name = name
         self._shm = shm
-        self._flat: Optional[np.ndarray] = np.frombuffer(shm.buf, dtype=np.uint8, count=size)
-        self.__array_interface__ = self._flat.__array_interface__
+        self.flat: Optional[np.ndarray] = np.frombuffer(shm.buf, dtype=np.uint8)
 
     def __del__(self) -> None:
-        self._flat = None  # drop our export of the buffer before closing it
+        self.flat = None  # drop our export of the buffer before closing it
         shm = getattr(self, "_shm", None)
         if shm is not None:
             try:
@@ -103,11 +147,24 @@ class _Segment:
                 pass
 
 
-def _rebuild(spec: Any, flat: Optional[np.ndarray]) -> Any:
+class _Lease:
+    """Base object of one batch's arrays; when they all die, the slot is freed."""
+
+    def __init__(self, mapping: _Mapping, slot: int, size: int, freed: Deque[int]) -> None:
+        self._mapping = mapping  # keeps the mapping alive as long as the arrays
+        self._slot = slot
+        self._freed = freed
+        self.__array_interface__ = mapping.flat[:size].__array_interface__  # type: ignore[index]
+
+    def __del__(self) -> None:
+        self._freed.append(self._slot)  # deque.append is atomic: safe from any thread
+
+
+def _rebuild(spec: Any, flat: np.ndarray) -> Any:
     t = type(spec)
     if t is _ArrayRef:
         nbytes = int(np.prod(spec.shape, dtype=np.int64)) * spec.dtype.itemsize
-        return flat[spec.offset : spec.offset + nbytes].view(spec.dtype).reshape(spec.shape)  # type: ignore[index]
+        return flat[spec.offset : spec.offset + nbytes].view(spec.dtype).reshape(spec.shape)
     if t is tuple:
         return tuple(_rebuild(x, flat) for x in spec)
     if isinstance(spec, tuple) and hasattr(spec, "_fields"):
@@ -119,17 +176,37 @@ def _rebuild(spec: Any, flat: Optional[np.ndarray]) -> Any:
     return spec
 
 
-def unpack(header: Tuple[Optional[str], int, Any]) -> Any:
-    """Rebuild a packed batch as zero-copy views of its segment (unlinking the name)."""
-    name, size, spec = header
-    if name is None:
-        return spec
-    flat = np.asarray(_Segment(name, size))
-    return _rebuild(spec, flat)
+class SlotReader:
+    """Main side, one per worker: turns headers into zero-copy batches."""
+
+    def __init__(self, prefix: str, freed: Deque[int]) -> None:
+        self.prefix = prefix
+        self.freed = freed  # slot ids to hand back to the worker with its next task
+        self.seen = 0  # segments attached so far = next segment number expected
+        self.mappings: Dict[int, _Mapping] = {}
+
+    def read(self, header: Tuple[Optional[int], Optional[str], int, Any]) -> Any:
+        slot, name, size, spec = header
+        if slot is None:
+            return spec
+        mapping = self.mappings.get(slot)
+        if mapping is None or mapping.name != name:
+            mapping = _Mapping(name)  # type: ignore[arg-type]
+            self.mappings[slot] = mapping
+            self.seen = max(self.seen, int(name.rsplit("_", 1)[1]) + 1)  # type: ignore[union-attr]
+        flat = np.asarray(_Lease(mapping, slot, size, self.freed))
+        return _rebuild(spec, flat)
+
+    def cleanup(self, pending_tasks: int) -> None:
+        """Unlink any of the worker's segments whose name may still exist (those made for
+        tasks never answered, or left by a failed write); missing names cost one syscall."""
+        for n in range(self.seen + pending_tasks + 1):
+            unlink_quietly("{}_{}".format(self.prefix, n))
+        self.mappings.clear()
 
 
 def unlink_quietly(name: str) -> None:
-    """Remove segment ``name`` if it still exists (cleanup of batches never received)."""
+    """Remove segment ``name`` if it still exists."""
     try:
         shm = shared_memory.SharedMemory(name=name)
     except (FileNotFoundError, OSError, ValueError):

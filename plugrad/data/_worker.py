@@ -130,6 +130,7 @@ def worker_loop(
     parent_pid: int,
 ) -> None:
     """Serve tasks in arrival order until told to stop (``None``) or orphaned."""
+    writer = _shm.SlotWriter(shm_prefix)
     try:
         _seed(seed)
         while True:
@@ -143,9 +144,10 @@ def worker_loop(
                 return
             if task is None:
                 return
-            task_id, payload = task
+            task_id, payload, freed = task
+            writer.release(freed)
             try:
-                header = _shm.pack(fetcher(payload), "{}_{}".format(shm_prefix, task_id))
+                header = writer.write(fetcher(payload))
                 msg: Tuple[Any, ...] = ("ok", task_id, header)
             except Exception as exc:  # reported to the main process, which re-raises it
                 msg = ("err", task_id, _describe_exception(exc))
@@ -155,3 +157,5 @@ def worker_loop(
                 return
     except KeyboardInterrupt:
         return
+    finally:
+        writer.close()

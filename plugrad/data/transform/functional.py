@@ -41,45 +41,57 @@ def interp_code(interpolation: Any) -> int:
     return code
 
 
-def _fill_value(value: Any, image: np.ndarray, has_channels: bool) -> Any:
-    """Pad value as OpenCV's Scalar: one entry per channel, missing entries zero."""
-    v = np.asarray(value, dtype=np.float64).reshape(-1)
-    if has_channels:
-        c = image.shape[-1]
-        v = np.concatenate([v[:c], np.zeros(max(0, c - v.size))])
+def _as_key(value: Any) -> Tuple[float, ...]:
+    if isinstance(value, tuple):
+        return value
+    return tuple(float(v) for v in np.asarray(value, dtype=np.float64).reshape(-1))
+
+
+@functools.lru_cache(maxsize=64)
+def _fill_value(value: Tuple[float, ...], dtype: np.dtype, channels: int) -> Any:
+    """Pad value as OpenCV's Scalar: one entry per channel, missing entries zero;
+    ``channels == 0`` means the image has no channel axis."""
+    v = np.asarray(value, dtype=np.float64)
+    if channels:
+        v = np.concatenate([v[:channels], np.zeros(max(0, channels - v.size))])
     else:
         v = v[:1]
-    if np.issubdtype(image.dtype, np.integer):
-        info = np.iinfo(image.dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
         v = np.clip(np.floor(v + 0.5), info.min, info.max)
-    v = v.astype(image.dtype)
-    return v if has_channels else v[0]
+    v = v.astype(dtype)
+    return v if channels else v[0]
 
 
 def pad(
     image: np.ndarray, sizes: Sequence[int], value: Any = 0, hw_axis: int = 0
 ) -> np.ndarray:
     """Constant-border padding by ``sizes = (top, bottom, left, right)``."""
-    top, bottom, left, right = (int(s) for s in sizes)
+    top, bottom, left, right = sizes
     if min(top, bottom, left, right) < 0:
         raise ValueError("pad sizes must be non-negative, got {}".format(tuple(sizes)))
-    h, w = image.shape[hw_axis], image.shape[hw_axis + 1]
     shape = list(image.shape)
-    shape[hw_axis] += top + bottom
-    shape[hw_axis + 1] += left + right
+    h, w = shape[hw_axis], shape[hw_axis + 1]
+    H, W = h + top + bottom, w + left + right
+    shape[hw_axis], shape[hw_axis + 1] = H, W
+    channels = shape[-1] if image.ndim > hw_axis + 2 else 0
+    fill = _fill_value(_as_key(value), image.dtype, channels)
     out = np.empty(shape, dtype=image.dtype)
-    fill = _fill_value(value, image, image.ndim > hw_axis + 2)
+    if hw_axis == 0:
+        if out.size <= 4096:  # small: one fill beats four strip writes
+            out[...] = fill
+        else:
+            out[:top] = fill
+            out[top + h :] = fill
+            out[top : top + h, :left] = fill
+            out[top : top + h, left + w :] = fill
+        out[top : top + h, left : left + w] = image
+        return out
     lead = (slice(None),) * hw_axis
-    H, W = shape[hw_axis], shape[hw_axis + 1]
-    # Fill only the border strips, then write the image once into the middle.
-    if top:
-        out[lead + (slice(0, top),)] = fill
-    if bottom:
-        out[lead + (slice(top + h, H),)] = fill
-    if left:
-        out[lead + (slice(top, top + h), slice(0, left))] = fill
-    if right:
-        out[lead + (slice(top, top + h), slice(left + w, W))] = fill
+    out[lead + (slice(0, top),)] = fill
+    out[lead + (slice(top + h, H),)] = fill
+    out[lead + (slice(top, top + h), slice(0, left))] = fill
+    out[lead + (slice(top, top + h), slice(left + w, W))] = fill
     out[lead + (slice(top, top + h), slice(left, left + w))] = image
     return out
 

@@ -107,13 +107,14 @@ class Pad(VisionTransform):
             )
         self.size = sizes
         self.value = value
+        self._value_key = F._as_key(value)  # hashable form, so the fill value is cached
         self.mask_value = int(mask_value)
 
     def _apply_image(self, image: np.ndarray) -> np.ndarray:
-        return F.pad(image, self.size, self.value)
+        return F.pad(image, self.size, self._value_key)
 
     def _apply_image_batch(self, images: np.ndarray) -> np.ndarray:
-        return F.pad(images, self.size, self.value, hw_axis=1)
+        return F.pad(images, self.size, self._value_key, hw_axis=1)
 
     def _apply_coords(self, coords: np.ndarray) -> np.ndarray:
         coords = np.array(coords, copy=True)

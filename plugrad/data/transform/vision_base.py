@@ -49,14 +49,28 @@ class VisionTransform(Transform):
     def apply(self, input: Any) -> Any:
         if not isinstance(input, tuple):
             input = (input,)
-        order = self.order
-        output: List[Any] = []
-        for i in range(min(len(input), len(order))):
-            fn = self._get_apply(order[i])
-            output.append(input[i] if fn is None else fn(input[i]))
-        if len(input) > len(order):
-            output.extend(input[len(order):])
+        fns = self._appliers()
+        if len(fns) == 1:  # the common order=("image",): transform the head, keep the rest
+            fn = fns[0]
+            head = input[0] if fn is None else fn(input[0])
+            return head if len(input) == 1 else (head,) + input[1:]
+        output = [x if fn is None else fn(x) for fn, x in zip(fns, input)]
+        if len(input) > len(fns):
+            output.extend(input[len(fns):])
         return output[0] if len(output) == 1 else tuple(output)
+
+    def _appliers(self) -> Tuple[Optional[Callable[[Any], Any]], ...]:
+        """Per-position hooks for the current ``order``, cached (this is the hot path)."""
+        cache = self.__dict__.get("_apply_cache")
+        if cache is None or cache[0] is not self.order:
+            cache = (self.order, tuple(self._get_apply(k) for k in self.order))
+            self.__dict__["_apply_cache"] = cache
+        return cache[1]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_apply_cache", None)  # bound methods: rebuilt on first use
+        return state
 
     def apply_batch(self, inputs: Sequence[Any]) -> Tuple[Any, ...]:
         return tuple(self.apply(x) for x in inputs)
