@@ -3,6 +3,7 @@
 Works purely on NumPy arrays (like MegEngine's ``megengine.data``): the DataLoader yields
 batches of NumPy arrays that the caller wraps in ``plugrad.Tensor``.
 """
+
 from __future__ import annotations
 
 from . import dataset, transform

@@ -8,6 +8,7 @@ and the assignment of batches to workers, hence of random numbers to samples, is
 deterministic. Waiting selects on the result pipe *and* the worker's process sentinel,
 so a worker that dies is noticed at once rather than hanging the loop.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -271,6 +272,7 @@ def _merge(pieces: List[Any]) -> Any:
             return [_merge(list(f)) for f in zip(*pieces)]
         return [x for p in pieces for x in p]
     raise TypeError(
-        "divide=True needs collated batches made of arrays, tuples, lists or dicts; "
-        "got {}".format(type(first).__name__)
+        "divide=True needs collated batches made of arrays, tuples, lists or dicts; got {}".format(
+            type(first).__name__
+        )
     )

@@ -15,6 +15,7 @@ creates at most one segment per task and tasks are answered in order, the main p
 can always tell which names might exist that it has not seen, and remove them on
 shutdown.
 """
+
 from __future__ import annotations
 
 from multiprocessing import shared_memory

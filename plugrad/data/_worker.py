@@ -3,6 +3,7 @@
 This module must stay importable on its own in a freshly spawned interpreter: the worker
 entry point and everything it receives are pickled by reference to it.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,7 +78,9 @@ class RemoteTraceback(Exception):
         return self.tb
 
 
-def _describe_exception(exc: BaseException) -> Tuple[Optional[bytes], Optional[bytes], str, str, str]:
+def _describe_exception(
+    exc: BaseException,
+) -> Tuple[Optional[bytes], Optional[bytes], str, str, str]:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     data: Optional[bytes]
     try:

@@ -1,4 +1,5 @@
 """Turns a list of transformed samples into one batch of NumPy arrays."""
+
 from __future__ import annotations
 
 import collections.abc

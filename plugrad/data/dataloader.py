@@ -1,4 +1,5 @@
 """DataLoader: samples, transforms and collates a dataset into NumPy batches."""
+
 from __future__ import annotations
 
 import itertools
@@ -10,7 +11,7 @@ from ._pool import MultiProcessIterator
 from ._worker import BatchFetcher
 from .collator import Collator
 from .dataset.meta_dataset import StreamDataset
-from .sampler import MapSampler, Sampler, SequentialSampler, StreamSampler
+from .sampler import Sampler, SequentialSampler, StreamSampler
 from .transform.meta_transform import PseudoTransform, Transform
 
 __all__ = ["DataLoader"]

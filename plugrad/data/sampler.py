@@ -6,6 +6,7 @@ rank a disjoint, equally sized share of every epoch: the index list is first pad
 repeating its head until it divides evenly, then rank ``r`` takes every ``world_size``-th
 index starting at ``r``.
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -34,8 +35,7 @@ class Sampler(ABC):
     """Base class of all samplers: an iterable of batches of indices."""
 
     @abstractmethod
-    def __iter__(self) -> Iterator[Any]:
-        ...
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 class MapSampler(Sampler):
@@ -57,8 +57,9 @@ class MapSampler(Sampler):
     ) -> None:
         if not _is_positive_int(batch_size):
             raise ValueError(
-                "batch_size should be a positive integer value, "
-                "but got batch_size={}".format(batch_size)
+                "batch_size should be a positive integer value, but got batch_size={}".format(
+                    batch_size
+                )
             )
         if not isinstance(drop_last, bool):
             raise ValueError(
@@ -66,15 +67,17 @@ class MapSampler(Sampler):
             )
         if num_samples is not None and not _is_positive_int(num_samples):
             raise ValueError(
-                "num_samples should be a positive integer value, "
-                "but got num_samples={}".format(num_samples)
+                "num_samples should be a positive integer value, but got num_samples={}".format(
+                    num_samples
+                )
             )
         if world_size is None:
             world_size = 1
         if not _is_positive_int(world_size):
             raise ValueError(
-                "world_size should be a positive integer value, "
-                "but got world_size={}".format(world_size)
+                "world_size should be a positive integer value, but got world_size={}".format(
+                    world_size
+                )
             )
         if rank is None:
             rank = 0
@@ -84,8 +87,9 @@ class MapSampler(Sampler):
             or not 0 <= rank < world_size
         ):
             raise ValueError(
-                "rank should be an integer in [0, world_size={}), "
-                "but got rank={}".format(world_size, rank)
+                "rank should be an integer in [0, world_size={}), but got rank={}".format(
+                    world_size, rank
+                )
             )
         self.dataset = dataset
         self.batch_size = int(batch_size)
@@ -143,8 +147,9 @@ class StreamSampler(Sampler):
     def __init__(self, batch_size: int = 1) -> None:
         if not _is_positive_int(batch_size):
             raise ValueError(
-                "batch_size should be a positive integer value, "
-                "but got batch_size={}".format(batch_size)
+                "batch_size should be a positive integer value, but got batch_size={}".format(
+                    batch_size
+                )
             )
         self.batch_size = int(batch_size)
 
@@ -157,9 +162,7 @@ class StreamSampler(Sampler):
 
 def _check_indices(indices: Any) -> None:
     if indices is not None and not isinstance(indices, (collections.abc.Sequence, np.ndarray)):
-        raise ValueError(
-            "indices should be None or a sequence, but got {}".format(type(indices))
-        )
+        raise ValueError("indices should be None or a sequence, but got {}".format(type(indices)))
 
 
 class SequentialSampler(MapSampler):

@@ -3,6 +3,7 @@
 Kept in an importable module (not in the test files) so that DataLoader workers started
 with the ``spawn`` method can unpickle the datasets and transforms defined here.
 """
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """DataLoader in a single process: batching, validation, streams, preload, fast path."""
+
 import numpy as np
 import pytest
 from data_test_helpers import Counter, SquaresDataset, make_mnist
@@ -63,13 +64,15 @@ def test_stream_dataset():
 def test_preload_same_batches_and_errors():
     ds = SquaresDataset(20)
     sampler = data.SequentialSampler(ds, batch_size=3)
-    batches_equal(list(data.DataLoader(ds, sampler, preload=True)),
-                  list(data.DataLoader(ds, sampler)))
+    batches_equal(
+        list(data.DataLoader(ds, sampler, preload=True)), list(data.DataLoader(ds, sampler))
+    )
     it = iter(data.DataLoader(ds, sampler, preload=True))
     next(it)
     del it  # abandoned early: the thread must not block forever
-    bad = data.DataLoader(ds, data.SequentialSampler(ds, batch_size=3, indices=[0, 1, 99]),
-                          preload=True)
+    bad = data.DataLoader(
+        ds, data.SequentialSampler(ds, batch_size=3, indices=[0, 1, 99]), preload=True
+    )
     with pytest.raises(IndexError):
         list(bad)
 
@@ -98,8 +101,9 @@ def test_fast_path_equals_per_sample_path(tmp_path, transform):
         pass
 
     def loader(collator=None):
-        return data.DataLoader(ds, data.RandomSampler(ds, batch_size=16, seed=2), transform,
-                               collator=collator)
+        return data.DataLoader(
+            ds, data.RandomSampler(ds, batch_size=16, seed=2), transform, collator=collator
+        )
 
     assert iter(loader())._fetch.stacked
     assert not iter(loader(PlainCollator()))._fetch.stacked
@@ -115,5 +119,7 @@ def test_fast_path_array_dataset_single_array():
     sampler = data.SequentialSampler(ds, batch_size=4)
     for transform in (None, T.Normalize(1.0, 2.0)):
         fast = list(data.DataLoader(ds, sampler, transform))
-        slow = list(data.DataLoader(ds, sampler, transform, collator=type("C", (data.Collator,), {})()))
+        slow = list(
+            data.DataLoader(ds, sampler, transform, collator=type("C", (data.Collator,), {})())
+        )
         batches_equal(fast, slow)

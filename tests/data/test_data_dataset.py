@@ -1,4 +1,5 @@
 """Datasets (array, concat, stream), the Collator, and MNIST's IDX reading/validation."""
+
 import gzip
 import hashlib
 import os
@@ -18,7 +19,9 @@ from plugrad.data.dataset import (
     StreamDataset,
 )
 
-REAL_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", "mnist")
+REAL_MNIST = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", "mnist"
+)
 
 
 def test_array_dataset():
@@ -101,14 +104,22 @@ def _corrupt_cases():
     img = idx_bytes(good_img, 2051)
     return {
         "bad image magic": ("images", idx_bytes(good_img, 2049), "bad magic number 2049"),
-        "bad label magic": ("labels", idx_bytes(good_lab, 2051)[:8] + bytes(3), "bad magic number 2051"),
+        "bad label magic": (
+            "labels",
+            idx_bytes(good_lab, 2051)[:8] + bytes(3),
+            "bad magic number 2051",
+        ),
         "not idx": ("images", b"\x12\x34\x56\x78" + img[4:], "not an IDX file"),
         "float type": ("images", b"\x00\x00\x0d\x03" + img[4:], "data type code 0x0d"),
         "truncated data": ("images", img[:-5], "truncated"),
         "trailing bytes": ("images", img + b"xx", "too long"),
         "truncated header": ("images", img[:10], "truncated inside the header"),
         "empty": ("images", b"", "too short"),
-        "wrong dims": ("images", idx_bytes(np.zeros((3, 27, 28), np.uint8), 2051), "dimension 1 is 27"),
+        "wrong dims": (
+            "images",
+            idx_bytes(np.zeros((3, 27, 28), np.uint8), 2051),
+            "dimension 1 is 27",
+        ),
         "count mismatch": ("labels", idx_bytes(np.array([1, 2], np.uint8), 2049), "3 images but"),
         "label range": ("labels", idx_bytes(np.array([1, 2, 10], np.uint8), 2049), "label 10"),
     }
@@ -119,10 +130,16 @@ def _corrupt_cases():
 def test_mnist_corruption_reports_file_and_problem(tmp_path, case, gz):
     which, data, message = _corrupt_cases()[case]
     root = str(tmp_path)
-    write_file(os.path.join(root, "train-images-idx3-ubyte"),
-               data if which == "images" else idx_bytes(np.zeros((3, 28, 28), np.uint8), 2051), gz)
-    write_file(os.path.join(root, "train-labels-idx1-ubyte"),
-               data if which == "labels" else idx_bytes(np.array([1, 2, 3], np.uint8), 2049), gz)
+    write_file(
+        os.path.join(root, "train-images-idx3-ubyte"),
+        data if which == "images" else idx_bytes(np.zeros((3, 28, 28), np.uint8), 2051),
+        gz,
+    )
+    write_file(
+        os.path.join(root, "train-labels-idx1-ubyte"),
+        data if which == "labels" else idx_bytes(np.array([1, 2, 3], np.uint8), 2049),
+        gz,
+    )
     with pytest.raises(IDXFormatError) as info:
         MNIST(root, download=False)
     text = str(info.value)
@@ -158,10 +175,16 @@ def test_mnist_missing_files_message(tmp_path):
 def test_mnist_optional_md5_check(tmp_path):
     root = str(tmp_path)
     images, labels = make_mnist(root, 2, gz=True)
-    ds_class = type("TinyMNIST", (MNIST,), {"raw_md5": {
-        "train-images-idx3-ubyte": hashlib.md5(idx_bytes(images, 2051)).hexdigest(),
-        "train-labels-idx1-ubyte": hashlib.md5(idx_bytes(labels, 2049)).hexdigest(),
-    }})
+    ds_class = type(
+        "TinyMNIST",
+        (MNIST,),
+        {
+            "raw_md5": {
+                "train-images-idx3-ubyte": hashlib.md5(idx_bytes(images, 2051)).hexdigest(),
+                "train-labels-idx1-ubyte": hashlib.md5(idx_bytes(labels, 2049)).hexdigest(),
+            }
+        },
+    )
     assert len(ds_class(root, download=False, check_md5=True)) == 2
     # The real checksums do not match these files.
     with pytest.raises(IDXFormatError, match="MD5 of the uncompressed data"):
@@ -180,7 +203,9 @@ def test_default_root_env(tmp_path, monkeypatch):
     assert default_root("mnist") == str(tmp_path / "c" / "plugrad" / "datasets" / "mnist")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "h"))
-    assert default_root("mnist") == str(tmp_path / "h" / ".cache" / "plugrad" / "datasets" / "mnist")
+    assert default_root("mnist") == str(
+        tmp_path / "h" / ".cache" / "plugrad" / "datasets" / "mnist"
+    )
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_MNIST), reason="real MNIST not present")

@@ -1,4 +1,5 @@
 """The mirror downloader, against a real HTTP server on 127.0.0.1 (no internet needed)."""
+
 import hashlib
 import http.server
 import os
@@ -60,9 +61,14 @@ def payload(tmp_path):
 
 
 def _mnist_class(files):
-    return type("LocalMNIST", (MNIST,), {
-        "gz_md5": {k: v[1] for k, v in files.items()}, "download_backoff": 0.0,
-    })
+    return type(
+        "LocalMNIST",
+        (MNIST,),
+        {
+            "gz_md5": {k: v[1] for k, v in files.items()},
+            "download_backoff": 0.0,
+        },
+    )
 
 
 def _leftovers(root):
@@ -112,9 +118,14 @@ def test_retries_transient_errors(tmp_path, server, payload):
     url, handler = server
     files, _, _ = payload
     data, md5 = files["train-images-idx3-ubyte.gz"]
-    handler.routes["/m/train-images-idx3-ubyte.gz"] = [("500", b""), ("short", data[:50]), ("ok", data)]
-    path = download_file("train-images-idx3-ubyte.gz", [url + "/m/"], str(tmp_path), md5=md5,
-                         retries=2, backoff=0)
+    handler.routes["/m/train-images-idx3-ubyte.gz"] = [
+        ("500", b""),
+        ("short", data[:50]),
+        ("ok", data),
+    ]
+    path = download_file(
+        "train-images-idx3-ubyte.gz", [url + "/m/"], str(tmp_path), md5=md5, retries=2, backoff=0
+    )
     assert open(path, "rb").read() == data
     assert handler.log.count("/m/train-images-idx3-ubyte.gz") == 3
     assert not _leftovers(str(tmp_path))
@@ -127,8 +138,9 @@ def test_truncated_download_never_looks_complete(tmp_path, server, payload):
     handler.routes["/m/train-images-idx3-ubyte.gz"] = [("short", data[:100])]
     dest = str(tmp_path / "dest")
     with pytest.raises(DownloadError, match="incomplete"):
-        download_file("train-images-idx3-ubyte.gz", [url + "/m/"], dest, md5=None,
-                      retries=1, backoff=0)
+        download_file(
+            "train-images-idx3-ubyte.gz", [url + "/m/"], dest, md5=None, retries=1, backoff=0
+        )
     assert os.listdir(dest) == []
 
 
@@ -137,8 +149,14 @@ def test_404_moves_to_next_mirror_without_retry(tmp_path, server, payload):
     files, _, _ = payload
     data, md5 = files["train-labels-idx1-ubyte.gz"]
     handler.routes["/b/train-labels-idx1-ubyte.gz"] = [("ok", data)]
-    download_file("train-labels-idx1-ubyte.gz", [url + "/a/", url + "/b/"], str(tmp_path),
-                  md5=md5, retries=3, backoff=0)
+    download_file(
+        "train-labels-idx1-ubyte.gz",
+        [url + "/a/", url + "/b/"],
+        str(tmp_path),
+        md5=md5,
+        retries=3,
+        backoff=0,
+    )
     assert handler.log == ["/a/train-labels-idx1-ubyte.gz", "/b/train-labels-idx1-ubyte.gz"]
 
 
@@ -170,8 +188,15 @@ def test_file_url_mirror_and_custom_opener(tmp_path, payload):
         raise OSError("no network in this test")
 
     with pytest.raises(DownloadError, match="no network in this test"):
-        download_file("x.gz", ["http://example.invalid/"], str(tmp_path), retries=1, backoff=0,
-                      opener=opener, timeout=7)
+        download_file(
+            "x.gz",
+            ["http://example.invalid/"],
+            str(tmp_path),
+            retries=1,
+            backoff=0,
+            opener=opener,
+            timeout=7,
+        )
     assert calls == [("http://example.invalid/x.gz", 7)] * 2
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from data_test_helpers import make_mnist
 
-REAL_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", "mnist")
+HERE = os.path.dirname(__file__)
+REAL_MNIST = os.path.join(HERE, "..", "..", "..", "shared", "datasets", "mnist")
 
 
 def _run_quickstart(MNIST_DATA_PATH):
@@ -39,7 +40,7 @@ def _check(train_dataset, test_dataset, train_dataloader, test_dataloader):
     assert batch_data.dtype == np.float32 and batch_label.dtype == np.int32
     assert len(train_dataloader) == -(-len(train_dataset) // 64)
     total = 0
-    for batch_data, batch_label in test_dataloader:
+    for _batch_data, batch_label in test_dataloader:
         total += len(batch_label)
     assert total == len(test_dataset)
     # The first test image, normalised by hand in float64 and padded with zeros.

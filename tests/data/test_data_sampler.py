@@ -1,4 +1,5 @@
 """Samplers: batch partitions, epochs, rank splits and MegEngine's validation errors."""
+
 import numpy as np
 import pytest
 
@@ -54,8 +55,10 @@ def test_random_sampler_indices_subset():
 
 @pytest.mark.parametrize("n,world", [(10, 3), (12, 4), (5, 4), (1, 3), (7, 2)])
 def test_rank_split_disjoint_equal_padded(n, world):
-    shares = [flat(SequentialSampler(range(n), batch_size=2, world_size=world, rank=r))
-              for r in range(world)]
+    shares = [
+        flat(SequentialSampler(range(n), batch_size=2, world_size=world, rank=r))
+        for r in range(world)
+    ]
     per_rank = -(-n // world)
     assert all(len(s) == per_rank for s in shares)
     # Hand-derived: pad the index list by repeating its head, then deal round-robin.
@@ -79,13 +82,16 @@ def test_replacement_sampler():
     batches = list(s)
     assert [len(b) for b in batches] == [4, 4, 2] and len(s) == 3
     assert flat(batches) == np.random.RandomState(1).randint(5, size=10).tolist()
-    w = ReplacementSampler(range(4), batch_size=100, num_samples=1000,
-                           weights=[0, 0, 1, 3], seed=0)
+    w = ReplacementSampler(range(4), batch_size=100, num_samples=1000, weights=[0, 0, 1, 3], seed=0)
     got = np.array(flat(list(w)))
     assert set(got.tolist()) <= {2, 3}
     assert abs((got == 3).mean() - 0.75) < 0.06
-    shares = [flat(ReplacementSampler(range(5), batch_size=3, num_samples=9, world_size=2,
-                                      rank=r, seed=3)) for r in range(2)]
+    shares = [
+        flat(
+            ReplacementSampler(range(5), batch_size=3, num_samples=9, world_size=2, rank=r, seed=3)
+        )
+        for r in range(2)
+    ]
     assert len(shares[0]) == len(shares[1]) == 5
 
 
@@ -102,16 +108,19 @@ def test_stream_sampler():
     assert list(next(iter(s))) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("kwargs,msg", [
-    (dict(batch_size=0), "batch_size should be a positive integer value"),
-    (dict(batch_size=2.0), "batch_size should be a positive integer value"),
-    (dict(batch_size=True), "batch_size should be a positive integer value"),
-    (dict(drop_last=1), "drop_last should be a boolean value"),
-    (dict(num_samples=-1), "num_samples should be a positive integer value"),
-    (dict(world_size=0), "world_size should be a positive integer value"),
-    (dict(world_size=2, rank=2), r"rank should be an integer in \[0, world_size=2\)"),
-    (dict(world_size=2, rank=-1), r"rank should be an integer in \[0, world_size=2\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        (dict(batch_size=0), "batch_size should be a positive integer value"),
+        (dict(batch_size=2.0), "batch_size should be a positive integer value"),
+        (dict(batch_size=True), "batch_size should be a positive integer value"),
+        (dict(drop_last=1), "drop_last should be a boolean value"),
+        (dict(num_samples=-1), "num_samples should be a positive integer value"),
+        (dict(world_size=0), "world_size should be a positive integer value"),
+        (dict(world_size=2, rank=2), r"rank should be an integer in \[0, world_size=2\)"),
+        (dict(world_size=2, rank=-1), r"rank should be an integer in \[0, world_size=2\)"),
+    ],
+)
 def test_validation_errors(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         MapSampler(range(10), **kwargs)

@@ -1,4 +1,5 @@
 """Vision transforms against hand-computed arrays (float64 references)."""
+
 import pickle
 
 import numpy as np
@@ -88,7 +89,8 @@ def test_flips_and_probability():
     flips = sum(T.RandomHorizontalFlip(0.3).apply(x)[0, 0, 0] != x[0, 0, 0] for _ in range(2000))
     assert 500 < flips < 700
     kp = T.RandomHorizontalFlip(1.0, order=("image", "keypoints")).apply(
-        (x, np.array([[[1.0, 0.5, 1.0]]])))[1]
+        (x, np.array([[[1.0, 0.5, 1.0]]]))
+    )[1]
     np.testing.assert_array_equal(kp, [[[2.0, 0.5, 1.0]]])
     with pytest.raises(ValueError, match="prob"):
         T.RandomHorizontalFlip(1.5)
@@ -100,7 +102,7 @@ def test_random_crop_window_and_padding():
     out = T.RandomCrop((2, 3)).apply(x)
     rng = np.random.RandomState(3)  # same draws, same order (x then y)
     x0, y0 = rng.randint(0, 4), rng.randint(0, 4)
-    np.testing.assert_array_equal(out, x[y0:y0 + 2, x0:x0 + 3])
+    np.testing.assert_array_equal(out, x[y0 : y0 + 2, x0 : x0 + 3])
     # padding 1 then a crop of the full padded size: the padded image itself
     out = T.RandomCrop((7, 8), padding_size=1, padding_value=[9]).apply(x)
     np.testing.assert_array_equal(out, T.Pad(1, 9).apply(x))
@@ -158,8 +160,9 @@ def test_resize_matches_opencv_if_available():
         u = f.astype(np.uint8)
         diff = np.abs(F.resize(u, (th, tw)).astype(int) - cv2.resize(u, (tw, th)).astype(int))
         assert diff.max() <= 1
-        np.testing.assert_array_equal(F.resize(u, (th, tw), 0),
-                                      cv2.resize(u, (tw, th), interpolation=cv2.INTER_NEAREST))
+        np.testing.assert_array_equal(
+            F.resize(u, (th, tw), 0), cv2.resize(u, (tw, th), interpolation=cv2.INTER_NEAREST)
+        )
 
 
 def test_compose_seed_recipe_and_batch():

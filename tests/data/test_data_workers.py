@@ -1,5 +1,6 @@
 """DataLoader with real worker processes (fork and spawn): order, errors, deaths,
 timeouts, seeding and clean shutdown (no processes, no /dev/shm segments left)."""
+
 import gc
 import os
 import signal
@@ -95,8 +96,9 @@ def test_stream_dataset_with_workers():
 
 def test_work_is_spread_over_workers():
     ds = SquaresDataset(12)
-    out = list(data.DataLoader(ds, data.SequentialSampler(ds, batch_size=2), PidTransform(),
-                               num_workers=2))
+    out = list(
+        data.DataLoader(ds, data.SequentialSampler(ds, batch_size=2), PidTransform(), num_workers=2)
+    )
     pids = [int(b[1][0]) for b in out]
     assert len(set(pids)) == 2 and os.getpid() not in pids
     assert pids[0::2] == [pids[0]] * 3 and pids[1::2] == [pids[1]] * 3  # round-robin
@@ -129,7 +131,9 @@ def test_worker_killed_by_sigkill_is_detected(method):
     victim = it._pool.procs[1]
     os.kill(victim.pid, signal.SIGKILL)
     start = time.monotonic()
-    with pytest.raises(RuntimeError, match=r"worker 1 \(pid \d+\) was killed by signal 9 \(SIGKILL\)"):
+    with pytest.raises(
+        RuntimeError, match=r"worker 1 \(pid \d+\) was killed by signal 9 \(SIGKILL\)"
+    ):
         for _ in it:
             pass
     assert time.monotonic() - start < 5
@@ -168,7 +172,7 @@ def test_early_break_and_gc_leave_nothing(method):
     assert shm_names(prefix) == []
     # The batch already handed out stays valid after its segment name is gone.
     assert first[1].tolist() == list(range(8))
-    for x in loader:  # a plain for/break
+    for _ in loader:  # a plain for/break
         break
     gc.collect()
     assert not any(n.startswith("plg{}_".format(os.getpid())) for n in os.listdir(SHM_DIR))
@@ -189,8 +193,9 @@ def test_worker_seeding_reproducible_and_distinct():
 
     def run():
         np.random.seed(123)
-        return list(data.DataLoader(ds, data.SequentialSampler(ds, batch_size=4), AddNoise(),
-                                    num_workers=2))
+        return list(
+            data.DataLoader(ds, data.SequentialSampler(ds, batch_size=4), AddNoise(), num_workers=2)
+        )
 
     a, b = run(), run()
     batches_equal(a, b)
@@ -198,7 +203,9 @@ def test_worker_seeding_reproducible_and_distinct():
     noise1 = a[1][0] - a[1][1][:, None, None, None]
     assert not np.array_equal(noise0, noise1)
     np.random.seed(124)
-    c = list(data.DataLoader(ds, data.SequentialSampler(ds, batch_size=4), AddNoise(), num_workers=2))
+    c = list(
+        data.DataLoader(ds, data.SequentialSampler(ds, batch_size=4), AddNoise(), num_workers=2)
+    )
     assert not np.array_equal(c[0][0], a[0][0])
 
 
@@ -216,8 +223,9 @@ def test_interpreter_exit_with_live_iterator(tmp_path):
     """).format(helpers=os.path.dirname(__file__))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     start = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert time.monotonic() - start < 30
     assert "leaked" not in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -1,4 +1,5 @@
 """Datasets: the abstract bases, in-memory array datasets and MNIST-like vision datasets."""
+
 from __future__ import annotations
 
 from .download import DownloadError

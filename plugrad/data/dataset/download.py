@@ -4,6 +4,7 @@ A download goes to a hidden temporary file in the destination folder and only ge
 final name (via :func:`os.replace`) once it is complete and its MD5 matches, so an
 interrupted or corrupt download never looks like a finished file.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -137,6 +138,4 @@ def download_file(
                 time.sleep(backoff * (2**attempt))
     if not mirrors:
         problems.append("no mirrors configured")
-    raise DownloadError(
-        "could not download {}:\n  {}".format(filename, "\n  ".join(problems))
-    )
+    raise DownloadError("could not download {}:\n  {}".format(filename, "\n  ".join(problems)))

@@ -4,6 +4,7 @@ An IDX file is a 4-byte big-endian magic number (two zero bytes, a type code, th
 of dimensions), one big-endian uint32 per dimension, then the data in C order. Every way
 such a file can be damaged is reported as an :class:`IDXFormatError` naming the file.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -108,7 +109,9 @@ def read_idx(
                 if len(dims_raw) < 4 * ndim:
                     raise IDXFormatError(
                         "{}: file is truncated inside the header: expected {} dimension "
-                        "sizes ({} bytes), found {} bytes".format(name, ndim, 4 * ndim, len(dims_raw))
+                        "sizes ({} bytes), found {} bytes".format(
+                            name, ndim, 4 * ndim, len(dims_raw)
+                        )
                     )
                 dims = struct.unpack(">" + "I" * ndim, dims_raw)
                 if expected_dims is not None:
@@ -144,14 +147,20 @@ def read_idx(
         raise IDXFormatError("{}: cannot read {}: {}".format(name, what, exc)) from exc
 
 
-def _raise_size(name: str, dims: Tuple[int, ...], header_len: int, payload: int, found: int) -> None:
+def _raise_size(
+    name: str, dims: Tuple[int, ...], header_len: int, payload: int, found: int
+) -> None:
     shape = "x".join(map(str, dims))
     if found < payload:
         raise IDXFormatError(
             "{}: file is truncated: its header declares {} = {} data bytes after the "
-            "{}-byte header, but only {} are present".format(name, shape, payload, header_len, found)
+            "{}-byte header, but only {} are present".format(
+                name, shape, payload, header_len, found
+            )
         )
     raise IDXFormatError(
         "{}: file is too long: its header declares {} = {} data bytes after the {}-byte "
-        "header, but {} extra bytes follow them".format(name, shape, payload, header_len, found - payload)
+        "header, but {} extra bytes follow them".format(
+            name, shape, payload, header_len, found - payload
+        )
     )

@@ -1,4 +1,5 @@
 """Dataset base classes and the in-memory datasets built from arrays."""
+
 from __future__ import annotations
 
 import bisect
@@ -14,12 +15,10 @@ class Dataset(ABC):
     """A map-style dataset: items are fetched by integer index."""
 
     @abstractmethod
-    def __getitem__(self, index: int) -> Any:
-        ...
+    def __getitem__(self, index: int) -> Any: ...
 
     @abstractmethod
-    def __len__(self) -> int:
-        ...
+    def __len__(self) -> int: ...
 
 
 class StreamDataset(Dataset):
@@ -30,8 +29,7 @@ class StreamDataset(Dataset):
     """
 
     @abstractmethod
-    def __iter__(self) -> Iterator[Any]:
-        ...
+    def __iter__(self) -> Iterator[Any]: ...
 
     def __getitem__(self, index: int) -> Any:
         raise AssertionError("can not get item from StreamDataset by index")
@@ -49,8 +47,9 @@ class ArrayDataset(Dataset):
         lengths = [len(a) for a in arrays]
         if any(n != lengths[0] for n in lengths):
             raise ValueError(
-                "lengths of input arrays are inconsistent: got first-dimension lengths "
-                "{}".format(lengths)
+                "lengths of input arrays are inconsistent: got first-dimension lengths {}".format(
+                    lengths
+                )
             )
         self.arrays = arrays
         # Only NumPy arrays can be gathered a whole batch at a time.

@@ -1,4 +1,5 @@
 """MNIST and Fashion-MNIST, read from the four original IDX files (gzipped or raw)."""
+
 from __future__ import annotations
 
 import os
@@ -102,8 +103,13 @@ class MNIST(Dataset):
         images, labels = self._parse(paths[0], paths[1])  # type: ignore[arg-type]
         self.arrays: Tuple[np.ndarray, np.ndarray] = (images, labels)
         self.meta = {
-            "images": {"magic": IMAGES_MAGIC, "count": len(images), "rows": images.shape[1],
-                       "cols": images.shape[2], "file": paths[0]},
+            "images": {
+                "magic": IMAGES_MAGIC,
+                "count": len(images),
+                "rows": images.shape[1],
+                "cols": images.shape[2],
+                "file": paths[0],
+            },
             "labels": {"magic": LABELS_MAGIC, "count": len(labels), "file": paths[1]},
         }
 
@@ -155,8 +161,13 @@ class MNIST(Dataset):
             gz = n + ".gz"
             try:
                 download_file(
-                    gz, self.mirrors, self.root, md5=self.gz_md5.get(gz), timeout=self.timeout,
-                    retries=self.download_retries, backoff=self.download_backoff,
+                    gz,
+                    self.mirrors,
+                    self.root,
+                    md5=self.gz_md5.get(gz),
+                    timeout=self.timeout,
+                    retries=self.download_retries,
+                    backoff=self.download_backoff,
                 )
             except DownloadError as exc:
                 failures.append(str(exc))
@@ -225,6 +236,14 @@ class FashionMNIST(MNIST):
     }
     raw_md5: Dict[str, str] = {}  # not known here: check_md5 warns and skips
     classes = (
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     )

@@ -1,4 +1,5 @@
 """Data transforms on NumPy samples (``import plugrad.data.transform as T``)."""
+
 from __future__ import annotations
 
 from . import functional

@@ -13,6 +13,7 @@ Interpolation follows OpenCV's conventions:
   point; integer images are then rounded half up. OpenCV computes uint8 images in 11-bit
   fixed point, so its results can differ from these by one grey level.
 """
+
 from __future__ import annotations
 
 import functools
@@ -63,9 +64,7 @@ def _fill_value(value: Tuple[float, ...], dtype: np.dtype, channels: int) -> Any
     return v if channels else v[0]
 
 
-def pad(
-    image: np.ndarray, sizes: Sequence[int], value: Any = 0, hw_axis: int = 0
-) -> np.ndarray:
+def pad(image: np.ndarray, sizes: Sequence[int], value: Any = 0, hw_axis: int = 0) -> np.ndarray:
     """Constant-border padding by ``sizes = (top, bottom, left, right)``."""
     top, bottom, left, right = sizes
     if min(top, bottom, left, right) < 0:

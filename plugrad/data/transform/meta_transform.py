@@ -1,4 +1,5 @@
 """Abstract transform protocol shared by all data transforms."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

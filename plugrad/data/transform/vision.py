@@ -1,4 +1,5 @@
 """Concrete vision transforms on HxWxC NumPy images (MegEngine semantics)."""
+
 from __future__ import annotations
 
 import collections.abc
@@ -29,7 +30,9 @@ def _pair(size: Size, what: str) -> Tuple[int, int]:
     elif isinstance(size, collections.abc.Sequence) and len(size) == 2:
         pair = (int(size[0]), int(size[1]))
     else:
-        raise ValueError("{} should be an int or a (height, width) pair, but got {}".format(what, size))
+        raise ValueError(
+            "{} should be an int or a (height, width) pair, but got {}".format(what, size)
+        )
     if min(pair) <= 0:
         raise ValueError("{} should be positive, but got {}".format(what, size))
     return pair
@@ -49,7 +52,9 @@ class Normalize(VisionTransform):
         self.std = np.array(std, dtype=np.float32)
         if self.mean.ndim > 1 or self.std.ndim > 1:
             raise ValueError("mean and std should be scalars or one value per channel")
-        table = (np.arange(256, dtype=np.uint8)[:, None] - self.mean.reshape(-1)) / self.std.reshape(-1)
+        table = (
+            np.arange(256, dtype=np.uint8)[:, None] - self.mean.reshape(-1)
+        ) / self.std.reshape(-1)
         self._lut = np.ascontiguousarray(table, dtype=np.float32)  # (256, channels or 1)
         self._lut1 = np.ascontiguousarray(self._lut[:, 0]) if self._lut.shape[1] == 1 else None
         self._channels = np.arange(self._lut.shape[1])
@@ -313,7 +318,9 @@ class CenterCrop(VisionTransform):
         th, tw = self.output_size
         if th > h or tw > w:
             raise ValueError(
-                "CenterCrop: output size {} is larger than the image size {}".format((th, tw), (h, w))
+                "CenterCrop: output size {} is larger than the image size {}".format(
+                    (th, tw), (h, w)
+                )
             )
         return int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))
 

@@ -1,4 +1,5 @@
 """VisionTransform (the ``order`` machinery) and Compose."""
+
 from __future__ import annotations
 
 import collections.abc
@@ -56,7 +57,7 @@ class VisionTransform(Transform):
             return head if len(input) == 1 else (head,) + input[1:]
         output = [x if fn is None else fn(x) for fn, x in zip(fns, input)]
         if len(input) > len(fns):
-            output.extend(input[len(fns):])
+            output.extend(input[len(fns) :])
         return output[0] if len(output) == 1 else tuple(output)
 
     def _appliers(self) -> Tuple[Optional[Callable[[Any], Any]], ...]:
@@ -116,9 +117,7 @@ class VisionTransform(Transform):
             return False
         if _owner(self, "apply") not in (VisionTransform, batch_owner):
             return False
-        return all(
-            k == "image" or k.endswith("category") or k.endswith("info") for k in self.order
-        )
+        return all(k == "image" or k.endswith("category") or k.endswith("info") for k in self.order)
 
     def _apply_stacked(self, stacked: Any) -> Any:
         if not isinstance(stacked, tuple):
@@ -150,9 +149,7 @@ class Compose(VisionTransform):
         self.transforms = list(transforms)
         self._set_order()
         if batch_compose and shuffle_indices is not None:
-            raise ValueError(
-                "Do not support shuffle when apply transforms along the whole batch"
-            )
+            raise ValueError("Do not support shuffle when apply transforms along the whole batch")
         self.batch_compose = batch_compose
         if shuffle_indices is not None:
             n = len(self.transforms)
@@ -160,8 +157,9 @@ class Compose(VisionTransform):
                 for pos in group:
                     if not isinstance(pos, (int, np.integer)) or not 1 <= pos <= n:
                         raise ValueError(
-                            "shuffle_indices start at 1 and must lie in [1, {}], but got "
-                            "{}".format(n, pos)
+                            "shuffle_indices start at 1 and must lie in [1, {}], but got {}".format(
+                                n, pos
+                            )
                         )
             shuffle_indices = [tuple(int(x) - 1 for x in group) for group in shuffle_indices]
         self.shuffle_indices = shuffle_indices
@@ -198,9 +196,7 @@ class Compose(VisionTransform):
     def _supports_stacked(self) -> bool:
         if _owner(self, "apply") is not Compose or _owner(self, "apply_batch") is not Compose:
             return False
-        return self.shuffle_indices is None and all(
-            t._supports_stacked() for t in self.transforms
-        )
+        return self.shuffle_indices is None and all(t._supports_stacked() for t in self.transforms)
 
     def _apply_stacked(self, stacked: Any) -> Any:
         for t in self.transforms:
