@@ -47,9 +47,13 @@ def start_method() -> str:
 def _exit_description(code: Optional[int]) -> str:
     if code is not None and code < 0:
         try:
-            return "was killed by signal {} ({})".format(-code, signal.Signals(-code).name)
+            name = signal.Signals(-code).name
         except ValueError:
             return "was killed by signal {}".format(-code)
+        text = "was killed by signal {} ({})".format(-code, name)
+        if name == "SIGBUS":
+            text += "; shared memory (/dev/shm) may be too small for the batches"
+        return text
     return "exited unexpectedly with exit code {}".format(code)
 
 

@@ -80,8 +80,9 @@ class SlotWriter:
             slot = min(fits, key=lambda s: self.slots[s].size)
             self.free.remove(slot)
             return slot
-        # Grow: replace a free (too small) slot, or add one. Round up to limit regrowth.
-        alloc = max(_PAGE, -(-size * 5 // 4 // _PAGE) * _PAGE)
+        # Grow: replace a free (too small) slot, or add one. Only page-rounded: callers that
+        # keep many batches alive pin one slot each, and /dev/shm is often small.
+        alloc = -(-size // _PAGE) * _PAGE
         name = "{}_{}".format(self.prefix, self.created)
         self.created += 1
         shm = shared_memory.SharedMemory(name=name, create=True, size=alloc)

@@ -41,7 +41,9 @@ class BatchFetcher:
     """
 
     def __init__(self, dataset: Any, transform: Any, collator: Any, stream: bool) -> None:
-        self.dataset = dataset
+        # Stream items are read by the main process; workers never touch the dataset (which
+        # may hold an unpicklable handle such as a socket).
+        self.dataset = None if stream else dataset
         self.transform = transform
         self.collator = collator
         self.stream = stream

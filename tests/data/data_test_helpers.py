@@ -123,6 +123,16 @@ class Counter(StreamDataset):
             yield np.array([i, -i], dtype=np.float32), i
 
 
+class LockedCounter(Counter):
+    """A stream holding an unpicklable handle: workers must never need the dataset."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        import threading
+
+        self.lock = threading.Lock()
+
+
 class AddNoise(Transform):
     """A random transform drawing from NumPy's global RNG (per-sample noise)."""
 

@@ -123,3 +123,14 @@ def test_fast_path_array_dataset_single_array():
             data.DataLoader(ds, sampler, transform, collator=type("C", (data.Collator,), {})())
         )
         batches_equal(fast, slow)
+
+
+def test_fast_path_respects_overridden_getitem():
+    class Doubled(ArrayDataset):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return x * 2, y
+
+    ds = Doubled(np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1), np.arange(6))
+    images, _ = next(iter(data.DataLoader(ds, data.SequentialSampler(ds, batch_size=6))))
+    assert images.ravel().tolist() == [0, 2, 4, 6, 8, 10]

@@ -15,6 +15,7 @@ from data_test_helpers import (
     AddNoise,
     Counter,
     FailingDataset,
+    LockedCounter,
     PidTransform,
     SelfKillingDataset,
     SlowDataset,
@@ -88,10 +89,12 @@ def test_order_and_values_equal_single_process(method, tmp_path):
         batches_equal(run(num_workers=3, collator=type("C", (data.Collator,), {})()), serial)
 
 
-def test_stream_dataset_with_workers():
+def test_stream_dataset_with_workers(method):
     serial = list(data.DataLoader(Counter(23), data.StreamSampler(5)))
-    parallel = list(data.DataLoader(Counter(23), data.StreamSampler(5), num_workers=2))
+    parallel = list(data.DataLoader(LockedCounter(23), data.StreamSampler(5), num_workers=2))
     batches_equal(parallel, serial)
+    divided = list(data.DataLoader(Counter(23), data.StreamSampler(5), num_workers=2, divide=True))
+    batches_equal(divided, serial)
 
 
 def test_work_is_spread_over_workers():
