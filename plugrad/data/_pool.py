@@ -179,11 +179,13 @@ class MultiProcessIterator:
         n = self._num_workers
         while not self._exhausted and self._sent - self._yielded < self._max_ahead:
             try:
-                payload = next(self._tasks)
+                payload = list(next(self._tasks))
             except StopIteration:
                 self._exhausted = True
                 return
-            payload = list(payload)
+            except BaseException:  # the sampler or the stream failed: stop the workers too
+                self.close()
+                raise
             b = self._sent
             if self._divide:
                 k, r = divmod(len(payload), n)

@@ -237,3 +237,15 @@ def test_interpreter_exit_with_live_iterator(tmp_path):
     for pid in map(int, pids):
         assert not os.path.exists("/proc/{}".format(pid)) or _is_other_process(pid)
     assert shm_names(prefix) == []
+
+
+def test_failing_stream_stops_workers():
+    class Broken(Counter):
+        def __iter__(self):
+            yield from super().__iter__()
+            raise OSError("stream lost")
+
+    it = iter(data.DataLoader(Broken(3), data.StreamSampler(2), num_workers=2))
+    with pytest.raises(OSError, match="stream lost"):
+        list(it)
+    assert_cleaned(it)
