@@ -245,7 +245,7 @@ def test_failing_stream_stops_workers():
             yield from super().__iter__()
             raise OSError("stream lost")
 
-    it = iter(data.DataLoader(Broken(3), data.StreamSampler(2), num_workers=2))
+    it = iter(data.DataLoader(Broken(30), data.StreamSampler(2), num_workers=2))
     with pytest.raises(OSError, match="stream lost"):
         list(it)
     assert_cleaned(it)
