@@ -217,6 +217,27 @@ def test_sigmoid_matches_numpy_and_never_overflows(tmp_path_factory, ctype):
     assert np.isnan(sigmoid(np.array([np.nan]))).all()
 
 
+@needs_cxx
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_relu_grad_selects_like_its_decomposition(tmp_path_factory, ctype):
+    dtype, _ = _CTYPES[ctype]
+    lib = _build(tmp_path_factory, f"relu_grad_{ctype}", f"""
+typedef {ctype} T;
+extern "C" void run(const T* gs, const T* outs, T* ys, long long n) {{
+    for (long long i = 0; i < n; ++i) {{
+        const T g = gs[i];
+        const T out = outs[i];
+        T& y = ys[i];
+        {fused.RELU_GRAD_BODY};
+    }}
+}}""")
+    g = np.array([1.5, -2.0, np.inf, np.nan, 3.0, 4.0], dtype)
+    out = np.array([0.5, 0.0, -0.0, 0.0, np.nan, 2.0], dtype)
+    y = np.empty_like(g)
+    lib.run(_pointer(g), _pointer(out), _pointer(y), ctypes.c_longlong(g.size))
+    np.testing.assert_array_equal(y, np.where(out > 0, g, 0).astype(dtype))
+
+
 # -- softmax rows -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def rows_lib(tmp_path_factory):
@@ -345,11 +366,11 @@ _CUPY_HEAD = ("#include <cupy/complex.cuh>\n#include <cupy/carray.cuh>\n"
               "#include <cupy/atomics.cuh>\n#include <cupy/math_constants.h>\n")
 _GPU_ELEMENTWISE = r"""
 typedef {ctype} T;
-extern "C" __global__ void check(const T* xs, T* ys, float p, T scale, unsigned int k0,
-                                 unsigned int k1, long long n) {{
+extern "C" __global__ void check(const T* xs, const T* gs, const T* outs, T* ys, float p,
+                                 T scale, unsigned int k0, unsigned int k1, long long n) {{
     for (ptrdiff_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += blockDim.x * gridDim.x) {{
-        const T x = xs[i];
+        const T x = xs[i], g = gs[i], out = outs[i];
         T& y = ys[i];
         {body};
     }}
@@ -377,9 +398,9 @@ def test_row_kernels_compile_for_the_gpu():
 
 
 @pytest.mark.parametrize("ctype", ["float16", "float", "double"])
-def test_sigmoid_and_dropout_compile_for_the_gpu(ctype):
+def test_sigmoid_relu_grad_and_dropout_compile_for_the_gpu(ctype):
     _skip_half_without_headers(ctype)
-    for preamble, body in [(fused.SIGMOID_SOURCE, fused.SIGMOID_BODY),
+    for preamble, body in [(fused.SIGMOID_SOURCE, fused.SIGMOID_BODY), ("", fused.RELU_GRAD_BODY),
                            (random.PHILOX_SOURCE, random.DROPOUT_BODY)]:
         assert _nvrtc_compile(_elementwise_source(preamble, body, ctype)) is None
 

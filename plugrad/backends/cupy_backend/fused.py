@@ -2,6 +2,8 @@
 
 - ``sigmoid``: one elementwise kernel (the generic form is five: negate, logaddexp, negate,
   exp, cast), stable for large ``|x|`` the same way.
+- ``relu_grad`` (relu's backward, ``g where out > 0 else 0``): one select kernel instead of a
+  comparison, a zeros tensor and a ``where``.
 - ``softmax``, ``logsoftmax``, ``softmax_cross_entropy`` and its gradient: one kernel each, a
   thread block per row of the softmax axis: the block reduces the row's maximum and its sum of
   ``exp(x - max)`` in shared memory and writes the result; the generic forms take five or more
@@ -20,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["ROW_SOURCE", "SIGMOID_BODY", "SIGMOID_SOURCE", "kernels"]
+__all__ = ["RELU_GRAD_BODY", "ROW_SOURCE", "SIGMOID_BODY", "SIGMOID_SOURCE", "kernels"]
 
 Kernel = Callable[..., Any]
 
@@ -44,6 +46,8 @@ __device__ __forceinline__ double plugrad_sigmoid(double v) {
 }
 """
 SIGMOID_BODY = "y = (T)plugrad_sigmoid(plugrad_widen(x))"
+# A select, as the decomposition's where: an inf or NaN gradient where out <= 0 still gives 0.
+RELU_GRAD_BODY = "y = out > 0 ? g : (T)0"
 
 _BLOCK = 128
 _MAX_GRID = 1 << 20  # rows beyond this are taken in a grid-stride loop
@@ -169,6 +173,8 @@ def kernels(cupy: ModuleType, generic: dict[str, Kernel]) -> dict[str, Kernel]:
     sigmoid_kernel = cupy.ElementwiseKernel(
         "T x", "T y", SIGMOID_BODY, "plugrad_sigmoid", preamble=SIGMOID_SOURCE)
     generic_sigmoid = generic["sigmoid"]
+    relu_grad_kernel = cupy.ElementwiseKernel("T g, T out", "T y", RELU_GRAD_BODY,
+                                              "plugrad_relu_grad")
     # One RawKernel object per (function, C type): CuPy compiles each on first launch, once
     # per device, and caches the binary.
     raw = {(function, c_type): cupy.RawKernel(ROW_SOURCE, f"plugrad_{function}_{c_type}")
@@ -198,6 +204,9 @@ def kernels(cupy: ModuleType, generic: dict[str, Kernel]) -> dict[str, Kernel]:
         if x.dtype.kind != "f":
             return generic_sigmoid(x)
         return sigmoid_kernel(x)
+
+    def relu_grad(g, out):
+        return relu_grad_kernel(g, out)
 
     def softmax_family(log_out: int) -> Kernel:
         def kernel(x, *, axis):
@@ -230,6 +239,7 @@ def kernels(cupy: ModuleType, generic: dict[str, Kernel]) -> dict[str, Kernel]:
 
     return {
         "sigmoid": sigmoid,
+        "relu_grad": relu_grad,
         "softmax": softmax_family(0),
         "logsoftmax": softmax_family(1),
         "softmax_cross_entropy": softmax_cross_entropy,

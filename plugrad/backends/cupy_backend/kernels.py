@@ -9,8 +9,8 @@ where a CUDA kernel pays:
   form, and CUDA's atomic add covers fewer dtypes than plugrad's) - see :mod:`.indexing`;
 - ``uniform``, ``normal``, ``dropout``: a stateless counter-based generator, one kernel per call
   and no generator state to set up - see :mod:`.random`;
-- ``sigmoid``, ``softmax``, ``logsoftmax``, ``softmax_cross_entropy(_grad)``: one fused kernel
-  each instead of a chain of passes - see :mod:`.fused`.
+- ``sigmoid``, ``relu_grad``, ``softmax``, ``logsoftmax``, ``softmax_cross_entropy(_grad)``: one
+  fused kernel each instead of a chain of passes - see :mod:`.fused`.
 
 CuPy runs a kernel on the *current* device, whatever device its inputs live on. On a machine
 with one GPU that is always the right one; with several, every kernel is wrapped to run on its
