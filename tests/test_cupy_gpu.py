@@ -250,6 +250,8 @@ def test_random_draws_are_reproducible_and_distributed(dtype):
     gpu, _ = _tables()
     draw = gpu["normal"](shape=(1000,), dtype=np.dtype(dtype), seed=5)
     assert draw.dtype == np.dtype(dtype) and float(draw.std()) == pytest.approx(1, abs=0.1)
+    half = gpu["uniform"](shape=(100_000,), dtype=np.dtype("float16"), seed=5)
+    assert half.dtype == np.float16 and float(half.max()) < 1.0
 
 
 LENET_CONV = [((64, 1, 32, 32), (6, 1, 5, 5)), ((64, 6, 14, 14), (16, 6, 5, 5)),

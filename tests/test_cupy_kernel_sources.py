@@ -175,6 +175,16 @@ def test_uniform_draws_cover_the_unit_interval_evenly(tmp_path_factory, ctype, f
 
 
 @needs_cxx
+def test_the_float16_draw_is_exact_in_float16_and_below_one(tmp_path_factory):
+    draw = Elementwise(tmp_path_factory, random.PHILOX_SOURCE,
+                       random.DRAW_BODY.format(function="plugrad_uniform_h"), "float")
+    u = draw(n=200_000, seed=3)
+    np.testing.assert_array_equal(u.astype(np.float16).astype(np.float32), u)
+    assert u.min() >= 0.0 and u.max() == 2047 / 2048
+    assert abs(u.mean() - 0.5) < 0.005 and len(np.unique(u)) == 2048
+
+
+@needs_cxx
 @pytest.mark.parametrize("ctype, function", [("float", "plugrad_normal_f"),
                                              ("double", "plugrad_normal_d")])
 def test_normal_draws_are_standard_normal(tmp_path_factory, ctype, function):
@@ -408,7 +418,7 @@ def test_sigmoid_relu_grad_and_dropout_compile_for_the_gpu(ctype):
 @pytest.mark.parametrize("ctype", ["float16", "float", "double", "bool", "signed char", "int"])
 def test_random_draws_compile_for_every_dtype(ctype):
     _skip_half_without_headers(ctype)
-    for function in ("plugrad_uniform_f", "plugrad_uniform_d", "plugrad_normal_f",
-                     "plugrad_normal_d"):
+    for function in ("plugrad_uniform_f", "plugrad_uniform_h", "plugrad_uniform_d",
+                     "plugrad_normal_f", "plugrad_normal_d"):
         body = random.DRAW_BODY.format(function=function)
         assert _nvrtc_compile(_elementwise_source(random.PHILOX_SOURCE, body, ctype)) is None

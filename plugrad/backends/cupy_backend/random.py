@@ -66,6 +66,14 @@ __device__ __forceinline__ float plugrad_uniform_f(unsigned long long n, unsigne
     return plugrad_unit_f(r[0]);
 }
 
+/* [0, 1) in multiples of 2**-11, exact in float16: a float32 draw near 1 would round up to 1. */
+__device__ __forceinline__ float plugrad_uniform_h(unsigned long long n, unsigned int k0,
+                                                   unsigned int k1) {
+    unsigned int r[4];
+    plugrad_philox(n, k0, k1, r);
+    return (float)(r[0] >> 21) * 4.8828125e-04f;
+}
+
 __device__ __forceinline__ double plugrad_uniform_d(unsigned long long n, unsigned int k0,
                                                     unsigned int k1) {
     unsigned int r[4];
@@ -112,16 +120,19 @@ def kernels(cupy: ModuleType) -> dict[str, Callable[..., Any]]:
                                       preamble=PHILOX_SOURCE)
 
     uniform_f, uniform_d = draw("plugrad_uniform_f"), draw("plugrad_uniform_d")
+    uniform_h = draw("plugrad_uniform_h")
     normal_f, normal_d = draw("plugrad_normal_f"), draw("plugrad_normal_d")
     dropout_kernel = cupy.ElementwiseKernel(
         "T x, float32 p, T scale, uint32 k0, uint32 k1", "T y", DROPOUT_BODY,
         "plugrad_dropout", preamble=PHILOX_SOURCE)
-    float64 = cupy.dtype("float64")
+    float64, float16 = cupy.dtype("float64"), cupy.dtype("float16")
 
     def uniform(*, shape, dtype, seed):
-        # Like the CPU kernel: float64 draws 53 bits, every other dtype a float32 draw cast.
+        # float64 draws 53 bits, float16 11 (so it stays below 1), others a float32 draw cast.
         out = cupy.empty(shape, dtype=dtype)
-        (uniform_d if out.dtype == float64 else uniform_f)(*_key(seed), out)
+        kernel = uniform_d if out.dtype == float64 else \
+            uniform_h if out.dtype == float16 else uniform_f
+        kernel(*_key(seed), out)
         return out
 
     def normal(*, shape, dtype, seed):
