@@ -163,7 +163,8 @@ def test_index_add_with_duplicates_matches_numpy_add_at(dtype):
     rng = np.random.default_rng(1)
     x = (rng.integers(0, 3, (5, 4)) > 0).astype(dtype) if dtype == "bool" else \
         rng.integers(0, 100, (5, 4)).astype(dtype)
-    value = np.ones((6, 4), dtype) if dtype == "bool" else rng.integers(0, 100, (6, 4)).astype(dtype)
+    value = np.ones((6, 4), dtype) if dtype == "bool" else \
+        rng.integers(0, 100, (6, 4)).astype(dtype)
     index = (np.array([0, 2, 2, 4, 0, 2]),)
     expected = cpu["index_add"](x, value, index=index)
     actual = gpu["index_add"](cupy.asarray(x), cupy.asarray(value),

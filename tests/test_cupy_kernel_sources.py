@@ -39,7 +39,11 @@ static inline unsigned int __umulhi(unsigned int a, unsigned int b) {
     return (unsigned int)(((unsigned long long)a * b) >> 32);
 }
 static inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
-static inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }
+static inline double __longlong_as_double(long long v) {
+    double d;
+    std::memcpy(&d, &v, 8);
+    return d;
+}
 static inline float cospif(float x) { return std::cos(3.14159265358979323846 * x); }
 static inline double cospi(double x) { return std::cos(3.14159265358979323846 * x); }
 using std::exp; using std::log; using std::sqrt;
@@ -341,8 +345,8 @@ def _nvrtc_setup():
     if importlib.util.find_spec("cupy") is None:
         pytest.skip("cupy is not installed")
     try:
-        from cupy.cuda import nvrtc
         import cupy._core.core as cupy_core
+        from cupy.cuda import nvrtc
 
         nvrtc.getVersion()
     except Exception as exc:  # NVRTC is a separate library (e.g. nvidia-cuda-nvrtc-cu12)
