@@ -2,12 +2,17 @@
 
     PYTHONPATH=. python benchmarks/bench_conv_kernels.py [--batch 64] [--rounds 15]
     PYTHONPATH=. python benchmarks/bench_conv_kernels.py --explore   # alternatives
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_conv_kernels.py
 
 Each op is timed in interleaved rounds (ours, torch, ours, ...) so that drift
 of a shared machine hits both sides alike; the table shows the median and the
 minimum per call in ms.  torch is optional (used only here, never by the
-package): ``torch.set_num_threads(2)``; NumPy's BLAS uses its own threads
-(OpenBLAS: all cores unless ``OPENBLAS_NUM_THREADS`` is set).
+package): ``torch.set_num_threads(2)`` unless ``--torch-threads`` says
+otherwise; NumPy's BLAS uses its own threads (OpenBLAS: all cores unless
+``OPENBLAS_NUM_THREADS`` is set).  On the 2-vCPU VM this was written on,
+two-thread OpenBLAS GEMMs sometimes stall for milliseconds (medians 10x the
+minimum) while single-threaded OpenBLAS is stable and about as fast, so run
+both ways.
 """
 
 from __future__ import annotations
@@ -118,7 +123,8 @@ def layer_ops(name, xs, ws, batch, ck, pk, rng):
 def main_table(args):
     rng = np.random.default_rng(0)
     ck, pk = conv_mod.kernels(np), pool_mod.kernels(np)
-    print(f"numpy {np.__version__}, batch {args.batch}, float32"
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default (all cores)")
+    print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={blas}), batch {args.batch}, float32"
           + (f", torch {torch.__version__} threads={torch.get_num_threads()}" if torch else
              ", torch not importable"))
     head = f"{'layer':6s} {'op':12s} {'ours med':>9s} {'ours min':>9s}"
@@ -138,7 +144,8 @@ def main_table(args):
             used = not (name == "conv1" and op == "grad_input")
             train_o += r["ours"][0] if used else 0.0
             if "torch" in r:
-                line += f" {r['torch'][0]:9.3f} {r['torch'][1]:9.3f} {r['ours'][0] / r['torch'][0]:6.2f}"
+                ratio = r["ours"][0] / r["torch"][0]
+                line += f" {r['torch'][0]:9.3f} {r['torch'][1]:9.3f} {ratio:6.2f}"
                 tot_t += r["torch"][0]
                 train_t += r["torch"][0] if used else 0.0
             print(line + ("" if used else "   (not needed in training)"))
@@ -273,13 +280,15 @@ def explore(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--torch-threads", type=int, default=2)
     ap.add_argument("--explore", action="store_true", help="time the alternatives instead")
     args = ap.parse_args()
     if torch is not None:
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.torch_threads)
     (explore if args.explore else main_table)(args)
 
 

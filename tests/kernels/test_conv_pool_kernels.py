@@ -409,9 +409,11 @@ def test_pool_finite_differences(case):
     gx = POOL["max_pool2d_grad"](gy, x, POOL["max_pool2d"](x, **geo), **geo)
     np.testing.assert_allclose(gx, numeric_grad(f, x), rtol=1e-5, atol=1e-6)
     for inc in (True, False):
-        f = lambda x_: np.vdot(gy, POOL["avg_pool2d"](x_, count_include_pad=inc, **geo))  # noqa: E731
+        def f_avg(x_, inc=inc):
+            return np.vdot(gy, POOL["avg_pool2d"](x_, count_include_pad=inc, **geo))
+
         gx = POOL["avg_pool2d_grad"](gy, input_shape=x.shape, count_include_pad=inc, **geo)
-        np.testing.assert_allclose(gx, numeric_grad(f, x), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(gx, numeric_grad(f_avg, x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
@@ -441,3 +443,61 @@ def test_pool_outputs_are_fresh():
     gx = POOL["max_pool2d_grad"](gy, x, y, **geo)
     assert not np.shares_memory(gx, gy)
     np.testing.assert_array_equal(gx, gy)
+
+
+# --------------------------------------------------------------------------
+# array-module genericity: the kernels must run on the API NumPy and CuPy share
+# --------------------------------------------------------------------------
+class SharedAPI:
+    """NumPy behind a whitelist of names that CuPy also provides.
+
+    Its ``__name__`` is not "numpy", so the kernels take their GPU-style
+    configuration (no CPU batch blocking, float16 GEMMs in float16).
+    """
+
+    __name__ = "shared_api"
+    ALLOWED = {"ascontiguousarray", "zeros", "empty", "full", "matmul", "maximum", "minimum",
+               "multiply", "arange", "dtype", "float16", "float32", "float64", "inf", "nan"}
+
+    class lib:  # noqa: N801
+        class stride_tricks:  # noqa: N801
+            as_strided = staticmethod(np.lib.stride_tricks.as_strided)
+
+    def __getattr__(self, name):
+        if name not in self.ALLOWED:
+            raise AttributeError(f"{name} is not in the API shared with CuPy")
+        return getattr(np, name)
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[2], CONV_CASES[5], CONV_CASES[8]],
+                         ids=conv_ids)
+def test_conv_on_shared_api(case):
+    k = conv_mod.kernels(SharedAPI())
+    x, w, gy, geo = conv_data(case)
+    np.testing.assert_allclose(k["conv2d"](x, w, **geo), ref_conv(x, w, **geo), atol=1e-10)
+    gx_ref, gw_ref = ref_conv_grads(gy, x, w, **geo)
+    np.testing.assert_allclose(k["conv2d_grad_input"](gy, w, input_shape=x.shape, **geo),
+                               gx_ref, atol=1e-10)
+    np.testing.assert_allclose(k["conv2d_grad_weight"](gy, x, weight_shape=w.shape, **geo),
+                               gw_ref, atol=1e-10)
+    x16, w16, gy16, _ = conv_data(case, dtype=np.float16)
+    assert k["conv2d"](x16, w16, **geo).dtype == np.float16
+    assert k["conv2d_grad_input"](gy16, w16, input_shape=x.shape, **geo).dtype == np.float16
+    assert k["conv2d_grad_weight"](gy16, x16, weight_shape=w.shape, **geo).dtype == np.float16
+
+
+@pytest.mark.parametrize("case", [POOL_CASES[0], POOL_CASES[2], POOL_CASES[5]], ids=pool_ids)
+def test_pool_on_shared_api(case):
+    k = pool_mod.kernels(SharedAPI())
+    x, gy, geo = pool_data(case, ties=True)
+    kk, s, p = geo["kernel_size"], geo["stride"], geo["padding"]
+    y = k["max_pool2d"](x, **geo)
+    np.testing.assert_array_equal(y, ref_max_pool(x, kk, s, p)[0])
+    np.testing.assert_allclose(k["max_pool2d_grad"](gy, x, y, **geo),
+                               ref_max_pool_grad(gy, x, kk, s, p), rtol=1e-15)
+    for inc in (True, False):
+        np.testing.assert_allclose(k["avg_pool2d"](x, count_include_pad=inc, **geo),
+                                   ref_avg_pool(x, kk, s, p, inc), atol=1e-12)
+        np.testing.assert_allclose(
+            k["avg_pool2d_grad"](gy, input_shape=x.shape, count_include_pad=inc, **geo),
+            ref_avg_pool_grad(gy, x.shape, kk, s, p, inc), atol=1e-12)

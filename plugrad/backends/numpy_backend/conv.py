@@ -26,6 +26,15 @@ Strategy (all three kernels share the same im2col layout):
   stride 1 the slices are flat shifts of whole padded planes.
 * 1x1 / stride-1 / no-padding convolutions skip im2col and col2im entirely.
 
+Alternatives measured on LeNet's layers (batch 64, see
+``benchmarks/bench_conv_kernels.py --explore``) and rejected: one unblocked
+GEMM per group (1.5-2x slower on the CPU: OpenBLAS handles a 6x25 @ 25x57k
+GEMM poorly), columns in ``(N*P, C*K*K)`` order (short inner copies, 2-4x
+slower), im2col by a loop over kernel offsets, ``einsum`` on the window view
+or on the columns, ``tensordot``; for the weight gradient ``g @ cols^T``
+(1.5x slower than ``cols @ g^T``); for the input gradient batch blocking
+(faster for C=1, slower for C=6) and per-sample (non-flat) col2im slices.
+
 Caveat of the wide layout: junk columns read real (finite or not) input
 values and are multiplied by exact zeros in ``conv2d_grad_weight``, so an
 ``inf``/``nan`` *input* may turn additional weight-gradient entries into
@@ -34,10 +43,12 @@ values and are multiplied by exact zeros in ``conv2d_grad_weight``, so an
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 # CPU cache blocking: bytes of im2col columns per batch block (None: no
-# blocking).  Tuned on LeNet-sized layers with benchmarks/bench_conv_kernels.py.
+# blocking).  Tuned on LeNet-sized layers with benchmarks/bench_conv_kernels.py
+# (256 KB vs 64 KB / 1 MB / unblocked; stable with 1- and 2-thread OpenBLAS).
 CPU_BLOCK_BYTES = {"fwd": 256 * 1024, "grad_weight": 256 * 1024, "grad_input": None}
 
 
@@ -45,15 +56,15 @@ def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+@functools.lru_cache(maxsize=256)
 def _pick_block(n: int, per_sample: int, budget: int | None) -> int:
     """Largest divisor of ``n`` whose block fits ``budget`` bytes (at least 1)."""
     if budget is None or n * per_sample <= budget:
         return n
-    best = 1
-    for d in range(2, n):
-        if n % d == 0 and d * per_sample <= budget:
-            best = d
-    return best
+    for d in range(min(n, budget // max(per_sample, 1)), 1, -1):
+        if n % d == 0:
+            return d
+    return 1
 
 
 def kernels(xp) -> dict[str, Callable]:

@@ -135,7 +135,8 @@ def kernels(xp) -> dict[str, Callable]:
         return acc.astype(dt, copy=False)
 
     def avg_pool2d_grad(g, *, input_shape, kernel_size, stride, padding, count_include_pad):
-        n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = geometry(input_shape, kernel_size, stride, padding)
+        n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = geometry(
+            input_shape, kernel_size, stride, padding)
         dt = g.dtype
         ct = acc_dtype(dt)
         gs = g.astype(ct) / divisor(h, w, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad, ct)
