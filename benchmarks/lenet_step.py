@@ -34,13 +34,18 @@ def initial_state(seed: int = 0) -> dict[str, np.ndarray]:
     return M.LeNet().state_dict()
 
 
-def plugrad_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], float]:
-    """The quick-start's step: GradManager, model, cross_entropy, backward, SGD step."""
+def plugrad_parts(state: dict, images: np.ndarray, labels: np.ndarray) -> tuple:
+    """(model, GradManager, SGD, x, y) of the quick-start's step, for steps built elsewhere."""
     model = M.LeNet()
     model.load_state_dict(state)
     gm = GradManager().attach(model.parameters())
     opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-    x, y = P.Tensor(images), P.Tensor(labels)
+    return model, gm, opt, P.Tensor(images), P.Tensor(labels)
+
+
+def plugrad_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], float]:
+    """The quick-start's step: GradManager, model, cross_entropy, backward, SGD step."""
+    model, gm, opt, x, y = plugrad_parts(state, images, labels)
 
     def step() -> float:
         with gm:
