@@ -12,7 +12,7 @@ import numpy as np
 
 from plugrad.core import dtypes
 from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS
-from plugrad.core.tape import Node, state
+from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
 __all__ = ["apply", "binary", "promote_pair", "create", "check_broadcast", "common_device", "as_tensor_like"]
@@ -58,7 +58,12 @@ def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tenso
     op = OPS[op_name]
     if not op.differentiable or result._data.dtype.kind != "f":
         return
-    node = Node(op, parents, [t._data for t in inputs], result._data, result._device, attrs)
+    keep = op.keep_inputs
+    if keep is None:
+        saved = [t._data for t in inputs]
+    else:  # drop what the vjp never reads, so it is freed as soon as the forward is done with it
+        saved = [t._data if i in keep else ArraySpec(t._data) for i, t in enumerate(inputs)]
+    node = Node(op, parents, saved, result._data if op.keep_out else None, result._device, attrs)
     result._node = node
     state.live_nodes.append(node)
 

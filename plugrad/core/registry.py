@@ -31,6 +31,9 @@ class OpDef:
     ``vjp(ctx, g)`` returns one gradient (or ``None``) per input, computed with other ops;
     ``ctx`` holds the inputs, the output and the attributes of the forward call.
     ``decomposition(*inputs, **attrs)`` computes a composite op with other ops.
+    ``keep_inputs`` (input positions; ``None`` for all) and ``keep_out`` say which arrays the vjp
+    reads: the tape keeps only those, and the other inputs as their shape and dtype, so the
+    activations a backward pass never reads are freed during the forward pass.
     """
 
     name: str
@@ -39,6 +42,8 @@ class OpDef:
     decomposition: Callable | None = None
     differentiable: bool = True
     doc: str = ""
+    keep_inputs: tuple[int, ...] | None = None
+    keep_out: bool = True
 
 
 OPS: dict[str, OpDef] = {}
@@ -55,17 +60,20 @@ def _register(op: OpDef) -> OpDef:
 
 
 def primitive(name: str, *, vjp: Callable | None = None, differentiable: bool = True,
-              doc: str = "") -> OpDef:
+              doc: str = "", keep_inputs: tuple[int, ...] | None = None,
+              keep_out: bool = True) -> OpDef:
     """Declare a primitive op; ``differentiable=False`` ops pass no gradient (comparisons...)."""
-    return _register(OpDef(name, True, vjp, None, differentiable and vjp is not None, doc))
+    return _register(OpDef(name, True, vjp, None, differentiable and vjp is not None, doc,
+                           keep_inputs, keep_out))
 
 
 def composite(name: str, *, decomposition: Callable, vjp: Callable | None = None,
-              doc: str = "") -> OpDef:
+              doc: str = "", keep_inputs: tuple[int, ...] | None = None,
+              keep_out: bool = True) -> OpDef:
     """Declare a composite op with its decomposition (and optionally a vjp for fused kernels)."""
     if vjp is None:
         DECOMPOSE_WHEN_RECORDING.add(name)
-    return _register(OpDef(name, False, vjp, decomposition, True, doc))
+    return _register(OpDef(name, False, vjp, decomposition, True, doc, keep_inputs, keep_out))
 
 
 _tables: dict[int, dict[str, Kernel]] = {}

@@ -6,13 +6,14 @@ recording ends every node is emptied, so memory does not outlive the step.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from plugrad.core.registry import OpDef
     from plugrad.core.tensor import Tensor
 
-__all__ = ["Node", "Leaf", "state", "run_backward"]
+__all__ = ["Node", "Leaf", "ArraySpec", "state", "run_backward"]
 
 
 class _State:
@@ -37,8 +38,30 @@ class Leaf:
         self.managers: list[Any] = []
 
 
+class ArraySpec:
+    """What a node keeps of an input its vjp does not read: the shape and dtype, not the data."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, array: Any):
+        self.shape = array.shape
+        self.dtype = array.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
 class Node:
-    """One recorded op call: what its vjp needs, and where its input gradients go."""
+    """One recorded op call: what its vjp needs, and where its input gradients go.
+
+    ``saved`` holds an array per input the op's vjp reads and an :class:`ArraySpec` for the
+    others; ``out_data`` is None unless the vjp reads the output.
+    """
 
     __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs")
 

@@ -74,12 +74,14 @@ def _logsoftmax_vjp(ctx, g):
     return (g - F.exp(ctx.out) * apply("sum", g, axis=(axis,), keepdims=True),)
 
 
-composite("relu", decomposition=_relu, vjp=_relu_vjp, doc="max(x, 0)")
+composite("relu", decomposition=_relu, vjp=_relu_vjp, doc="max(x, 0)", keep_inputs=())
 # Its own op so a backend can fuse it: a multiply by the mask beats a data-dependent select.
 composite("relu_grad", decomposition=_relu_grad, doc="g where out > 0, else 0")
-composite("sigmoid", decomposition=_sigmoid, vjp=_sigmoid_vjp, doc="1 / (1 + exp(-x))")
+composite("sigmoid", decomposition=_sigmoid, vjp=_sigmoid_vjp, doc="1 / (1 + exp(-x))",
+          keep_inputs=())
 composite("logsumexp", decomposition=_logsumexp, vjp=_logsumexp_vjp,
           doc="log(sum(exp(x), axis)), shifted by the maximum")
-composite("softmax", decomposition=_softmax, vjp=_softmax_vjp, doc="exp(x) / sum(exp(x), axis)")
-composite("logsoftmax", decomposition=_logsoftmax, vjp=_logsoftmax_vjp,
+composite("softmax", decomposition=_softmax, vjp=_softmax_vjp, doc="exp(x) / sum(exp(x), axis)",
+          keep_inputs=())
+composite("logsoftmax", decomposition=_logsoftmax, vjp=_logsoftmax_vjp, keep_inputs=(),
           doc="x - logsumexp(x, axis)")

@@ -103,9 +103,11 @@ def _conv2d_grad_weight_vjp(ctx, g):
     return gdy, gx
 
 
-composite("conv2d", decomposition=_conv2d, vjp=_conv2d_vjp,
+composite("conv2d", decomposition=_conv2d, vjp=_conv2d_vjp, keep_out=False,
           doc="cross-correlation of (N, C, H, W) with (O, C/groups, kh, kw)")
 composite("conv2d_grad_input", decomposition=_conv2d_grad_input, vjp=_conv2d_grad_input_vjp,
+          keep_out=False,
           doc="gradient of conv2d with respect to its input (the transposed convolution)")
 composite("conv2d_grad_weight", decomposition=_conv2d_grad_weight, vjp=_conv2d_grad_weight_vjp,
+          keep_out=False,
           doc="gradient of conv2d with respect to its weight")

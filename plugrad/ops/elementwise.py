@@ -14,15 +14,17 @@ def _unbroadcast(ctx, gx, gy):
 
 
 # -- unary: d/dx written with the saved input x or output out ------------------------------
-primitive("neg", vjp=lambda ctx, g: (-g,))
-primitive("abs", vjp=lambda ctx, g: (g * F.sign(ctx.inputs[0]),))
-primitive("exp", vjp=lambda ctx, g: (g * ctx.out,))
-primitive("log", vjp=lambda ctx, g: (g / ctx.inputs[0],))
-primitive("log1p", vjp=lambda ctx, g: (g / (ctx.inputs[0] + 1),))
-primitive("sqrt", vjp=lambda ctx, g: (g / (ctx.out * 2),))
-primitive("sin", vjp=lambda ctx, g: (g * F.cos(ctx.inputs[0]),))
-primitive("cos", vjp=lambda ctx, g: (-g * F.sin(ctx.inputs[0]),))
-primitive("tanh", vjp=lambda ctx, g: (g * (1 - ctx.out * ctx.out),))
+# keep_inputs / keep_out: what each vjp reads, so the tape holds nothing else.
+_X, _OUT = dict(keep_inputs=(0,), keep_out=False), dict(keep_inputs=())
+primitive("neg", vjp=lambda ctx, g: (-g,), keep_inputs=(), keep_out=False)
+primitive("abs", vjp=lambda ctx, g: (g * F.sign(ctx.inputs[0]),), **_X)
+primitive("exp", vjp=lambda ctx, g: (g * ctx.out,), **_OUT)
+primitive("log", vjp=lambda ctx, g: (g / ctx.inputs[0],), **_X)
+primitive("log1p", vjp=lambda ctx, g: (g / (ctx.inputs[0] + 1),), **_X)
+primitive("sqrt", vjp=lambda ctx, g: (g / (ctx.out * 2),), **_OUT)
+primitive("sin", vjp=lambda ctx, g: (g * F.cos(ctx.inputs[0]),), **_X)
+primitive("cos", vjp=lambda ctx, g: (-g * F.sin(ctx.inputs[0]),), **_X)
+primitive("tanh", vjp=lambda ctx, g: (g * (1 - ctx.out * ctx.out),), **_OUT)
 # Piecewise constant: no gradient flows.
 for _name in ("sign", "floor", "ceil", "round", "logical_not"):
     primitive(_name, differentiable=False)
@@ -72,16 +74,17 @@ def _select_vjp(pick_x):
     return vjp
 
 
-primitive("add", vjp=_add_vjp)
-primitive("sub", vjp=_sub_vjp)
-primitive("mul", vjp=_mul_vjp)
-primitive("div", vjp=_div_vjp)
+_SHAPES, _XY = dict(keep_inputs=(), keep_out=False), dict(keep_inputs=(0, 1), keep_out=False)
+primitive("add", vjp=_add_vjp, **_SHAPES)
+primitive("sub", vjp=_sub_vjp, **_SHAPES)
+primitive("mul", vjp=_mul_vjp, **_XY)
+primitive("div", vjp=_div_vjp, keep_inputs=(1,))
 primitive("pow", vjp=_pow_vjp)
-primitive("mod", vjp=_mod_vjp)
+primitive("mod", vjp=_mod_vjp, **_XY)
 primitive("floor_div", differentiable=False)
 # Ties send the gradient to x, so the two parts always sum to g.
-primitive("maximum", vjp=_select_vjp(lambda x, y: x >= y))
-primitive("minimum", vjp=_select_vjp(lambda x, y: x <= y))
+primitive("maximum", vjp=_select_vjp(lambda x, y: x >= y), **_XY)
+primitive("minimum", vjp=_select_vjp(lambda x, y: x <= y), **_XY)
 for _name in ("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"):
     primitive(_name, differentiable=False)
 
@@ -99,5 +102,5 @@ def _cast_vjp(ctx, g):
     return (apply("cast", g, dtype=source) if source.kind == "f" else None,)
 
 
-primitive("where", vjp=_where_vjp)
-primitive("cast", vjp=_cast_vjp)
+primitive("where", vjp=_where_vjp, keep_inputs=(0,), keep_out=False)
+primitive("cast", vjp=_cast_vjp, **_SHAPES)

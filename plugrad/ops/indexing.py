@@ -38,8 +38,9 @@ def _scatter_add_vjp(ctx, g):
     return g, None, gv
 
 
-primitive("getitem", vjp=_getitem_vjp)
-primitive("setitem", vjp=_setitem_vjp)
-primitive("index_add", vjp=_index_add_vjp)
-primitive("gather", vjp=_gather_vjp)
-primitive("scatter_add", vjp=_scatter_add_vjp)
+# Only index arrays are read as data; the other inputs' shapes and dtypes are enough.
+primitive("getitem", vjp=_getitem_vjp, keep_inputs=(), keep_out=False)
+primitive("setitem", vjp=_setitem_vjp, keep_inputs=(), keep_out=False)
+primitive("index_add", vjp=_index_add_vjp, keep_inputs=(), keep_out=False)
+primitive("gather", vjp=_gather_vjp, keep_inputs=(1,), keep_out=False)
+primitive("scatter_add", vjp=_scatter_add_vjp, keep_inputs=(1,), keep_out=False)

@@ -18,4 +18,4 @@ def _matmul_vjp(ctx, g):
     return gx, gy
 
 
-primitive("matmul", vjp=_matmul_vjp)
+primitive("matmul", vjp=_matmul_vjp, keep_inputs=(0, 1), keep_out=False)

@@ -210,18 +210,22 @@ def _gelu_vjp(ctx, g):
     return (apply("mul", g, apply("add", cdf, apply("mul", x, pdf))),)
 
 
-composite("linear", decomposition=_linear, vjp=_linear_vjp,
+composite("linear", decomposition=_linear, vjp=_linear_vjp, keep_inputs=(0, 1), keep_out=False,
           doc="x @ weight.T (+ bias); inputs (x, weight) or (x, weight, bias)")
-composite("batch_norm", decomposition=_batch_norm, vjp=_batch_norm_vjp,
+composite("batch_norm", decomposition=_batch_norm, vjp=_batch_norm_vjp, keep_inputs=(0, 1),
+          keep_out=False,
           doc="(x - mean) / sqrt(var + eps) * weight + bias with batch statistics over axes")
-composite("dropout", decomposition=_dropout, vjp=_dropout_vjp,
+composite("dropout", decomposition=_dropout, vjp=_dropout_vjp, keep_inputs=(), keep_out=False,
           doc="x / (1 - p) where a uniform draw from seed is >= p, else 0")
 composite("softmax_cross_entropy", decomposition=_softmax_cross_entropy,
-          vjp=_softmax_cross_entropy_vjp, doc="-logsoftmax(x, axis)[label] per sample")
+          vjp=_softmax_cross_entropy_vjp, doc="-logsoftmax(x, axis)[label] per sample",
+          keep_out=False)
 composite("softmax_cross_entropy_grad", decomposition=_softmax_cross_entropy_grad,
           doc="(softmax(x) - one_hot(label)) * g")
 composite("binary_cross_entropy", decomposition=_binary_cross_entropy,
-          vjp=_binary_cross_entropy_vjp, doc="elementwise binary cross-entropy")
-composite("leaky_relu", decomposition=_leaky_relu, vjp=_leaky_relu_vjp,
+          vjp=_binary_cross_entropy_vjp, doc="elementwise binary cross-entropy",
+          keep_out=False)
+composite("leaky_relu", decomposition=_leaky_relu, vjp=_leaky_relu_vjp, keep_out=False,
           doc="x if x > 0 else negative_slope * x")
-composite("gelu", decomposition=_gelu, vjp=_gelu_vjp, doc="x * Phi(x) (erf form)")
+composite("gelu", decomposition=_gelu, vjp=_gelu_vjp, doc="x * Phi(x) (erf form)",
+          keep_out=False)

@@ -106,7 +106,8 @@ composite("max_pool2d", decomposition=_max_pool2d, vjp=_max_pool2d_vjp,
           doc="maximum over each kh x kw window of (N, C, H, W)")
 composite("max_pool2d_grad", decomposition=_max_pool2d_grad,
           doc="gradient of max_pool2d: g routed to each window's first maximum")
-composite("avg_pool2d", decomposition=_avg_pool2d, vjp=_avg_pool2d_vjp,
+composite("avg_pool2d", decomposition=_avg_pool2d, vjp=_avg_pool2d_vjp, keep_inputs=(),
+          keep_out=False,
           doc="mean over each kh x kw window of (N, C, H, W)")
 composite("avg_pool2d_grad", decomposition=_avg_pool2d_grad,
           doc="gradient of avg_pool2d: g / count spread over each window")

@@ -44,9 +44,9 @@ def _prod_vjp(ctx, g):
     return (_expand(ctx, g) * others,)
 
 
-primitive("sum", vjp=_sum_vjp)
-primitive("max", vjp=_extremum_vjp)
-primitive("min", vjp=_extremum_vjp)
-primitive("prod", vjp=_prod_vjp)
+primitive("sum", vjp=_sum_vjp, keep_inputs=(), keep_out=False)
+primitive("max", vjp=_extremum_vjp, keep_inputs=(0,))
+primitive("min", vjp=_extremum_vjp, keep_inputs=(0,))
+primitive("prod", vjp=_prod_vjp, keep_inputs=(0,), keep_out=False)
 primitive("argmax", differentiable=False)
 primitive("argmin", differentiable=False)

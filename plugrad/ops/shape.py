@@ -37,9 +37,11 @@ def _concat_vjp(ctx, g):
     return tuple(grads)
 
 
-primitive("reshape", vjp=_reshape_vjp)
-primitive("broadcast_to", vjp=_broadcast_vjp)
-primitive("transpose", vjp=_transpose_vjp)
-primitive("pad", vjp=_pad_vjp)
-primitive("concat", vjp=_concat_vjp)
-primitive("copy", vjp=lambda ctx, g: (g,))
+# Their vjps read input shapes only (the tape keeps no arrays for them).
+_SHAPES = dict(keep_inputs=(), keep_out=False)
+primitive("reshape", vjp=_reshape_vjp, **_SHAPES)
+primitive("broadcast_to", vjp=_broadcast_vjp, **_SHAPES)
+primitive("transpose", vjp=_transpose_vjp, **_SHAPES)
+primitive("pad", vjp=_pad_vjp, **_SHAPES)
+primitive("concat", vjp=_concat_vjp, **_SHAPES)
+primitive("copy", vjp=lambda ctx, g: (g,), **_SHAPES)
