@@ -163,3 +163,23 @@ def test_two_managers_each_fill_only_their_own_tensors():
         y = a * b
         gm_a.backward(y)
     assert a.grad.item() == 3.0 and b.grad is None
+
+
+def test_the_tape_keeps_only_the_arrays_each_vjp_reads():
+    # relu's vjp reads its output, add's and sum's only shapes: their other arrays are not held.
+    w = Parameter(np.ones((3, 4), np.float32))
+    x = Tensor(np.linspace(-2.5, 2.5, 12, dtype=np.float32).reshape(3, 4))
+    gm = GradManager().attach([w])
+    with gm:
+        h = w + x
+        r = F.relu(h)
+        loss = r.sum()
+        add_node, relu_node, sum_node = h._node, r._node, loss._node
+        assert all(isinstance(a, tape.ArraySpec) for a in add_node.saved)
+        assert add_node.out_data is None
+        assert isinstance(relu_node.saved[0], tape.ArraySpec)
+        assert relu_node.saved[0].shape == (3, 4) and relu_node.saved[0].dtype == np.float32
+        assert relu_node.out_data is r._data
+        assert isinstance(sum_node.saved[0], tape.ArraySpec) and sum_node.out_data is None
+        gm.backward(loss)
+    np.testing.assert_array_equal(w.grad.numpy(), (1 + x.numpy() > 0).astype(np.float32))
