@@ -8,6 +8,7 @@ vjps are written with other ops, so backends never implement autograd.
 from __future__ import annotations
 
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -76,12 +77,14 @@ def composite(name: str, *, decomposition: Callable, vjp: Callable | None = None
     return _register(OpDef(name, False, vjp, decomposition, True, doc, keep_inputs, keep_out))
 
 
-_tables: dict[int, dict[str, Kernel]] = {}
+# Keyed by the DeviceType itself, weakly: an id() key outlived its device type, and a new one
+# created at the same address (plugins re-registered in tests) got the old type's kernels.
+_tables: weakref.WeakKeyDictionary[DeviceType, dict[str, Kernel]] = weakref.WeakKeyDictionary()
 
 
 def dispatch_table(device_type: DeviceType) -> dict[str, Kernel]:
     """The device type's op -> kernel dict, loaded once; composites without a kernel are absent."""
-    table = _tables.get(id(device_type))
+    table = _tables.get(device_type)
     if table is None:
         kernels = device_type.load_kernels()
         unknown = sorted(set(kernels) - set(OPS))
@@ -90,7 +93,7 @@ def dispatch_table(device_type: DeviceType) -> dict[str, Kernel]:
                           f"provides kernels for ops plugrad does not know, ignored: {unknown}",
                           RuntimeWarning, stacklevel=2)
         table = {name: kernel for name, kernel in kernels.items() if name in OPS}
-        _tables[id(device_type)] = table
+        _tables[device_type] = table
     return table
 
 
