@@ -110,12 +110,20 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         cols = xp.ascontiguousarray(as_strided(xpad, shape, strides))
         return cols.reshape(n // nb, groups, cg * kh * kw, nb * L), L
 
+    def _result(y, dt, out, shape):
+        """``y`` as a fresh contiguous array of ``shape``, or written into ``out`` (a kernel
+        computing part of a batch writes its slice of the whole result)."""
+        if out is None:
+            return xp.ascontiguousarray(y, dtype=dt).reshape(shape)
+        out.reshape(y.shape)[...] = y
+        return out
+
     def wide_view(a, oh, ow, wp):
         """View ``(..., L)`` wide rows of a contiguous array as ``(..., oh, ow)``."""
         it = a.itemsize
         return as_strided(a, a.shape[:-1] + (oh, ow), a.strides[:-1] + (wp * it, it))
 
-    def conv2d(x, w, *, stride, padding, dilation, groups):
+    def conv2d(x, w, *, stride, padding, dilation, groups, out=None):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         sh, sw = stride
@@ -142,8 +150,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
             y = wide_view(y, oh, ow, wp)
         else:
             y = y.reshape(nblk, groups, og, nb, oh, ow)
-        y = xp.ascontiguousarray(y.transpose(0, 3, 1, 2, 4, 5), dtype=dt)
-        return y.reshape(n, o, oh, ow)
+        return _result(y.transpose(0, 3, 1, 2, 4, 5), dt, out, (n, o, oh, ow))
 
     def conv2d_grad_weight(g, x, *, weight_shape, stride, padding, dilation, groups):
         n, c, h, wd = x.shape
@@ -181,7 +188,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
             gw = gw[0] if nblk == 1 else gw.sum(axis=0)
         return xp.ascontiguousarray(gw, dtype=dt).reshape(o, cg, kh, kw)
 
-    def conv2d_grad_input(g, w, *, input_shape, stride, padding, dilation, groups):
+    def conv2d_grad_input(g, w, *, input_shape, stride, padding, dilation, groups, out=None):
         n, c, h, wd = input_shape
         o, cg, kh, kw = w.shape
         sh, sw = stride
@@ -197,7 +204,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
 
         if kh == kw == 1 and ph == pw == 0 and sh == sw == 1:
             gx = xp.matmul(wt, xp.ascontiguousarray(g, dtype=ct).reshape(n, groups, og, h * wd))
-            return xp.ascontiguousarray(gx, dtype=dt).reshape(n, c, h, wd)
+            return _result(gx, dt, out, (n, c, h, wd))
 
         if sh == 1 and sw == 1:
             # Whole padded planes, flattened: every kernel offset is one flat shift.
@@ -230,7 +237,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
                     r0, c0 = i * dh, j * dw
                     acc[:, :, :, r0:r0 + hspan:sh, c0:c0 + wspan:sw] += gcols[:, :, i, j]
         gx = acc[:, :, :, ph:ph + h, pw:pw + wd].transpose(0, 2, 1, 3, 4)
-        return xp.ascontiguousarray(gx, dtype=dt).reshape(n, c, h, wd)
+        return _result(gx, dt, out, (n, c, h, wd))
 
     return {
         "conv2d": conv2d,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from plugrad.backends.numpy_backend import conv, nn, pool
+from plugrad.backends.numpy_backend import conv, nn, parallel, pool
 
 __all__ = ["kernel_table"]
 
@@ -22,7 +22,10 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
     table.update(_creation(xp))
     table.update(_activations(xp))
     table.update(nn.kernels(xp))
-    table.update(conv.kernels(xp))
+    convolutions = conv.kernels(xp)
+    if getattr(xp, "__name__", "") == "numpy":  # CPU: big batches split over threads
+        convolutions.update(parallel.split_conv_kernels(convolutions, xp))
+    table.update(convolutions)
     table.update(pool.kernels(xp))
     return table
 

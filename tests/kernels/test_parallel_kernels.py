@@ -1,0 +1,109 @@
+"""The numpy backend's batch-split convolutions and the thread pool under them.
+
+Splitting changes only which thread computes which samples: outputs must match the one-thread
+kernels' to rounding (a slice may get other GEMM blocking), for odd batches too.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from plugrad.backends.numpy_backend import _threads, conv, parallel
+
+PLAIN = conv.kernels(np)
+SPLIT = parallel.split_conv_kernels(PLAIN, np)
+
+CASES = [  # (x shape, w shape, stride, padding, dilation, groups)
+    ((7, 1, 12, 12), (6, 1, 5, 5), (1, 1), (0, 0), (1, 1), 1),
+    ((5, 6, 9, 9), (8, 3, 3, 3), (2, 1), (1, 2), (1, 1), 2),
+    ((3, 4, 10, 8), (4, 4, 3, 3), (1, 1), (2, 2), (2, 1), 1),
+    ((1, 2, 6, 6), (3, 2, 1, 1), (1, 1), (0, 0), (1, 1), 1),
+]
+
+
+@pytest.fixture(autouse=True)
+def always_split(monkeypatch):
+    # Tiny test shapes would stay on one thread; force the split paths.
+    monkeypatch.setattr(parallel, "MIN_SPLIT_MACS", 0)
+    monkeypatch.setattr(_threads, "_threads", 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_split_convolutions_equal_the_one_thread_kernels(case, dtype):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    y = PLAIN["conv2d"](x, w, **attrs)
+    y_split = SPLIT["conv2d"](x, w, **attrs)
+    assert y_split.shape == y.shape and y_split.dtype == y.dtype
+    np.testing.assert_allclose(y_split, y, **tol)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gx = PLAIN["conv2d_grad_input"](g, w, input_shape=x.shape, **attrs)
+    gx_split = SPLIT["conv2d_grad_input"](g, w, input_shape=x.shape, **attrs)
+    assert gx_split.shape == gx.shape and gx_split.dtype == gx.dtype
+    np.testing.assert_allclose(gx_split, gx, **tol)
+    gw = PLAIN["conv2d_grad_weight"](g, x, weight_shape=w.shape, **attrs)
+    gw_split = SPLIT["conv2d_grad_weight"](g, x, weight_shape=w.shape, **attrs)
+    assert gw_split.shape == gw.shape and gw_split.dtype == gw.dtype
+    np.testing.assert_allclose(gw_split, gw, **tol)
+
+
+def test_float16_is_not_split():
+    x = np.ones((4, 1, 6, 6), np.float16)
+    w = np.ones((2, 1, 3, 3), np.float16)
+    attrs = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
+    assert parallel._parts(4, 10**9, x.dtype) == 1
+    np.testing.assert_array_equal(SPLIT["conv2d"](x, w, **attrs), PLAIN["conv2d"](x, w, **attrs))
+
+
+def test_every_part_runs_once_and_errors_reach_the_caller():
+    seen: list[int] = []
+    _threads.run_parts(seen.append, 5)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+
+    def fail(part: int) -> None:
+        if part == 1:
+            raise ValueError("part 1 failed")
+
+    with pytest.raises(ValueError, match="part 1 failed"):
+        _threads.run_parts(fail, 2)
+    _threads.run_parts(seen.append, 2)  # the pool still works after an error
+
+
+def test_callers_on_several_threads_get_their_own_results():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    attrs = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    expected = PLAIN["conv2d"](x, w, **attrs)
+    failures: list[str] = []
+
+    def caller() -> None:
+        for _ in range(20):
+            if not np.array_equal(SPLIT["conv2d"](x, w, **attrs), expected):
+                failures.append("mismatch")
+
+    threads = [threading.Thread(target=caller) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_thread_count_comes_from_the_environment():
+    code = "from plugrad.backends.numpy_backend import _threads; print(_threads.num_threads())"
+    for value, expected in (("1", "1"), ("3", "3")):
+        env = dict(os.environ, PLUGRAD_NUM_THREADS=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+        assert out.stdout.strip() == expected
