@@ -40,6 +40,9 @@ def report() -> str:
     lines += ["", "op coverage (native / through a decomposition / missing primitives):"]
     total = len(registry.OPS)
     for name, device_type in plugins.device_types().items():
+        if not device._probe(device_type)[0]:
+            lines.append(f"  {name:<6} not shown: the device type is unavailable")
+            continue
         try:
             cover = registry.coverage(device_type)
         except Exception as exc:  # a kernel table that fails to load is reported, not raised

@@ -147,5 +147,10 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (checked before hours of training, not after)
+        except ImportError:
+            raise SystemExit("--plot needs matplotlib: pip install 'plugrad[plot]'") from None
     train(args)
     return 0
