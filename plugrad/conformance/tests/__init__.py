@@ -1,0 +1,1 @@
+"""The conformance tests; run them with ``python -m plugrad.conformance --backend NAME``."""
