@@ -15,7 +15,12 @@ import numpy as np
 from plugrad import functional as F
 from plugrad.conformance.spy import KernelSpy, without_kernel
 from plugrad.conformance.table import (
-    DEFAULT_TOLERANCE, GRAD_TOLERANCE, Arg, OpRecord, Sample, case_seed,
+    DEFAULT_TOLERANCE,
+    GRAD_TOLERANCE,
+    Arg,
+    OpRecord,
+    Sample,
+    case_seed,
 )
 from plugrad.core.device import Device
 from plugrad.core.grad_manager import GradManager

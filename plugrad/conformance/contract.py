@@ -77,54 +77,60 @@ def markdown_table(primitive: bool) -> str:
 
 # -- elementwise ------------------------------------------------------------------------------
 _UNARY = {
-    "neg": np.negative, "abs": np.abs, "sign": np.sign, "exp": np.exp, "log": np.log,
-    "log1p": np.log1p, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
-    "floor": np.floor, "ceil": np.ceil, "logical_not": np.logical_not,
+    "neg": (np.negative, "-x"), "abs": (np.abs, "absolute value"), "sign": (np.sign, "-1, 0 or 1"),
+    "exp": (np.exp, "e ** x (x floating)"), "log": (np.log, "natural log (x floating)"),
+    "log1p": (np.log1p, "log(1 + x) (x floating)"), "sqrt": (np.sqrt, "square root (x floating)"),
+    "sin": (np.sin, "sine (x floating)"), "cos": (np.cos, "cosine (x floating)"),
+    "tanh": (np.tanh, "hyperbolic tangent (x floating)"),
+    "floor": (np.floor, "round down (x floating)"), "ceil": (np.ceil, "round up (x floating)"),
+    "logical_not": (np.logical_not, "not x (x bool)"),
 }
-_UNARY_RETURNS = "same shape and dtype as x (floating x only for exp, log, log1p, sqrt, sin, " \
-                 "cos, tanh, floor, ceil; bool for logical_not)"
 
 
-def _unary(name: str, fn: Callable) -> None:
+def _unary(name: str, fn: Callable, what: str) -> None:
     def reference(x):
         return fn(x)
 
     reference.__name__ = name
-    kernel(_UNARY_RETURNS, name)(reference)
+    kernel(f"{what}; x's shape and dtype", name)(reference)
 
 
-for _name, _fn in _UNARY.items():
-    _unary(_name, _fn)
+for _name, (_fn, _what) in _UNARY.items():
+    _unary(_name, _fn, _what)
 
 
-@kernel("same shape and dtype as x; halves round away from zero (2.5 -> 3, -2.5 -> -3)")
+@kernel("halves away from zero (2.5 -> 3, -2.5 -> -3); x's shape and dtype")
 def round_(x):
     return np.copysign(np.floor(np.abs(x) + 0.5), x).astype(x.dtype)
 
 
 _BINARY = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
-    "floor_div": np.floor_divide, "mod": np.remainder, "pow": np.power,
-    "maximum": np.maximum, "minimum": np.minimum,
-    "logical_and": np.logical_and, "logical_or": np.logical_or, "logical_xor": np.logical_xor,
+    "add": (np.add, "x + y"), "sub": (np.subtract, "x - y"), "mul": (np.multiply, "x * y"),
+    "div": (np.true_divide, "x / y (floating)"), "floor_div": (np.floor_divide, "floor(x / y)"),
+    "mod": (np.remainder, "x - floor(x / y) * y (the sign of y)"), "pow": (np.power, "x ** y"),
+    "maximum": (np.maximum, "the larger of x and y"),
+    "minimum": (np.minimum, "the smaller of x and y"),
+    "logical_and": (np.logical_and, "x and y (bool)"),
+    "logical_or": (np.logical_or, "x or y (bool)"),
+    "logical_xor": (np.logical_xor, "x xor y (bool)"),
+    "eq": (np.equal, "x == y"), "ne": (np.not_equal, "x != y"), "lt": (np.less, "x < y"),
+    "le": (np.less_equal, "x <= y"), "gt": (np.greater, "x > y"),
+    "ge": (np.greater_equal, "x >= y"),
 }
-_COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
-            "gt": np.greater, "ge": np.greater_equal}
+_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
 
 
-def _binary(name: str, fn: Callable, returns: str) -> None:
+def _binary(name: str, fn: Callable, what: str) -> None:
     def reference(x, y):
         return fn(x, y)
 
     reference.__name__ = name
-    kernel(returns, name)(reference)
+    result = "bool" if name in _COMPARISONS else "their dtype"
+    kernel(f"{what}; x and y share a dtype; the broadcast shape, {result}", name)(reference)
 
 
-for _name, _fn in _BINARY.items():
-    _binary(_name, _fn, "x and y have one dtype; the broadcast shape, in that dtype (mod takes "
-                        "the sign of y, floor_div rounds down)")
-for _name, _fn in _COMPARE.items():
-    _binary(_name, _fn, "x and y have one dtype; the broadcast shape, bool")
+for _name, (_fn, _what) in _BINARY.items():
+    _binary(_name, _fn, _what)
 
 
 @kernel("cond is bool, x and y share a dtype; the broadcast shape of all three, x's dtype")

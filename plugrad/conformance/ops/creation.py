@@ -5,7 +5,7 @@ import numpy as np
 
 from plugrad import functional as F
 from plugrad import random as R
-from plugrad.conformance.table import ALL_DTYPES, Sample, register, OpRecord
+from plugrad.conformance.table import ALL_DTYPES, OpRecord, Sample, register
 from plugrad.core.device import Device
 from plugrad.core.dispatch import create
 

@@ -1,4 +1,4 @@
-"""Records of the elementwise primitives: unary math, binary arithmetic, comparisons, where, cast."""
+"""Records of the elementwise primitives: unary math, arithmetic, comparisons, where, cast."""
 from __future__ import annotations
 
 from typing import Callable
@@ -8,7 +8,14 @@ import numpy as np
 from plugrad import functional as F
 from plugrad.conformance import samples as S
 from plugrad.conformance.table import (
-    ALL_DTYPES, FLOATS, INTS, NUMERIC, SIGNED_INTS, Arg, OpRecord, Sample, register,
+    ALL_DTYPES,
+    FLOATS,
+    NUMERIC,
+    SIGNED_INTS,
+    Arg,
+    OpRecord,
+    Sample,
+    register,
 )
 
 
@@ -89,7 +96,9 @@ def _divisor(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndar
 
 
 def _base(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    return S.values(rng, shape, dtype, 0, 4) if dtype.kind in "iu" else S.positive(rng, shape, dtype)
+    if dtype.kind in "iu":
+        return S.values(rng, shape, dtype, 0, 4)
+    return S.positive(rng, shape, dtype)
 
 
 def _exponent(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray:
