@@ -6,6 +6,7 @@ import sys
 
 COMMANDS = {
     "info": "versions, backends (loaded or failed, with the reason), devices, op coverage",
+    "train": "train LeNet on MNIST (the quick-start job); see 'plugrad train --help'",
 }
 
 
@@ -18,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parsed = parser.parse_args(argv[:1])
     if parsed.command == "info":
         from plugrad.cli.info import main as run
+    else:
+        from plugrad.cli.train import main as run
     return run(argv[1:])
 
 

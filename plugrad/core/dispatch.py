@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.registry import OPS
+from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS
 from plugrad.core.tape import Node, state
 from plugrad.core.tensor import Tensor, wrap
 
@@ -52,34 +52,37 @@ def _missing(op: str, device) -> Exception:
 
 
 def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -> None:
-    parents = tuple(t._node for t in inputs)
-    for parent in parents:
-        if parent is not None:
-            break
-    else:
+    parents = [t._node for t in inputs]
+    if parents.count(None) == len(parents):
         return
     op = OPS[op_name]
     if not op.differentiable or result._data.dtype.kind != "f":
         return
-    node = Node(op, parents, tuple(t._data for t in inputs), result._data, result._device, attrs)
+    node = Node(op, parents, [t._data for t in inputs], result._data, result._device, attrs)
     result._node = node
     state.live_nodes.append(node)
+
+
+def _without_kernel(op: str, device, inputs: tuple[Tensor, ...], attrs: dict) -> Tensor:
+    definition = OPS[op]
+    if definition.primitive:
+        raise _missing(op, device)
+    return definition.decomposition(*inputs, **attrs)
 
 
 def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
     """Run ``op`` on tensors that are already validated and promoted; returns a new Tensor."""
     device = inputs[0]._device
-    if len(inputs) > 1:
-        device = common_device(op, inputs)
+    for other in inputs:
+        if other._device is not device:
+            device = common_device(op, inputs)
+            break
     kernel = device.kernels.get(op)
-    if kernel is None or (
-        state.recording and OPS[op].vjp is None and not OPS[op].primitive
-        and any(t._node is not None for t in inputs)
-    ):
-        definition = OPS[op]
-        if definition.primitive:
-            raise _missing(op, device)
-        return definition.decomposition(*inputs, **attrs)
+    if kernel is None:
+        return _without_kernel(op, device, inputs, attrs)
+    if state.recording and op in DECOMPOSE_WHEN_RECORDING \
+            and any(t._node is not None for t in inputs):
+        return _without_kernel(op, device, inputs, attrs)
     try:
         out = kernel(*[t._data for t in inputs], **attrs)
     except Exception as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence
 
 from plugrad.core import tape
+from plugrad.core.dispatch import create
 from plugrad.core.tape import Leaf, state
 from plugrad.core.tensor import Tensor, wrap
 
@@ -124,13 +125,12 @@ class GradManager:
         if len(dys) != len(ys):
             raise ValueError(f"GradManager.backward: got {len(ys)} tensors but {len(dys)} "
                              f"gradients")
-        from plugrad import functional as F
-
         try:
             roots = []
             for position, (out, grad) in enumerate(zip(ys, dys)):
                 if grad is None:
-                    grad = F.ones_like(out)
+                    grad = create("full", out._device, shape=out._data.shape, value=1,
+                                  dtype=out._data.dtype)
                 elif not isinstance(grad, Tensor):
                     grad = Tensor(grad, dtype=out._data.dtype, device=out._device)
                 if tuple(grad.shape) != tuple(out.shape):

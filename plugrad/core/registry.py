@@ -43,6 +43,9 @@ class OpDef:
 
 
 OPS: dict[str, OpDef] = {}
+#: Composite ops with no vjp of their own: while recording they run their decomposition even
+#: where a backend has a fused kernel, so gradients still flow. Kept as a set for dispatch.
+DECOMPOSE_WHEN_RECORDING: set[str] = set()
 
 
 def _register(op: OpDef) -> OpDef:
@@ -61,6 +64,8 @@ def primitive(name: str, *, vjp: Callable | None = None, differentiable: bool = 
 def composite(name: str, *, decomposition: Callable, vjp: Callable | None = None,
               doc: str = "") -> OpDef:
     """Declare a composite op with its decomposition (and optionally a vjp for fused kernels)."""
+    if vjp is None:
+        DECOMPOSE_WHEN_RECORDING.add(name)
     return _register(OpDef(name, False, vjp, decomposition, True, doc))
 
 

@@ -71,14 +71,12 @@ class Tensor:
         if data is None:
             data = []
         if isinstance(data, Tensor):
-            target = get_device(device) if device is not None else data._device
-            if target.physical == data._device.physical and (dtype is None
-                                                             or dtypes.as_dtype(dtype) == data._data.dtype):
-                array = target.type.from_host(np.array(_host(data)), target.index) \
-                    if target.type is not data._device.type else _copy(data._data)
+            device_obj = get_device(device) if device is not None else data._device
+            same_dtype = dtype is None or dtypes.as_dtype(dtype) == data._data.dtype
+            if device_obj.physical == data._device.physical and same_dtype:
+                array = data._data.copy()
             else:
-                array = _to_backend_array(_host(data), dtype or data._data.dtype, target)
-            device_obj = target
+                array = _to_backend_array(_host(data), dtype or data._data.dtype, device_obj)
         else:
             device_obj = get_device(device)
             array = _to_backend_array(data, dtype, device_obj)
@@ -382,10 +380,6 @@ class Parameter(Tensor):
 
 def _rebuild(cls: type, array: np.ndarray, device: str) -> Tensor:
     return cls(array, dtype=array.dtype, device=device)
-
-
-def _copy(array: Any) -> Any:
-    return array.copy()
 
 
 _new = object.__new__

@@ -15,11 +15,14 @@ def _kept_shape(ctx):
 
 def _expand(ctx, t):
     kept = _kept_shape(ctx)
-    return t if tuple(t.shape) == kept else F.reshape(t, kept)
+    return t if t._data.shape == kept else apply("reshape", t, shape=kept)
 
 
 def _sum_vjp(ctx, g):
-    return (F.broadcast_to(_expand(ctx, g), ctx.saved[0].shape),)
+    shape = ctx.saved[0].shape
+    if ctx.attrs["axis"] is not None:  # a full reduction's scalar broadcasts as it is
+        g = _expand(ctx, g)
+    return (apply("broadcast_to", g, shape=shape),)
 
 
 def _extremum_vjp(ctx, g):

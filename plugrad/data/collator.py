@@ -1,0 +1,55 @@
+"""Turns a list of transformed samples into one batch of NumPy arrays."""
+
+from __future__ import annotations
+
+import collections.abc
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["Collator"]
+
+_ERR = (
+    "Collator: inputs must contain numpy arrays, numbers, Unicode strings, bytes, "
+    "dicts or lists; found {}"
+)
+
+
+class Collator:
+    """Default batching rule, applied recursively to the fields of the samples.
+
+    * NumPy arrays are stacked along a new first axis;
+    * numbers (Python or NumPy scalars) become a 1-D array (Python floats as float64);
+    * strings and bytes are kept as a list;
+    * tuples (named or not), lists and dicts are collated field by field and keep their
+      container type (a list of ``(image, label)`` tuples gives ``(images, labels)``).
+    """
+
+    def apply(self, inputs: Sequence[Any]) -> Any:
+        """Collate ``inputs`` (one entry per sample) into a batch."""
+        if len(inputs) == 0:
+            raise ValueError("Collator: cannot collate an empty batch")
+        elem = inputs[0]
+        if isinstance(elem, np.ndarray):
+            return np.stack(inputs)
+        if isinstance(elem, (str, bytes)):
+            return list(inputs)
+        if isinstance(elem, (bool, np.bool_)):
+            return np.array(inputs, dtype=np.bool_)
+        if isinstance(elem, np.generic):
+            return np.array(inputs)
+        if isinstance(elem, float):
+            return np.array(inputs, dtype=np.float64)
+        if isinstance(elem, int):
+            return np.array(inputs)
+        if isinstance(elem, collections.abc.Mapping):
+            return {key: self.apply([d[key] for d in inputs]) for key in elem}
+        if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
+            return type(elem)(*(self.apply(list(field)) for field in zip(*inputs)))
+        if isinstance(elem, collections.abc.Sequence):
+            size = len(elem)
+            if any(len(x) != size for x in inputs):
+                raise ValueError("Collator: each sample in a batch should have the same size")
+            fields = [self.apply(list(field)) for field in zip(*inputs)]
+            return tuple(fields) if isinstance(elem, tuple) else fields
+        raise TypeError(_ERR.format(type(elem)))

@@ -1,0 +1,36 @@
+"""Data transforms on NumPy samples (``import plugrad.data.transform as T``)."""
+
+from __future__ import annotations
+
+from . import functional
+from .functional import INTER_LINEAR, INTER_NEAREST
+from .meta_transform import PseudoTransform, Transform
+from .vision import (
+    CenterCrop,
+    Normalize,
+    Pad,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomVerticalFlip,
+    Resize,
+    ToMode,
+)
+from .vision_base import Compose, VisionTransform
+
+__all__ = [
+    "Transform",
+    "PseudoTransform",
+    "VisionTransform",
+    "Compose",
+    "Normalize",
+    "Pad",
+    "ToMode",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomVerticalFlip",
+    "Resize",
+    "CenterCrop",
+    "INTER_NEAREST",
+    "INTER_LINEAR",
+    "functional",
+]

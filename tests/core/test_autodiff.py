@@ -1,0 +1,165 @@
+"""GradManager semantics and the tape's mechanics (per-op gradients are the conformance suite's)."""
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+import plugrad.functional as F
+from plugrad import Parameter, Tensor
+from plugrad.autodiff import GradManager
+from plugrad.core import tape
+
+
+def test_seed_gradients_and_accumulation():
+    w, x, b = Tensor(3.0), Tensor(2.0), Tensor(-1.0)
+    gm = GradManager().attach([w, b])
+    with gm:
+        gm.backward(w * x + b)
+    assert repr(w.grad) == "Tensor(2.0, device=xpux:0)"
+    assert repr(b.grad) == "Tensor(1.0, device=xpux:0)"
+    with gm:
+        gm.backward(w * x + b)
+    assert repr(w.grad) == "Tensor(4.0, device=xpux:0)"
+
+
+def test_attach_returns_self_and_parameters_get_tensor_grads():
+    w = Parameter([3.0])
+    gm = GradManager()
+    assert gm.attach(w) is gm
+    with gm:
+        gm.backward(F.mul(w, Tensor([2.0])) + Parameter(-1.0))
+    assert type(w.grad) is Tensor and w.grad.tolist() == [2.0]
+
+
+def test_backward_without_recording_is_an_error():
+    w = Tensor(1.0)
+    gm = GradManager().attach([w])
+    with pytest.raises(RuntimeError, match="no recording"):
+        gm.backward(w * 2)
+
+
+def test_attaching_an_integer_tensor_is_an_error():
+    with pytest.raises(TypeError, match=r"floating-point.*int32"):
+        GradManager().attach([Tensor([1, 2])])
+
+
+def test_nothing_is_recorded_outside_a_grad_manager():
+    w = Parameter([1.0, 2.0])
+    y = w * 2 + 1
+    assert y._node is None and not tape.state.live_nodes
+
+
+def test_tape_is_emptied_after_backward_and_memory_does_not_grow():
+    w = Parameter(np.ones((8, 8), np.float32))
+    gm = GradManager().attach([w])
+    for _ in range(3):
+        with gm:
+            loss = ((w * 3) ** 2).sum()
+            gm.backward(loss)
+    assert not tape.state.live_nodes and not tape.state.recording
+    assert loss._node is not None and loss._node.saved == ()  # emptied, holds no arrays
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(50):
+        with gm:
+            gm.backward(((w * 3) ** 2).sum())
+        y = (w * 3) ** 2  # outside: no tape at all
+    gc.collect()
+    assert len(gc.get_objects()) - before < 50
+
+
+def test_shared_subexpressions_and_broadcasting_accumulate_correctly():
+    x_np = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    b_np = np.array([0.5, -1.0, 2.0])
+    x, b = Tensor(x_np), Tensor(b_np)
+    gm = GradManager().attach([x, b])
+    with gm:
+        h = x * b  # b broadcast over rows
+        y = (h * h + h).sum()
+        gm.backward(y)
+    h_np = x_np * b_np
+    np.testing.assert_allclose(x.grad.numpy(), (2 * h_np + 1) * b_np, rtol=1e-6)
+    np.testing.assert_allclose(b.grad.numpy(), ((2 * h_np + 1) * x_np).sum(0), rtol=1e-6)
+
+
+def test_dy_weights_the_output_and_is_shape_checked():
+    x = Tensor([1.0, 2.0])
+    gm = GradManager().attach(x)
+    with gm:
+        gm.backward(x * x, Tensor([1.0, 10.0]))
+    assert x.grad.tolist() == [2.0, 40.0]
+    with gm:
+        with pytest.raises(ValueError, match="shape"):
+            gm.backward(x * x, Tensor([1.0]))
+
+
+def test_callbacks_transform_gradients_before_accumulation():
+    x = Tensor([1.0, 2.0])
+    gm = GradManager().attach([x], callbacks=[lambda t, g: g * 10])
+    with gm:
+        gm.backward((x * 3).sum())
+    assert x.grad.tolist() == [30.0, 30.0]
+
+
+def test_deep_chains_do_not_hit_the_recursion_limit():
+    x = Tensor(1.0)
+    gm = GradManager().attach(x)
+    with gm:
+        y = x
+        for _ in range(3000):
+            y = y * 1.0 + 0.0
+        gm.backward(y)
+    assert x.grad.item() == 1.0
+
+
+def test_inplace_updates_while_recording_stay_differentiable():
+    x = Tensor([1.0, 2.0])
+    gm = GradManager().attach(x)
+    with gm:
+        y = x * 2
+        y += x  # y = 3x
+        y[0] = y[0] * 5  # y = [15 x0, 3 x1]
+        gm.backward(y.sum())
+    assert x.grad.tolist() == [15.0, 3.0]
+
+
+def test_branches_without_attached_inputs_are_not_recorded():
+    w = Tensor([1.0])
+    c = Tensor([2.0])
+    gm = GradManager().attach(w)
+    with gm:
+        constant = c * c
+        assert constant._node is None
+        gm.backward((w * constant).sum())
+    assert w.grad.tolist() == [4.0]
+    assert c.grad is None
+
+
+def test_integer_results_carry_no_gradient():
+    x = Tensor([1.5, 2.5])
+    gm = GradManager().attach(x)
+    with gm:
+        idx = F.argmax(x)
+        assert idx._node is None
+        gm.backward((x * 2).sum())
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_attaching_during_recording_tracks_from_then_on():
+    a, b = Tensor(2.0), Tensor(3.0)
+    gm = GradManager().attach(a)
+    with gm:
+        gm.attach(b)
+        gm.backward(a * b)
+    assert a.grad.item() == 3.0 and b.grad.item() == 2.0
+
+
+def test_two_managers_each_fill_only_their_own_tensors():
+    a, b = Tensor(2.0), Tensor(3.0)
+    gm_a, gm_b = GradManager().attach(a), GradManager().attach(b)
+    with gm_a, gm_b:
+        y = a * b
+        gm_a.backward(y)
+    assert a.grad.item() == 3.0 and b.grad is None
