@@ -94,11 +94,14 @@ def _cases(target: Target, check: str) -> list[Case]:
         else:
             from plugrad.core.registry import OPS
 
-            if OPS[record.op].primitive or not target.native(record.op):
+            op = OPS[record.op]
+            if op.primitive or not target.native(record.op):
                 continue
             dtypes = [d for d in record.dtypes if d in declared and d.startswith("float")]
             if check == "fused-gradient":
-                dtypes = [target.grad_dtype] if target.grad_dtype in dtypes else []
+                # Without a vjp of its own the op decomposes while recording, kernel or not.
+                usable = record.grad and op.vjp is not None
+                dtypes = [target.grad_dtype] if usable and target.grad_dtype in dtypes else []
         for dtype in dtypes:
             for sample in record.make_samples(dtype):
                 if not sample.dtypes_needed() <= declared:
