@@ -13,10 +13,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from plugrad import functional as F
+from plugrad import random as R
 from plugrad.conformance.spy import KernelSpy, without_kernel
 from plugrad.conformance.table import (
     DEFAULT_TOLERANCE,
-    GRAD_TOLERANCE,
     Arg,
     OpRecord,
     Sample,
@@ -208,7 +208,7 @@ def check_gradient(case: Case, device: Device, spy: KernelSpy) -> None:
     spy.raise_first()
     numeric = numeric_gradient(record.reference, reference_inputs(sample), dict(sample.kwargs),
                                cotangent.astype(np.float64), positions)
-    tolerance = GRAD_TOLERANCE.get(case.dtype, (1e-3, 1e-4))
+    tolerance = record.grad_tolerance(case.dtype)
     for position, grad, expected in zip(positions, grads, numeric):
         what = f"gradient of input {position}"
         if grad is None:
@@ -225,6 +225,8 @@ def check_gradient(case: Case, device: Device, spy: KernelSpy) -> None:
 def check_fused(case: Case, device: Device, spy: KernelSpy, gradient: bool) -> None:
     """A composite op's native kernel against its decomposition (forward, and gradient)."""
     record, op = case.record, case.record.op
+    seed = case_seed(case.id, "random")
+    R.seed(seed)  # random ops (dropout) must draw the same numbers in both runs
     if gradient:
         fused, fused_grads, *_ = _run_with_grads(case, device)
     else:
@@ -233,6 +235,7 @@ def check_fused(case: Case, device: Device, spy: KernelSpy, gradient: bool) -> N
     if spy.calls[op] == 0:
         raise ConformanceFailure(f"{op}: the backend's fused kernel was never called; expected "
                                  f"the native {op!r} kernel to run")
+    R.seed(seed)
     with without_kernel(device, op):
         if gradient:
             plain, plain_grads, *_ = _run_with_grads(case, device)
@@ -244,7 +247,7 @@ def check_fused(case: Case, device: Device, spy: KernelSpy, gradient: bool) -> N
     _check_meta(op, "the fused output", fused, plain.shape, np.dtype(plain.dtype).name, device)
     tolerance = DEFAULT_TOLERANCE.get(case.dtype, (0.0, 0.0))
     compare(op, "fused output", fused.numpy(), plain.numpy(), case.dtype, tolerance, against)
-    grad_tolerance = GRAD_TOLERANCE.get(case.dtype, (1e-3, 1e-4))
+    grad_tolerance = record.grad_tolerance(case.dtype)
     for i, (a, b) in enumerate(zip(fused_grads, plain_grads)):
         if (a is None) != (b is None):
             raise ConformanceFailure(f"{op}: the fused and decomposed runs disagree on whether "

@@ -84,7 +84,9 @@ def _cases(target: Target, check: str) -> list[Case]:
             if record.check is not None:
                 made += [Case(record, d, None, check) for d in record.dtypes if d in declared]
             continue
-        if record.reference is None:
+        if record.reference is None and check in ("forward", "gradient"):
+            continue
+        if record.samples is None:
             continue
         if check == "forward":
             dtypes = [d for d in record.dtypes if d in declared]

@@ -115,6 +115,7 @@ class OpRecord:
         grad: whether to check gradients against finite differences of ``reference``.
         out_dtype: ``(sample, dtype) -> dtype name`` of the result; defaults to ``dtype``.
         tol: per-dtype ``(rtol, atol)`` overrides of :data:`DEFAULT_TOLERANCE`.
+        grad_tol: per-dtype ``(rtol, atol)`` overrides of :data:`GRAD_TOLERANCE`.
         check: ``(device, dtype) -> None``, a property check for ops without a reference.
     """
 
@@ -127,6 +128,7 @@ class OpRecord:
     grad: bool = True
     out_dtype: Callable[[Sample, np.dtype], str] | None = None
     tol: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    grad_tol: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     check: Callable[[Any, np.dtype], None] | None = None
 
     def __post_init__(self) -> None:
@@ -140,6 +142,9 @@ class OpRecord:
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         return self.tol.get(dtype, DEFAULT_TOLERANCE.get(dtype, (0.0, 0.0)))
+
+    def grad_tolerance(self, dtype: str) -> tuple[float, float]:
+        return self.grad_tol.get(dtype, GRAD_TOLERANCE.get(dtype, (1e-3, 1e-4)))
 
     def expected_dtype(self, sample: Sample, dtype: np.dtype) -> str:
         if self.out_dtype is None:
