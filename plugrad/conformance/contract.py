@@ -47,6 +47,10 @@ def kernel(returns: str, name: str | None = None) -> Callable[[Callable], Callab
 
 
 def signature(op: str) -> str:
+    """``op``'s kernel signature, e.g. ``sum(x, *, axis, keepdims)``."""
+    from plugrad.conformance import ops as record_modules
+
+    record_modules.load()  # modules of later ops declare their contracts next to their records
     return CONTRACT[op].signature
 
 

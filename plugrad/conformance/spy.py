@@ -59,6 +59,9 @@ class KernelSpy:
     """Wraps the device's kernel table for the duration of a ``with`` block."""
 
     def __init__(self, device: Device):
+        from plugrad.conformance import ops as record_modules
+
+        record_modules.load()  # every contract, including those declared with later ops
         self.device = device
         self.calls: Counter[str] = Counter()
         self.violations: list[str] = []
