@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, ContextManager, Mapping, Union
 
 import numpy as np
 
@@ -37,11 +37,17 @@ class DeviceType:
         from_host: ``(numpy.ndarray, device_index) -> device array``; plugrad hands it a fresh
             array it no longer uses, so the backend may keep it without copying.
         array_types: the backend's array classes, so ``Tensor(array)`` accepts them directly.
+            Read when used, not at registration: a plugin that keeps its array library unimported
+            may leave it empty and fill it in when ``is_available`` first succeeds.
         is_available: whether a device of this type can be used now; may raise, and the
             exception's message is reported as the reason it is unavailable.
         device_count: how many devices of this type exist.
         priority: ``xpux`` resolves to the available type with the highest priority.
         synchronize: waits for queued kernels (for timing); a no-op for synchronous backends.
+        device_scope: ``index -> context manager`` that makes device ``index`` current while a
+            creation kernel (``full``, ``uniform``...) runs, for backends that allocate on a
+            "current" device; those kernels have no input array to take the device from.
+            ``None`` (the default) for backends with one device or explicit placement.
     """
 
     name: str
@@ -54,6 +60,7 @@ class DeviceType:
     device_count: Callable[[], int] = _one_device
     priority: int = 0
     synchronize: Callable[[int], None] = field(default=lambda index: None)
+    device_scope: Callable[[int], ContextManager[Any]] | None = None
     # Filled in by plugrad when the plugin registers; not for plugins to set.
     backend: str = ""
     #: The plugin's distribution and version (``"plugrad-ref-backend 0.1.0"``), for messages.

@@ -98,8 +98,13 @@ def create(op: str, device, **attrs: Any) -> Tensor:
     kernel = device.kernels.get(op)
     if kernel is None:
         raise _missing(op, device)
+    scope = device.type.device_scope
     try:
-        out = kernel(**attrs)
+        if scope is None:
+            out = kernel(**attrs)
+        else:
+            with scope(device.index):
+                out = kernel(**attrs)
     except Exception as exc:
         raise _kernel_failed(op, device, (), attrs, exc) from exc
     return wrap(out, device)

@@ -109,6 +109,9 @@ class BackendRegistrar:
             if not callable(getattr(device_type, attr)):
                 raise PluginError(f"{who}: DeviceType.{attr} of {name!r} must be callable; got "
                                   f"{type(getattr(device_type, attr)).__name__}")
+        if device_type.device_scope is not None and not callable(device_type.device_scope):
+            raise PluginError(f"{who}: DeviceType.device_scope of {name!r} must be callable or "
+                              f"None")
         if not (callable(device_type.kernels) or isinstance(device_type.kernels, Mapping)):
             raise PluginError(f"{who}: DeviceType.kernels of {name!r} must be a dict of kernels "
                               f"or a callable returning one; got "

@@ -74,7 +74,9 @@ class Tensor:
             device_obj = get_device(device) if device is not None else data._device
             same_dtype = dtype is None or dtypes.as_dtype(dtype) == data._data.dtype
             if device_obj.physical == data._device.physical and same_dtype:
-                array = data._data.copy()
+                # The backend's copy kernel, not ndarray.copy(): CuPy copies onto the current
+                # device, which on a machine with several GPUs need not be this one.
+                array = device_obj.kernels["copy"](data._data)
             else:
                 array = _to_backend_array(_host(data), dtype or data._data.dtype, device_obj)
         else:

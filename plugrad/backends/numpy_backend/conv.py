@@ -1,0 +1,239 @@
+"""2-D convolution kernels (NCHW), written once against an array module ``xp``.
+
+``kernels(xp)`` returns the kernel functions closed over ``xp`` (NumPy now, CuPy
+later).  Only API shared by both modules is used: ``as_strided`` views,
+``ascontiguousarray``, ``matmul``, basic slicing and in-place ``+=``; no
+``sliding_window_view`` and no scatter-add.
+
+Strategy (all three kernels share the same im2col layout):
+
+* im2col is one ``as_strided`` view copied once into a contiguous
+  ``(NB, G, Cg*KH*KW, nb*L)`` array: the batch is split into ``NB`` blocks of
+  ``nb`` samples, ``G`` is the number of groups and ``L`` the number of
+  columns per sample.  The GEMMs are single batched ``matmul`` calls over
+  ``(NB, G)``.  On the GPU ``nb == N`` (one GEMM per group); on the CPU ``nb``
+  is chosen so one block's columns stay cache-sized, which measured faster
+  with OpenBLAS on small layers than one huge, skinny GEMM.
+* Stride-1 convolutions use "wide" columns: for a fixed kernel offset the
+  needed input is one contiguous run of the flattened padded image, so each
+  im2col row copies ``L = (OH-1)*Wp + OW`` contiguous elements (the
+  ``Wp - OW`` junk columns per output row are computed and dropped).  This
+  replaces many short strided copies by few long ones.
+* ``conv2d_grad_weight`` is one batched GEMM of the im2col matrix with the
+  (zero-padded, for wide columns) output gradient, summed over batch blocks.
+* ``conv2d_grad_input`` is one batched GEMM ``W^T @ g`` followed by col2im as a
+  loop over the ``KH*KW`` kernel offsets, each adding one shifted slice; for
+  stride 1 the slices are flat shifts of whole padded planes.
+* 1x1 / stride-1 / no-padding convolutions skip im2col and col2im entirely.
+
+Alternatives measured on LeNet's layers (batch 64, see
+``benchmarks/bench_conv_kernels.py --explore``) and rejected: one unblocked
+GEMM per group (1.5-2x slower on the CPU: OpenBLAS handles a 6x25 @ 25x57k
+GEMM poorly), columns in ``(N*P, C*K*K)`` order (short inner copies, 2-4x
+slower), im2col by a loop over kernel offsets, ``einsum`` on the window view
+or on the columns, ``tensordot``; for the weight gradient ``g @ cols^T``
+(1.5x slower than ``cols @ g^T``); for the input gradient batch blocking
+(faster for C=1, slower for C=6) and per-sample (non-flat) col2im slices.
+
+Caveat of the wide layout: junk columns read real (finite or not) input
+values and are multiplied by exact zeros in ``conv2d_grad_weight``, so an
+``inf``/``nan`` *input* may turn additional weight-gradient entries into
+``nan``.  Finite inputs give exact results.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+# CPU cache blocking: bytes of im2col columns per batch block (None: no
+# blocking).  Tuned on LeNet-sized layers with benchmarks/bench_conv_kernels.py
+# (256 KB vs 64 KB / 1 MB / unblocked; stable with 1- and 2-thread OpenBLAS).
+CPU_BLOCK_BYTES = {"fwd": 256 * 1024, "grad_weight": 256 * 1024, "grad_input": None}
+
+
+def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@functools.lru_cache(maxsize=256)
+def _pick_block(n: int, per_sample: int, budget: int | None) -> int:
+    """Largest divisor of ``n`` whose block fits ``budget`` bytes (at least 1)."""
+    if budget is None or n * per_sample <= budget:
+        return n
+    for d in range(min(n, budget // max(per_sample, 1)), 1, -1):
+        if n % d == 0:
+            return d
+    return 1
+
+
+def kernels(xp) -> dict[str, Callable]:
+    """Convolution kernels closed over the array module ``xp``."""
+    on_cpu = getattr(xp, "__name__", "") == "numpy"
+    return _make_kernels(xp, CPU_BLOCK_BYTES if on_cpu else {}, half_in_float32=on_cpu)
+
+
+def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
+                  gw_cols_first: bool = True) -> dict[str, Callable]:
+    as_strided = xp.lib.stride_tricks.as_strided
+    float16 = xp.dtype(xp.float16)
+    float32 = xp.dtype(xp.float32)
+    fwd_budget = block_bytes.get("fwd")
+    gw_budget = block_bytes.get("grad_weight")
+    gi_budget = block_bytes.get("grad_input")
+
+    def compute_dtype(dt):
+        # NumPy has no BLAS for float16: run the GEMMs in float32, cast back.
+        return float32 if (half_in_float32 and dt == float16) else dt
+
+    def pad_input(x, ph, pw, ct):
+        n, c, h, w = x.shape
+        if ph == 0 and pw == 0:
+            return xp.ascontiguousarray(x, dtype=ct)
+        out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=ct)
+        out[:, :, ph:ph + h, pw:pw + w] = x
+        return out
+
+    def im2col(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide):
+        """Contiguous columns ``(NB, G, Cg*kh*kw, nb*L)`` and ``L``."""
+        n, c, hp, wp = xpad.shape
+        cg = c // groups
+        sn, sc, s_h, s_w = xpad.strides
+        if wide:
+            L = (oh - 1) * wp + ow
+            shape = (n // nb, groups, cg, kh, kw, nb, L)
+            strides = (nb * sn, cg * sc, sc, dh * s_h, dw * s_w, sn, s_w)
+        else:
+            L = oh * ow
+            shape = (n // nb, groups, cg, kh, kw, nb, oh, ow)
+            strides = (nb * sn, cg * sc, sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w)
+        cols = xp.ascontiguousarray(as_strided(xpad, shape, strides))
+        return cols.reshape(n // nb, groups, cg * kh * kw, nb * L), L
+
+    def wide_view(a, oh, ow, wp):
+        """View ``(..., L)`` wide rows of a contiguous array as ``(..., oh, ow)``."""
+        it = a.itemsize
+        return as_strided(a, a.shape[:-1] + (oh, ow), a.strides[:-1] + (wp * it, it))
+
+    def conv2d(x, w, *, stride, padding, dilation, groups):
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        sh, sw = stride
+        ph, pw = padding
+        dh, dw = dilation
+        og = o // groups
+        oh = _out_size(h, kh, sh, ph, dh)
+        ow = _out_size(wd, kw, sw, pw, dw)
+        dt = x.dtype
+        ct = compute_dtype(dt)
+        xpad = pad_input(x, ph, pw, ct)
+        wp = xpad.shape[3]
+        wide = sh == 1 and sw == 1
+        L = (oh - 1) * wp + ow if wide else oh * ow
+        if kh == kw == 1 and wide and ph == pw == 0:
+            nb = 1  # the columns are x itself: no copy at all
+        else:
+            nb = _pick_block(n, c * kh * kw * L * ct.itemsize, fwd_budget)
+        nblk = n // nb
+        cols, L = im2col(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide)
+        wm = xp.ascontiguousarray(w, dtype=ct).reshape(groups, og, cg * kh * kw)
+        y = xp.matmul(wm, cols).reshape(nblk, groups, og, nb, L)  # (NB, G, Og, nb, L)
+        if wide and ow != wp:
+            y = wide_view(y, oh, ow, wp)
+        else:
+            y = y.reshape(nblk, groups, og, nb, oh, ow)
+        y = xp.ascontiguousarray(y.transpose(0, 3, 1, 2, 4, 5), dtype=dt)
+        return y.reshape(n, o, oh, ow)
+
+    def conv2d_grad_weight(g, x, *, weight_shape, stride, padding, dilation, groups):
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = weight_shape
+        sh, sw = stride
+        ph, pw = padding
+        dh, dw = dilation
+        og = o // groups
+        oh, ow = g.shape[2], g.shape[3]
+        dt = x.dtype
+        ct = compute_dtype(dt)
+        xpad = pad_input(x, ph, pw, ct)
+        wp = xpad.shape[3]
+        wide = sh == 1 and sw == 1
+        L = (oh - 1) * wp + ow if wide else oh * ow
+        if kh == kw == 1 and wide and ph == pw == 0:
+            nb = 1
+        else:
+            nb = _pick_block(n, c * kh * kw * L * ct.itemsize, gw_budget)
+        nblk = n // nb
+        cols, L = im2col(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide)
+        # output gradient laid out like the columns: (NB, G, Og, nb*L)
+        gv = g.reshape(nblk, nb, groups, og, oh, ow).transpose(0, 2, 3, 1, 4, 5)
+        if wide and ow != wp:
+            gm = xp.zeros((nblk, groups, og, nb, L), dtype=ct)
+            wide_view(gm, oh, ow, wp)[...] = gv
+        else:
+            gm = xp.ascontiguousarray(gv, dtype=ct)
+        gm = gm.reshape(nblk, groups, og, nb * L)
+        if gw_cols_first:
+            gw = xp.matmul(cols, gm.swapaxes(-1, -2))  # (NB, G, Cg*kh*kw, Og)
+            gw = (gw[0] if nblk == 1 else gw.sum(axis=0)).swapaxes(-1, -2)
+        else:
+            gw = xp.matmul(gm, cols.swapaxes(-1, -2))  # (NB, G, Og, Cg*kh*kw)
+            gw = gw[0] if nblk == 1 else gw.sum(axis=0)
+        return xp.ascontiguousarray(gw, dtype=dt).reshape(o, cg, kh, kw)
+
+    def conv2d_grad_input(g, w, *, input_shape, stride, padding, dilation, groups):
+        n, c, h, wd = input_shape
+        o, cg, kh, kw = w.shape
+        sh, sw = stride
+        ph, pw = padding
+        dh, dw = dilation
+        og = o // groups
+        oh, ow = g.shape[2], g.shape[3]
+        hp, wp = h + 2 * ph, wd + 2 * pw
+        dt = g.dtype
+        ct = compute_dtype(dt)
+        # W^T per group as a transposed view; matmul hands it to BLAS as is.
+        wt = xp.ascontiguousarray(w, dtype=ct).reshape(groups, og, cg * kh * kw).swapaxes(1, 2)
+
+        if kh == kw == 1 and ph == pw == 0 and sh == sw == 1:
+            gx = xp.matmul(wt, xp.ascontiguousarray(g, dtype=ct).reshape(n, groups, og, h * wd))
+            return xp.ascontiguousarray(gx, dtype=dt).reshape(n, c, h, wd)
+
+        if sh == 1 and sw == 1:
+            # Whole padded planes, flattened: every kernel offset is one flat shift.
+            plane = hp * wp
+            nb = _pick_block(n, c * kh * kw * plane * ct.itemsize, gi_budget)
+            nblk = n // nb
+            gz = xp.zeros((nblk, groups, og, nb, hp, wp), dtype=ct)
+            gz[..., :oh, :ow] = g.reshape(nblk, nb, groups, og, oh, ow).transpose(0, 2, 3, 1, 4, 5)
+            m = nb * plane
+            gcols = xp.matmul(wt, gz.reshape(nblk, groups, og, m)).reshape(nblk, c, kh, kw, m)
+            acc = gcols[:, :, 0, 0].copy()  # offset (0, 0): no shift
+            for i in range(kh):
+                for j in range(kw):
+                    off = i * dh * wp + j * dw
+                    if off:
+                        acc[:, :, off:] += gcols[:, :, i, j, :m - off]
+            acc = acc.reshape(nblk, c, nb, hp, wp)
+        else:
+            L = oh * ow
+            nb = _pick_block(n, c * kh * kw * L * ct.itemsize, gi_budget)
+            nblk = n // nb
+            gv = g.reshape(nblk, nb, groups, og, oh, ow).transpose(0, 2, 3, 1, 4, 5)
+            gm = xp.ascontiguousarray(gv, dtype=ct).reshape(nblk, groups, og, nb * L)
+            gcols = xp.matmul(wt, gm).reshape(nblk, c, kh, kw, nb, oh, ow)
+            acc = xp.zeros((nblk, c, nb, hp, wp), dtype=ct)
+            hspan = sh * (oh - 1) + 1
+            wspan = sw * (ow - 1) + 1
+            for i in range(kh):
+                for j in range(kw):
+                    r0, c0 = i * dh, j * dw
+                    acc[:, :, :, r0:r0 + hspan:sh, c0:c0 + wspan:sw] += gcols[:, :, i, j]
+        gx = acc[:, :, :, ph:ph + h, pw:pw + wd].transpose(0, 2, 1, 3, 4)
+        return xp.ascontiguousarray(gx, dtype=dt).reshape(n, c, h, wd)
+
+    return {
+        "conv2d": conv2d,
+        "conv2d_grad_input": conv2d_grad_input,
+        "conv2d_grad_weight": conv2d_grad_weight,
+    }
