@@ -15,6 +15,7 @@ from plugrad.core.device import (
     using_device,
 )
 from plugrad import autodiff, optimizer
+from plugrad.serialization import load, save
 
 __version__ = "0.1.0"
 
@@ -25,5 +26,5 @@ tensor = Tensor
 __all__ = [
     "Tensor", "Parameter", "tensor", "functional", "random", "autodiff", "optimizer",
     "get_default_device", "set_default_device", "using_device", "get_device_count",
-    "is_cuda_available", "__version__",
+    "is_cuda_available", "save", "load", "__version__",
 ]

@@ -8,9 +8,28 @@ from plugrad.functional.elementwise import __all__ as _elementwise_all
 from plugrad.functional.linalg import dot, matmul
 from plugrad.functional.math import *  # noqa: F401,F403
 from plugrad.functional.math import __all__ as _math_all
-from plugrad.functional.nn import indexing_one_hot, logsoftmax, one_hot, softmax
+from plugrad.functional.conv import conv2d, conv_transpose2d, linear
+from plugrad.functional.nn import (
+    batch_norm,
+    dropout,
+    embedding,
+    gelu,
+    indexing_one_hot,
+    leaky_relu,
+    logsoftmax,
+    one_hot,
+    softmax,
+)
+from plugrad.functional.pooling import (
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    max_pool2d,
+)
 from plugrad.functional.tensor import *  # noqa: F401,F403
 from plugrad.functional.tensor import __all__ as _tensor_all
 
 __all__ = [*_elementwise_all, *_math_all, *_tensor_all, "matmul", "dot", "softmax",
-           "logsoftmax", "one_hot", "indexing_one_hot", "nn", "loss"]
+           "logsoftmax", "one_hot", "indexing_one_hot", "nn", "loss", "conv2d",
+           "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "leaky_relu", "gelu"]

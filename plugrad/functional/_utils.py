@@ -10,7 +10,8 @@ from plugrad.core.device import get_device
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["as_tensor", "normalize_axes", "normalize_axis", "sum_to", "to_float", "shape_tuple"]
+__all__ = ["as_tensor", "normalize_axes", "normalize_axis", "sum_to", "to_float", "shape_tuple",
+           "pair", "float_pair"]
 
 
 def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tensor:
@@ -92,3 +93,25 @@ def host_tensor(array: np.ndarray, like: Tensor) -> Tensor:
     """Move a host array onto ``like``'s device without a dtype change."""
     device = like._device
     return wrap(device.type.from_host(array, device.index), device)
+
+
+def pair(op: str, name: str, value: Any, minimum: int = 0) -> tuple[int, int]:
+    """An int or a pair of ints as ``(h, w)``, each at least ``minimum`` (kernel sizes, strides)."""
+    values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) \
+        if isinstance(value, (tuple, list)) else None
+    if values is None or len(values) != 2 \
+            or not all(isinstance(v, (int, np.integer)) for v in values):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints; got {value!r}")
+    if any(v < minimum for v in values):
+        raise ValueError(f"{op}: {name} must be at least {minimum}; got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+def float_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
+    """Two tensors of one floating dtype (an input and its weights)."""
+    from plugrad.core.dispatch import promote_pair
+
+    x, y = promote_pair(op, x, y)
+    if x._data.dtype.kind != "f":
+        x, y = to_float(x), to_float(y)
+    return x, y

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugrad.core import dtypes
+from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, normalize_axis, to_float
 
-__all__ = ["square_loss", "l1_loss", "cross_entropy"]
+__all__ = ["square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -72,8 +74,34 @@ def cross_entropy(pred: Tensor, label: Tensor, axis: int = 1, with_logits: bool 
                          f"{reduction!r}")
     from plugrad.functional.elementwise import log
 
+    if with_logits and not label_smooth:
+        # One fused op: its kernel and vjp skip materialising log-probabilities twice.
+        if label._data.dtype != dtypes.int32:
+            label = apply("cast", label, dtype=dtypes.int32)
+        return _reduce("cross_entropy", apply("softmax_cross_entropy", pred, label, axis=axis),
+                       reduction)
     log_prob = logsoftmax(pred, axis) if with_logits else log(pred)
     loss = -indexing_one_hot(log_prob, label, axis)
     if label_smooth:
         loss = loss * (1 - label_smooth) - mean(log_prob, axis) * label_smooth
     return _reduce("cross_entropy", loss, reduction)
+
+
+def binary_cross_entropy(pred: Tensor, label: Tensor, with_logits: bool = True,
+                         reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of ``pred`` against targets ``label`` in [0, 1] (same shape).
+
+    Args:
+        pred: logits (``with_logits=True``, computed stably as
+            ``max(x, 0) - x * y + log(1 + exp(-|x|))``) or probabilities.
+        label: targets, usually 0 or 1.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+    pred, label = _pair("binary_cross_entropy", pred, label)
+    if label._data.dtype != pred._data.dtype:
+        label = apply("cast", label, dtype=pred._data.dtype)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"binary_cross_entropy: reduction must be one of {_REDUCTIONS}, got "
+                         f"{reduction!r}")
+    loss = apply("binary_cross_entropy", pred, label, with_logits=bool(with_logits))
+    return _reduce("binary_cross_entropy", loss, reduction)

@@ -1,20 +1,32 @@
-"""Neural-network functions (``F.nn``): activations, softmax family, one-hot, and the losses."""
+"""Neural-network functions (``F.nn``): activations, softmax family, normalisation, dropout,
+embedding, one-hot, and (re-exported) convolution, pooling and the losses."""
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from plugrad.core import dtypes
-from plugrad.core.dispatch import apply
+from plugrad.core.dispatch import apply, as_tensor_like
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, normalize_axis, to_float
+from plugrad.functional.conv import conv2d, conv_transpose2d, linear
 from plugrad.functional.elementwise import relu, sigmoid
-from plugrad.functional.loss import cross_entropy, l1_loss, square_loss
-from plugrad.functional.math import logsumexp
-from plugrad.functional.tensor import arange, expand_dims, gather, squeeze
+from plugrad.functional.loss import binary_cross_entropy, cross_entropy, l1_loss, square_loss
+from plugrad.functional.math import logsumexp, mean, var
+from plugrad.functional.pooling import (
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    max_pool2d,
+)
+from plugrad.functional.tensor import arange, expand_dims, gather, getitem, pad, squeeze
 
 __all__ = [
-    "softmax", "logsoftmax", "logsumexp", "relu", "sigmoid", "one_hot", "indexing_one_hot",
-    "square_loss", "l1_loss", "cross_entropy",
+    "softmax", "logsoftmax", "logsumexp", "relu", "sigmoid", "leaky_relu", "gelu", "one_hot",
+    "indexing_one_hot", "square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy",
+    "conv2d", "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+    "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "pad",
 ]
 
 
@@ -57,3 +69,135 @@ def indexing_one_hot(src: Tensor, index: Tensor, axis: int = 1, keepdims: bool =
                          f"{src.shape} without axis {axis}, i.e. {expected}")
     out = gather(src, axis, expand_dims(index, axis))
     return out if keepdims else squeeze(out, axis)
+
+
+def leaky_relu(inp: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """``x`` where positive, ``negative_slope * x`` elsewhere."""
+    return apply("leaky_relu", to_float(as_tensor(inp)), negative_slope=float(negative_slope))
+
+
+def gelu(x: Tensor) -> Tensor:
+    """``x * Phi(x)`` with Phi the standard normal CDF (the erf form, as MegEngine)."""
+    return apply("gelu", to_float(as_tensor(x)))
+
+
+def dropout(inp: Tensor, drop_prob: float, training: bool = True) -> Tensor:
+    """Zero each element with probability ``drop_prob`` and scale the rest by 1 / (1 - p).
+
+    Identity when ``training`` is False or ``drop_prob`` is 0. The mask comes from
+    :func:`plugrad.random.seed`'s generator, so runs are reproducible.
+    """
+    if not 0.0 <= drop_prob < 1.0:
+        raise ValueError(f"dropout: drop_prob must be in [0, 1); got {drop_prob}")
+    x = to_float(as_tensor(inp))
+    if not training or drop_prob == 0.0:
+        return x
+    from plugrad.random import next_seed
+
+    return apply("dropout", x, drop_prob=float(drop_prob), seed=next_seed())
+
+
+def _param_shape(x: Tensor) -> tuple[int, ...]:
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _as_param(op: str, name: str, value: Any, x: Tensor, fill: float) -> Tensor:
+    shape = _param_shape(x)
+    if value is None:
+        return as_tensor_like(np.full(shape, fill), x, x._data.dtype)
+    value = as_tensor(value, x)
+    if value.size != x.shape[1]:
+        raise ValueError(f"{op}: {name} of shape {value.shape} must hold one value per channel "
+                         f"({x.shape[1]}), shaped {shape}")
+    if value._data.dtype != x._data.dtype:
+        value = apply("cast", value, dtype=x._data.dtype)
+    return value if tuple(value.shape) == shape else apply("reshape", value, shape=shape)
+
+
+def batch_norm(inp: Tensor, running_mean: Tensor | None = None,
+               running_var: Tensor | None = None, weight: Tensor | None = None,
+               bias: Tensor | None = None, *, training: bool = False, momentum: float = 0.9,
+               eps: float = 1e-5, inplace: bool = True, compute_mode: str = "default",
+               param_dim: str = "dim_1c11"):
+    """Batch normalisation over every axis but the channel axis 1, MegEngine's convention.
+
+    In training the batch statistics normalise and, when given, the running statistics are
+    updated as ``running = momentum * running + (1 - momentum) * batch`` (the variance
+    unbiased, ``n / (n - 1)``); outside training the running statistics normalise.
+
+    Returns:
+        The output; with ``inplace=False`` the tuple (output, new running_mean, new
+        running_var) and the given running tensors are left unchanged.
+    """
+    op = "batch_norm"
+    if param_dim != "dim_1c11":
+        raise ValueError(f"{op}: only param_dim='dim_1c11' (parameters shaped (1, C, 1, 1)) is "
+                         f"supported; got {param_dim!r}")
+    x = to_float(as_tensor(inp))
+    if x.ndim < 2:
+        raise ValueError(f"{op}: expected an input of at least 2 dimensions (N, C, ...); got "
+                         f"shape {x.shape}")
+    w = _as_param(op, "weight", weight, x, 1.0)
+    b = _as_param(op, "bias", bias, x, 0.0)
+    axes = (0,) + tuple(range(2, x.ndim))
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{op}: training=False normalises with running_mean and "
+                             f"running_var, but they were not given")
+        rm = _as_param(op, "running_mean", running_mean, x, 0.0)
+        rv = _as_param(op, "running_var", running_var, x, 1.0)
+        scale = w * (1.0 / apply("sqrt", rv + eps))
+        out = (x - rm) * scale + b
+        return out if inplace else (out, running_mean, running_var)
+    count = x.size // x.shape[1]
+    if count < 2:
+        raise ValueError(f"{op}: training needs more than one value per channel to compute "
+                         f"a variance; got input shape {x.shape}")
+    out = apply(op, x, w, b, axes=axes, eps=float(eps))
+    new_mean = new_var = None
+    if running_mean is not None or running_var is not None:
+        data = x.detach()
+        batch_mean = mean(data, axes, keepdims=True)
+        batch_var = var(data, axes, keepdims=True) * (count / (count - 1))
+        if running_mean is not None:
+            new_mean = _blend(op, "running_mean", running_mean, batch_mean, momentum, inplace)
+        if running_var is not None:
+            new_var = _blend(op, "running_var", running_var, batch_var, momentum, inplace)
+    return out if inplace else (out, new_mean, new_var)
+
+
+def _blend(op: str, name: str, running: Tensor, batch: Tensor, momentum: float,
+           inplace: bool) -> Tensor:
+    if not isinstance(running, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor to be updated; got "
+                        f"{type(running).__name__}")
+    if running.size != batch.size:
+        raise ValueError(f"{op}: {name} of shape {running.shape} must hold one value per "
+                         f"channel ({batch.size})")
+    batch = batch if tuple(batch.shape) == tuple(running.shape) \
+        else apply("reshape", batch, shape=tuple(running.shape))
+    if batch._data.dtype != running._data.dtype:
+        batch = apply("cast", batch, dtype=running._data.dtype)
+    blended = running.detach() * momentum + batch * (1.0 - momentum)
+    if inplace:
+        running._set_data(blended._data)
+        return running
+    return blended
+
+
+def embedding(inp: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float | None = None) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, dim) picked by the integer ``inp``: shape
+    ``inp.shape + (dim,)``."""
+    if padding_idx is not None or max_norm is not None or norm_type is not None:
+        raise ValueError("embedding: padding_idx, max_norm and norm_type are not supported; "
+                         "leave them None")
+    weight = as_tensor(weight)
+    index = as_tensor(inp, weight)
+    if index._data.dtype.kind not in "iu":
+        raise TypeError(f"embedding: the input must hold integer indices; got "
+                        f"{index._data.dtype}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim); got shape "
+                         f"{weight.shape}")
+    return getitem(weight, index)

@@ -11,7 +11,11 @@ def _relu(x):
 
 
 def _relu_vjp(ctx, g):
-    return (F.where(ctx.out > 0, g, F.zeros_like(g)),)
+    return (apply("relu_grad", g, ctx.out),)
+
+
+def _relu_grad(g, out):
+    return F.where(out > 0, g, F.zeros_like(g))
 
 
 def _sigmoid(x):
@@ -71,6 +75,8 @@ def _logsoftmax_vjp(ctx, g):
 
 
 composite("relu", decomposition=_relu, vjp=_relu_vjp, doc="max(x, 0)")
+# Its own op so a backend can fuse it: a multiply by the mask beats a data-dependent select.
+composite("relu_grad", decomposition=_relu_grad, doc="g where out > 0, else 0")
 composite("sigmoid", decomposition=_sigmoid, vjp=_sigmoid_vjp, doc="1 / (1 + exp(-x))")
 composite("logsumexp", decomposition=_logsumexp, vjp=_logsumexp_vjp,
           doc="log(sum(exp(x), axis)), shifted by the maximum")

@@ -108,7 +108,7 @@ class Optimizer:
             restored = {}
             for key, value in values.items():
                 value = value if isinstance(value, Tensor) else Tensor(value)
-                if tuple(value.shape) != tuple(param.shape):
+                if value.ndim and tuple(value.shape) != tuple(param.shape):  # 0-d: counters
                     raise ValueError(f"load_state_dict: state {key!r} of parameter {position} has "
                                      f"shape {tuple(value.shape)}, the parameter "
                                      f"{tuple(param.shape)}")

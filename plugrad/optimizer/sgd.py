@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from plugrad.core.tensor import Parameter
+from plugrad.functional.tensor import zeros_like
 from plugrad.optimizer.optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -18,6 +19,9 @@ class SGD(Optimizer):
         momentum: momentum factor (0 disables the buffer).
         nesterov: use Nesterov momentum (requires momentum > 0).
         weight_decay: L2 penalty added to the gradient.
+
+    Parameters and the momentum buffer are updated in place (the backend arrays' own ``*=``,
+    ``+=``, ``-=``), so a step allocates only temporaries; gradients are never modified.
     """
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
@@ -39,14 +43,18 @@ class SGD(Optimizer):
         for param in group["params"]:
             if param.grad is None:
                 continue
-            value = param.detach()
-            grad = param.grad.detach()
+            value = param._data
+            step = param.grad._data
             if weight_decay:
-                grad = grad + value * weight_decay
+                step = step + weight_decay * value
             if momentum:
                 state = self._state.setdefault(param, {})
                 buffer = state.get("momentum_buffer")
-                buffer = grad if buffer is None else buffer * momentum + grad
-                state["momentum_buffer"] = buffer
-                grad = grad + buffer * momentum if nesterov else buffer
-            param._set_data((value - grad * lr)._data)
+                if buffer is None:
+                    # The first step's buffer is the gradient itself, in an array of its own.
+                    buffer = state["momentum_buffer"] = zeros_like(param)
+                else:
+                    buffer._data *= momentum
+                buffer._data += step
+                step = step + momentum * buffer._data if nesterov else buffer._data
+            value -= lr * step

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from plugrad.backends.numpy_backend import conv, nn, pool
+
 __all__ = ["kernel_table"]
 
 
 def kernel_table(xp: Any) -> dict[str, Callable]:
-    """Every primitive and the cheap composite overrides, for array module ``xp``."""
+    """Every primitive and the fused composite kernels (activations, nn, conv, pooling)."""
     table: dict[str, Callable] = {}
     table.update(_elementwise(xp))
     table.update(_reductions(xp))
     table.update(_shape_and_index(xp))
     table.update(_creation(xp))
     table.update(_activations(xp))
+    table.update(nn.kernels(xp))
+    table.update(conv.kernels(xp))
+    table.update(pool.kernels(xp))
     if getattr(xp, "__name__", "") == "numpy":
         for name in _MAY_RETURN_SCALARS.intersection(table):
             table[name] = _array_result(table[name], xp)

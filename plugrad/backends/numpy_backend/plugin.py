@@ -9,8 +9,10 @@ DTYPES = ("bool", "int8", "uint8", "int16", "int32", "float16", "float32", "floa
 
 
 def _kernels():
+    from plugrad.backends.numpy_backend._malloc import keep_freed_memory
     from plugrad.backends.numpy_backend.kernels import kernel_table
 
+    keep_freed_memory()  # numpy frees and re-allocates each step's arrays: keep them mapped
     return kernel_table(np)
 
 

@@ -1,0 +1,139 @@
+"""One LeNet training step (batch 64, SGD(lr=0.01, momentum=0.9, weight_decay=5e-4),
+cross-entropy), built three ways for the benchmarks: plugrad, the numpy kernels called directly
+(no framework: what plugrad's overhead is measured against), and PyTorch CPU. All three start
+from the same weights and see the same batch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import plugrad as P  # noqa: E402
+import plugrad.functional as F  # noqa: E402
+import plugrad.module as M  # noqa: E402
+import plugrad.optimizer as optim  # noqa: E402
+from plugrad.autodiff import GradManager  # noqa: E402
+
+LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
+
+
+def make_batch(batch: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed MNIST-shaped batch: (N, 1, 32, 32) float32 images and int32 labels."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((batch, 1, 32, 32)).astype(np.float32),
+            rng.integers(0, 10, batch).astype(np.int32))
+
+
+def initial_state(seed: int = 0) -> dict[str, np.ndarray]:
+    P.random.seed(seed)
+    return M.LeNet().state_dict()
+
+
+def plugrad_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], float]:
+    """The quick-start's step: GradManager, model, cross_entropy, backward, SGD step."""
+    model = M.LeNet()
+    model.load_state_dict(state)
+    gm = GradManager().attach(model.parameters())
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    x, y = P.Tensor(images), P.Tensor(labels)
+
+    def step() -> float:
+        with gm:
+            loss = F.nn.cross_entropy(model(x), y)
+            gm.backward(loss)
+            opt.step().clear_grad()
+        return loss
+
+    return step
+
+
+def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], float]:
+    """The same step with the numpy backend's kernels called by hand: no Tensors, no tape."""
+    from plugrad.backends.numpy_backend.kernels import kernel_table
+
+    k = kernel_table(np)
+    params = {name: value.copy() for name, value in state.items()}
+    buffers = {name: np.zeros_like(value) for name, value in state.items()}
+    conv = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
+    pool = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+
+    def step() -> float:
+        p, grads = params, {}
+        a1 = k["relu"](k["conv2d"](images, p["conv1.weight"], **conv) + p["conv1.bias"])
+        p1 = k["max_pool2d"](a1, **pool)
+        a2 = k["relu"](k["conv2d"](p1, p["conv2.weight"], **conv) + p["conv2.bias"])
+        p2 = k["max_pool2d"](a2, **pool)
+        flat = p2.reshape(len(images), -1)
+        h1 = k["relu"](k["linear"](flat, p["fc1.weight"], p["fc1.bias"]))
+        h2 = k["relu"](k["linear"](h1, p["fc2.weight"], p["fc2.bias"]))
+        logits = k["linear"](h2, p["classifier.weight"], p["classifier.bias"])
+        loss = k["softmax_cross_entropy"](logits, labels, axis=1).mean()
+        g = k["softmax_cross_entropy_grad"](np.full(len(labels), 1 / len(labels), np.float32),
+                                            logits, labels, axis=1)
+        for name, inp, out in (("classifier", h2, None), ("fc2", h1, h2), ("fc1", flat, h1)):
+            if out is not None:
+                g = k["relu_grad"](g, out)
+            grads[f"{name}.weight"] = g.T @ inp
+            grads[f"{name}.bias"] = g.sum(0)
+            g = g @ p[f"{name}.weight"]
+        g = k["max_pool2d_grad"](g.reshape(p2.shape), a2, p2, **pool)
+        g = k["relu_grad"](g, a2)
+        grads["conv2.bias"] = g.sum((0, 2, 3), keepdims=True)
+        grads["conv2.weight"] = k["conv2d_grad_weight"](g, p1, weight_shape=p["conv2.weight"]
+                                                        .shape, **conv)
+        g = k["conv2d_grad_input"](g, p["conv2.weight"], input_shape=p1.shape, **conv)
+        g = k["relu_grad"](k["max_pool2d_grad"](g, a1, p1, **pool), a1)
+        grads["conv1.bias"] = g.sum((0, 2, 3), keepdims=True)
+        grads["conv1.weight"] = k["conv2d_grad_weight"](g, images, weight_shape=p[
+            "conv1.weight"].shape, **conv)
+        for name, value in p.items():
+            d = grads[name] + WEIGHT_DECAY * value
+            buffer = buffers[name]
+            buffer *= MOMENTUM
+            buffer += d
+            value -= LR * buffer
+        return loss
+
+    return step
+
+
+def torch_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], float]:
+    """The same model in PyTorch (imported here only: never a plugrad dependency)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as TF
+
+    class TorchLeNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+            self.fc1, self.fc2 = nn.Linear(400, 120), nn.Linear(120, 84)
+            self.classifier = nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = TF.max_pool2d(TF.relu(self.conv1(x)), 2, 2)
+            x = TF.max_pool2d(TF.relu(self.conv2(x)), 2, 2)
+            x = torch.flatten(x, 1)
+            return self.classifier(TF.relu(self.fc2(TF.relu(self.fc1(x)))))
+
+    model = TorchLeNet()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            tensor.copy_(torch.from_numpy(state[name].reshape(tensor.shape)))
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM,
+                          weight_decay=WEIGHT_DECAY)
+    x, y = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = TF.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step

@@ -1,0 +1,189 @@
+"""Convolution and linear layers as functions (``F.conv2d``, ``F.conv_transpose2d``, ``F.linear``).
+
+Signatures follow MegEngine. Arguments are checked here, so the ops and kernels receive valid
+shapes; a grouped weight may be given in MegEngine's 5-D layout ``(groups, O // groups,
+C // groups, kh, kw)`` or already merged into 4-D ``(O, C // groups, kh, kw)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from plugrad.core.dispatch import apply
+from plugrad.core.tensor import Tensor
+from plugrad.functional._utils import as_tensor, float_pair, pair, to_float
+from plugrad.ops.conv import conv_out_hw
+
+__all__ = ["conv2d", "conv_transpose2d", "linear"]
+
+IntPair = Any  # an int or a pair of ints
+
+
+def _check_modes(op: str, conv_mode: str, compute_mode: str) -> None:
+    if conv_mode not in ("cross_correlation", "CROSS_CORRELATION"):
+        raise ValueError(f"{op}: conv_mode {conv_mode!r} is not supported; expected "
+                         f"'cross_correlation'")
+    if compute_mode not in ("default", "DEFAULT", "float32", "FLOAT32"):
+        raise ValueError(f"{op}: compute_mode {compute_mode!r} is not supported; expected "
+                         f"'default' or 'float32'")
+
+
+def _merge_groups(op: str, weight: Tensor, groups: int) -> Tensor:
+    """MegEngine's 5-D grouped weight as the 4-D layout the ops use (a free reshape)."""
+    if weight.ndim == 5:
+        if weight.shape[0] != groups:
+            raise ValueError(f"{op}: a 5-D weight of shape {weight.shape} has {weight.shape[0]} "
+                             f"groups on axis 0, but groups={groups}")
+        g, a, b, kh, kw = weight.shape
+        return apply("reshape", weight, shape=(g * a, b, kh, kw))
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D (out, in // groups, kh, kw) or, with groups, "
+                         f"5-D (groups, out // groups, in // groups, kh, kw); got shape "
+                         f"{weight.shape}")
+    return weight
+
+
+def _check_input(op: str, x: Tensor) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W); got shape {x.shape}")
+
+
+def _add_bias(op: str, out: Tensor, bias: Any) -> Tensor:
+    if bias is None:
+        return out
+    bias = as_tensor(bias, out)
+    channels = out.shape[1]
+    if bias.size != channels:
+        raise ValueError(f"{op}: bias of shape {bias.shape} has {bias.size} values; expected "
+                         f"{channels}, one per output channel, shaped (1, {channels}, 1, 1)")
+    if tuple(bias.shape) != (1, channels, 1, 1):
+        bias = apply("reshape", bias, shape=(1, channels, 1, 1))
+    return out + bias
+
+
+def conv2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
+           padding: IntPair = 0, dilation: IntPair = 1, groups: int = 1,
+           conv_mode: str = "cross_correlation", compute_mode: str = "default") -> Tensor:
+    """2-D cross-correlation of an NCHW input with ``weight`` (plus ``bias``).
+
+    Args:
+        inp: (N, C, H, W).
+        weight: (O, C, kh, kw); with ``groups`` > 1 either (groups, O // groups, C // groups,
+            kh, kw) as MegEngine stores it, or (O, C // groups, kh, kw).
+        bias: (1, O, 1, 1) or (O,).
+        stride, padding, dilation: an int or an (h, w) pair.
+        groups: input and output channels are split into this many independent groups.
+
+    Returns:
+        (N, O, OH, OW) with ``OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1``.
+
+    Example:
+        >>> conv2d(Tensor(np.ones((1, 1, 3, 3))), Tensor(np.ones((1, 1, 2, 2)))).shape
+        (1, 1, 2, 2)
+    """
+    op = "conv2d"
+    _check_modes(op, conv_mode, compute_mode)
+    x, w = float_pair(op, as_tensor(inp), weight)
+    stride, padding = pair(op, "stride", stride, 1), pair(op, "padding", padding, 0)
+    dilation = pair(op, "dilation", dilation, 1)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
+    _check_input(op, x)
+    w = _merge_groups(op, w, groups)
+    channels, (out_channels, group_channels, kh, kw) = x.shape[1], w.shape
+    if group_channels * groups != channels:
+        raise ValueError(f"{op}: the input has {channels} channels (shape {x.shape}) but the "
+                         f"weight of shape {w.shape} with groups={groups} expects "
+                         f"{group_channels * groups}; the weight's axis 1 must be "
+                         f"in_channels // groups")
+    if out_channels % groups:
+        raise ValueError(f"{op}: {out_channels} output channels cannot be split into "
+                         f"{groups} groups")
+    out_hw = conv_out_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+    if min(out_hw) <= 0:
+        raise ValueError(f"{op}: the input's spatial size {x.shape[2:]} with padding {padding} "
+                         f"is smaller than the kernel {(kh, kw)} with dilation {dilation}; "
+                         f"the output would be {out_hw}")
+    out = apply(op, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return _add_bias(op, out, bias)
+
+
+def conv_transpose2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None,
+                     stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
+                     dilation: IntPair = 1, groups: int = 1,
+                     conv_mode: str = "cross_correlation",
+                     compute_mode: str = "default") -> Tensor:
+    """The transposed convolution: the gradient of :func:`conv2d` with respect to its input.
+
+    Args:
+        inp: (N, C, H, W).
+        weight: (C, O, kh, kw); with groups, (groups, C // groups, O // groups, kh, kw) or
+            (C, O // groups, kh, kw).
+        output_padding: extra rows/columns at the bottom/right of the output, each smaller
+            than the stride (picks one of the input sizes a strided conv2d maps to H).
+
+    Returns:
+        (N, O, OH, OW) with ``OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + 1 + oph``.
+    """
+    op = "conv_transpose2d"
+    _check_modes(op, conv_mode, compute_mode)
+    x, w = float_pair(op, as_tensor(inp), weight)
+    stride, padding = pair(op, "stride", stride, 1), pair(op, "padding", padding, 0)
+    dilation = pair(op, "dilation", dilation, 1)
+    output_padding = pair(op, "output_padding", output_padding, 0)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
+    _check_input(op, x)
+    w = _merge_groups(op, w, groups)
+    channels, (in_channels, group_out, kh, kw) = x.shape[1], w.shape
+    if channels != in_channels:
+        raise ValueError(f"{op}: the input has {channels} channels (shape {x.shape}) but the "
+                         f"weight of shape {w.shape} expects {in_channels} (its axis 0)")
+    if in_channels % groups:
+        raise ValueError(f"{op}: {in_channels} input channels cannot be split into {groups} "
+                         f"groups")
+    if any(p >= max(s, d) for p, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(f"{op}: output_padding {output_padding} must be smaller than the "
+                         f"stride {stride} or the dilation {dilation}")
+    out_hw = tuple((size - 1) * s - 2 * p + d * (k - 1) + 1 + extra for size, s, p, d, k, extra
+                   in zip(x.shape[2:], stride, padding, dilation, (kh, kw), output_padding))
+    if min(out_hw) <= 0:
+        raise ValueError(f"{op}: padding {padding} removes the whole output; the output would "
+                         f"be {out_hw}")
+    input_shape = (x.shape[0], group_out * groups) + out_hw
+    out = apply("conv2d_grad_input", x, w, input_shape=input_shape, stride=stride,
+                padding=padding, dilation=dilation, groups=groups)
+    return _add_bias(op, out, bias)
+
+
+def linear(inp: Tensor, weight: Tensor, bias: Tensor | None = None,
+           compute_mode: str = "default") -> Tensor:
+    """``inp @ weight.T + bias``: a fully connected layer over the last axis.
+
+    Args:
+        inp: (..., in_features).
+        weight: (out_features, in_features).
+        bias: (out_features,).
+
+    Example:
+        >>> linear(Tensor([[1., 2.]]), Tensor([[1., 1.], [0., 1.]]), Tensor([0., 1.]))
+        Tensor([[3. 3.]], device=xpux:0)
+    """
+    op = "linear"
+    x, w = float_pair(op, as_tensor(inp), weight)
+    if w.ndim != 2:
+        raise ValueError(f"{op}: weight must be 2-D (out_features, in_features); got shape "
+                         f"{w.shape}")
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"{op}: the input's last axis must be in_features = {w.shape[1]}; got "
+                         f"input shape {x.shape}; flatten it first, e.g. F.flatten(x, 1)")
+    if bias is None:
+        return apply(op, x, w)
+    b = to_float(as_tensor(bias, x))
+    if b._data.dtype != x._data.dtype:
+        b = apply("cast", b, dtype=x._data.dtype)
+    if tuple(b.shape) != (w.shape[0],):
+        if b.size != w.shape[0]:
+            raise ValueError(f"{op}: bias of shape {b.shape} must have out_features = "
+                             f"{w.shape[0]} values")
+        b = apply("reshape", b, shape=(w.shape[0],))
+    return apply(op, x, w, b)

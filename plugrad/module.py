@@ -1,0 +1,1 @@
+from plugrad.nn import *  # noqa: F401,F403  (MegEngine spells it plugrad.module)

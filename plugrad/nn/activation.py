@@ -1,0 +1,59 @@
+"""Activation layers: thin Modules over the functions in ``plugrad.functional``."""
+from __future__ import annotations
+
+from typing import Any
+
+from plugrad import functional as F
+from plugrad.core.tensor import Tensor
+from plugrad.nn.module import Module
+
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "GELU", "Softmax"]
+
+
+class ReLU(Module):
+    """``max(x, 0)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """``x`` where positive, ``negative_slope * x`` elsewhere."""
+
+    def __init__(self, negative_slope: float = 0.01, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def _module_info_string(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    """``1 / (1 + exp(-x))``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.sigmoid(x)
+
+
+class GELU(Module):
+    """``x * Phi(x)``, Phi the standard normal CDF."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x)
+
+
+class Softmax(Module):
+    """Softmax along ``axis`` (MegEngine's default axis when None)."""
+
+    def __init__(self, axis: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self.axis)
+
+    def _module_info_string(self) -> str:
+        return f"axis={self.axis}"

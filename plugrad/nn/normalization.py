@@ -1,0 +1,74 @@
+"""Batch normalisation layers, with MegEngine's shapes and momentum convention.
+
+``weight``, ``bias`` and the running statistics (buffers) are shaped (1, C, 1, 1). In training
+the batch statistics normalise and ``running = momentum * running + (1 - momentum) * batch``
+(momentum 0.9 by default; the variance unbiased); in eval mode the running statistics normalise.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from plugrad import functional as F
+from plugrad.core.tensor import Parameter, Tensor
+from plugrad.nn.module import Module
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+
+class _BatchNorm(Module):
+    _ranks: tuple[int, ...] = ()
+    _shape_text = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.9,
+                 affine: bool = True, track_running_stats: bool = True, freeze: bool = False,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        self.freeze = freeze
+        shape = (1, self.num_features, 1, 1)
+        if affine:
+            self.weight = Parameter(np.ones(shape, np.float32))
+            self.bias = Parameter(np.zeros(shape, np.float32))
+        else:
+            self.weight = self.bias = None
+        if track_running_stats:
+            self.running_mean = Tensor(np.zeros(shape, np.float32))
+            self.running_var = Tensor(np.ones(shape, np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
+            raise ValueError(f"{self._label()}: expected an input of shape "
+                             f"{self._shape_text.format(C=self.num_features)}; got shape "
+                             f"{tuple(x.shape)}")
+        # Frozen layers normalise with their running statistics even while training.
+        if self.track_running_stats and not (self.training and not self.freeze):
+            return F.nn.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                   self.bias, training=False, eps=self.eps)
+        running_mean = self.running_mean if self.track_running_stats else None
+        running_var = self.running_var if self.track_running_stats else None
+        return F.nn.batch_norm(x, running_mean, running_var, self.weight, self.bias,
+                               training=True, momentum=self.momentum, eps=self.eps)
+
+    def _module_info_string(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs over all axes but C."""
+
+    _ranks = (2, 3)
+    _shape_text = "(N, {C}) or (N, {C}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs over N, H and W."""
+
+    _ranks = (4,)
+    _shape_text = "(N, {C}, H, W)"

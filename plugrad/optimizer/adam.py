@@ -1,0 +1,140 @@
+"""Adam, AdamW and Adagrad, with MegEngine's update rules; updates happen in place."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from plugrad.core.tensor import Parameter, Tensor
+from plugrad.functional.tensor import zeros_like
+from plugrad.optimizer.optimizer import Optimizer
+
+__all__ = ["Adam", "AdamW", "Adagrad"]
+
+
+def _check(name: str, lr: float, eps: float, weight_decay: float) -> None:
+    if lr < 0.0:
+        raise ValueError(f"{name}: invalid learning rate {lr}; it must be >= 0")
+    if eps < 0.0:
+        raise ValueError(f"{name}: invalid eps {eps}; it must be >= 0")
+    if weight_decay < 0.0:
+        raise ValueError(f"{name}: invalid weight_decay {weight_decay}; it must be >= 0")
+
+
+def _check_betas(name: str, betas: tuple[float, float]) -> tuple[float, float]:
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"{name}: invalid betas {betas}; expected two values in [0, 1)")
+    return float(betas[0]), float(betas[1])
+
+
+def _next_step(state: dict[str, Tensor], param: Parameter) -> int:
+    """Count this parameter's updates (a 0-d int32 tensor in its state) and return the new
+    count."""
+    counter = state.get("step")
+    if counter is None:
+        counter = state["step"] = Tensor(np.zeros((), np.int32), device=param.device)
+    counter._data += 1
+    return int(counter.item())
+
+
+class _AdamBase(Optimizer):
+    """Adam's moments; ``decoupled`` picks AdamW's weight decay (applied to the parameter,
+    not added to the gradient)."""
+
+    decoupled = False
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        name = type(self).__name__
+        _check(name, lr, eps, weight_decay)
+        super().__init__(params, dict(lr=lr, betas=_check_betas(name, tuple(betas)), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        for param in group["params"]:
+            if param.grad is None:
+                continue
+            value, grad = param._data, param.grad._data
+            if weight_decay and not self.decoupled:
+                grad = grad + weight_decay * value
+            state = self._state.setdefault(param, {})
+            if "exp_avg" not in state:
+                state["exp_avg"], state["exp_avg_sq"] = zeros_like(param), zeros_like(param)
+            step = _next_step(state, param)
+            exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
+            exp_avg *= beta1
+            exp_avg += (1 - beta1) * grad
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * (grad * grad)
+            denom = (exp_avg_sq * (1 / (1 - beta2 ** step))) ** 0.5 + eps
+            if weight_decay and self.decoupled:
+                value *= 1 - lr * weight_decay
+            value -= (lr / (1 - beta1 ** step)) * exp_avg / denom
+
+
+class Adam(_AdamBase):
+    """Adam (Kingma & Ba): ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
+    ``p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``; ``weight_decay`` adds
+    ``weight_decay * p`` to the gradient (L2).
+
+    Args:
+        params: parameters or parameter groups.
+        lr: learning rate.
+        betas: decay rates of the first and second moments.
+        eps: added to the denominator for stability.
+        weight_decay: L2 penalty.
+    """
+
+
+class AdamW(_AdamBase):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay``
+    before the Adam step, instead of an L2 term in the gradient; weight_decay 0.01 by default.
+    """
+
+    decoupled = True
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.): ``s += g^2``; ``p -= lr / (1 + (t - 1) * lr_decay) * g /
+    sqrt(s + eps)``; ``weight_decay`` adds ``weight_decay * p`` to the gradient.
+
+    Args:
+        params: parameters or parameter groups.
+        lr: learning rate.
+        lr_decay: the learning rate decays as ``lr / (1 + (t - 1) * lr_decay)`` at step t.
+        eps: added inside the square root for stability.
+        weight_decay: L2 penalty.
+    """
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 0.01,
+                 lr_decay: float = 0.0, eps: float = 1e-10, weight_decay: float = 0.0):
+        _check("Adagrad", lr, eps, weight_decay)
+        if lr_decay < 0.0:
+            raise ValueError(f"Adagrad: invalid lr_decay {lr_decay}; it must be >= 0")
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps,
+                                      weight_decay=weight_decay))
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        lr, lr_decay = group["lr"], group["lr_decay"]
+        eps, weight_decay = group["eps"], group["weight_decay"]
+        for param in group["params"]:
+            if param.grad is None:
+                continue
+            value, grad = param._data, param.grad._data
+            if weight_decay:
+                grad = grad + weight_decay * value
+            state = self._state.setdefault(param, {})
+            if "square_avg" not in state:
+                state["square_avg"] = zeros_like(param)
+            step = _next_step(state, param)
+            square_avg = state["square_avg"]._data
+            square_avg += grad * grad
+            value -= (lr / (1 + (step - 1) * lr_decay)) * grad / (square_avg + eps) ** 0.5

@@ -1,0 +1,150 @@
+"""Optimizers against updates computed by hand, schedulers, clipping, and state round trips."""
+import math
+
+import numpy as np
+import pytest
+
+import plugrad as P
+import plugrad.optimizer as optim
+
+
+def param(value):
+    return P.Parameter(np.array([value], np.float64), dtype="float64")
+
+
+def run(opt, p, grads):
+    values = []
+    for g in grads:
+        p.grad = P.Tensor(np.array([g]), dtype="float64")
+        opt.step().clear_grad()
+        values.append(p.numpy()[0])
+    return values
+
+
+def test_sgd_momentum_weight_decay_by_hand():
+    p = param(1.0)
+    got = run(optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01), p, [0.5, 0.5])
+    # step 1: d = 0.5 + 0.01 * 1 = 0.51, v = 0.51, p = 1 - 0.051
+    # step 2: d = 0.5 + 0.01 * 0.949 = 0.50949, v = 0.9 * 0.51 + 0.50949 = 0.96849
+    assert got == pytest.approx([0.949, 0.949 - 0.096849], abs=1e-12)
+    p = param(1.0)
+    got = run(optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True), p, [0.5])
+    assert got == pytest.approx([1 - 0.1 * (0.5 + 0.9 * 0.5)], abs=1e-12)
+    p = param(1.0)
+    assert run(optim.SGD([p], lr=0.1), p, [0.5, 0.5]) == pytest.approx([0.95, 0.9])
+
+
+def test_adam_first_steps_by_hand():
+    p = param(1.0)
+    got = run(optim.Adam([p], lr=0.1, betas=(0.9, 0.999), eps=1e-8), p, [0.5, -1.0])
+    # step 1: m = 0.05, v = 0.00025; m / 0.1 = 0.5, v / 0.001 = 0.25 -> p = 1 - 0.1 * 0.5 / 0.5
+    step1 = 1 - 0.1 * 0.5 / (0.5 + 1e-8)
+    # step 2: m = 0.045 - 0.1 = -0.055, v = 0.00024975 + 0.001 = 0.00124975
+    m_hat = -0.055 / (1 - 0.9 ** 2)
+    v_hat = 0.00124975 / (1 - 0.999 ** 2)
+    step2 = step1 - 0.1 * m_hat / (math.sqrt(v_hat) + 1e-8)
+    assert got == pytest.approx([step1, step2], abs=1e-12)
+    assert step2 == pytest.approx(0.93661, abs=1e-5)
+
+
+def test_adam_weight_decay_is_l2_and_adamw_decouples_it():
+    p = param(2.0)
+    run(optim.Adam([p], lr=0.1, weight_decay=0.5), p, [0.0])
+    # the gradient becomes 0 + 0.5 * 2 = 1: the first Adam step moves by lr * sign
+    assert p.numpy()[0] == pytest.approx(1.9, abs=1e-7)
+    p = param(2.0)
+    run(optim.AdamW([p], lr=0.1, weight_decay=0.5), p, [1.0])
+    # decay first: 2 * (1 - 0.1 * 0.5) = 1.9, then the Adam step of lr * sign(g)
+    assert p.numpy()[0] == pytest.approx(1.8, abs=1e-7)
+    assert optim.AdamW([param(0.0)], lr=1.0).param_groups[0]["weight_decay"] == 0.01
+
+
+def test_adagrad_by_hand():
+    p = param(1.0)
+    got = run(optim.Adagrad([p], lr=0.1, lr_decay=0.5, eps=1e-10), p, [0.5, -1.0])
+    step1 = 1 - 0.1 * 0.5 / math.sqrt(0.25 + 1e-10)
+    step2 = step1 + (0.1 / 1.5) * 1.0 / math.sqrt(1.25 + 1e-10)
+    assert got == pytest.approx([step1, step2], abs=1e-12)
+
+
+def test_parameters_without_grad_are_skipped_and_grads_are_not_modified():
+    a, b = param(1.0), param(1.0)
+    opt = optim.SGD([a, b], lr=0.1, momentum=0.9, weight_decay=0.1)
+    grad = P.Tensor(np.array([0.5]), dtype="float64")
+    a.grad = grad
+    opt.step()
+    assert b.numpy()[0] == 1.0 and grad.numpy()[0] == 0.5
+
+
+def test_invalid_hyper_parameters():
+    with pytest.raises(ValueError, match="learning rate"):
+        optim.Adam([param(0)], lr=-1)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam([param(0)], lr=0.1, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="lr_decay"):
+        optim.Adagrad([param(0)], lr_decay=-1)
+
+
+def test_multistep_lr():
+    opt = optim.SGD([param(0)], lr=1.0)
+    scheduler = optim.MultiStepLR(opt, milestones=[2, 4], gamma=0.5)
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(5):
+        scheduler.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    state = scheduler.state_dict()
+    other = optim.MultiStepLR(optim.SGD([param(0)], lr=1.0), milestones=[9])
+    other.load_state_dict(state)
+    other.step()
+    assert other.optimizer.param_groups[0]["lr"] == 0.25 and other.current_epoch == 6
+    with pytest.raises(ValueError, match="increasing"):
+        optim.MultiStepLR(opt, milestones=[3, 1])
+
+
+def test_clip_grad_norm_and_value():
+    a = P.Parameter(np.zeros(2, np.float64), dtype="float64")
+    b = P.Parameter(np.zeros(1, np.float64), dtype="float64")
+    a.grad = P.Tensor(np.array([3.0, 4.0]), dtype="float64")
+    b.grad = P.Tensor(np.array([12.0]), dtype="float64")
+    total = optim.clip_grad_norm([a, b], max_norm=6.5)
+    assert total.item() == pytest.approx(13.0)
+    scale = 6.5 / (13.0 + 1e-6)
+    np.testing.assert_allclose(a.grad.numpy(), [3 * scale, 4 * scale])
+    np.testing.assert_allclose(b.grad.numpy(), [12 * scale])
+    optim.clip_grad_norm([a, b], max_norm=100.0)  # already small: unchanged
+    np.testing.assert_allclose(b.grad.numpy(), [12 * scale])
+    optim.clip_grad_value([a, b], -0.5, 2.0)
+    np.testing.assert_allclose(a.grad.numpy(), [1.5, 2.0])
+    np.testing.assert_allclose(b.grad.numpy(), [2.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
+    lambda ps: optim.Adam(ps, lr=0.01),
+    lambda ps: optim.AdamW(ps, lr=0.01),
+    lambda ps: optim.Adagrad(ps, lr=0.1),
+], ids=["SGD", "Adam", "AdamW", "Adagrad"])
+def test_state_dict_round_trip_through_save_resumes_exactly(make, tmp_path):
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((3, 4)).astype(np.float32)
+    grads = [rng.standard_normal((3, 4)).astype(np.float32) for _ in range(5)]
+
+    def steps(p, opt, gs):
+        for g in gs:
+            p.grad = P.Tensor(g)
+            opt.step().clear_grad()
+
+    p = P.Parameter(start)
+    opt = make([p])
+    steps(p, opt, grads)
+    p2 = P.Parameter(start)
+    opt2 = make([p2])
+    steps(p2, opt2, grads[:3])
+    P.save({"param": p2, "opt": opt2.state_dict()}, tmp_path / "ckpt")
+    saved = P.load(tmp_path / "ckpt")
+    p3 = P.Parameter(saved["param"])
+    opt3 = make([p3])
+    opt3.load_state_dict(saved["opt"])
+    steps(p3, opt3, grads[3:])
+    np.testing.assert_array_equal(p3.numpy(), p.numpy())
