@@ -19,6 +19,8 @@ MODULES: list[str] = [
     "plugrad.conformance.ops.linalg",
     "plugrad.conformance.ops.activation",
     "plugrad.conformance.ops.creation",
+    "plugrad.conformance.ops.conv",
+    "plugrad.conformance.ops.nn",
 ]
 
 _loaded: set[str] = set()
