@@ -8,6 +8,7 @@ up front, not from a conftest inside an installed package collected with ``--pya
 """
 from __future__ import annotations
 
+import shlex
 from typing import Any, Iterator
 
 import pytest
@@ -199,7 +200,22 @@ def repro(request: pytest.FixtureRequest, target: Target):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
-    text = item.stash.get(_REPRO, None)
-    if text and report.failed:
-        report.sections.append(("plugrad repro", text))
+    if report.failed:
+        text = item.stash.get(_REPRO, None) or _rerun_only(item)
+        if text:
+            report.sections.append(("plugrad repro", text))
     return report
+
+
+def _rerun_only(item: pytest.Item) -> str | None:
+    """For tests not built from an op case (devices, dtypes): the device and the rerun command."""
+    target = item.config.stash.get(_TARGET, None)
+    if target is None or not item.nodeid.split("::")[0].endswith(
+            ("test_devices.py", "test_dtypes.py", "test_backend.py")):
+        return None
+    command = (f"python -m plugrad.conformance --backend {target.backend} --device "
+               f"{target.spec}")
+    extra = "".join(f" --plugin {m}" for m in item.config.getoption("--plugrad-plugin"))
+    return (f"device:  {target.spec} (backend {target.backend!r}, dtypes "
+            f"{', '.join(target.dtypes)})\n"
+            f"rerun:   {command}{extra} -k {shlex.quote(item.name)}")
