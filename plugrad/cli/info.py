@@ -41,7 +41,8 @@ def report() -> str:
     total = len(registry.OPS)
     for name, device_type in plugins.device_types().items():
         if not device._probe(device_type)[0]:
-            lines.append(f"  {name:<6} not shown: the device type is unavailable")
+            # Loading kernels may import the device's library; the reason is listed above.
+            lines.append(f"  {name:<6} not loaded: the device type is unavailable")
             continue
         try:
             cover = registry.coverage(device_type)
