@@ -74,3 +74,14 @@ def test_train_command_help_lists_its_options():
     for option in ("--epochs", "--batch-size", "--lr", "--device", "--data", "--workers",
                    "--seed", "--plot"):
         assert option in out
+
+
+def test_learning_rate_decay_epochs():
+    from plugrad.cli.train import decay_epochs
+
+    assert decay_epochs("auto", 10) == [6, 8]
+    assert decay_epochs("auto", 2) == []
+    assert decay_epochs("none", 10) == []
+    assert decay_epochs("7,3", 10) == [3, 7]
+    with pytest.raises(SystemExit, match="lr-decay-epochs"):
+        decay_epochs("six", 10)
