@@ -14,7 +14,7 @@ from plugrad.core.device import (
     set_default_device,
     using_device,
 )
-from plugrad import autodiff, optimizer
+from plugrad import autodiff, device, optimizer
 from plugrad.serialization import load, save
 
 __version__ = "0.1.0"

@@ -1,57 +1,103 @@
-"""The backend plugin contract: the pluggy hooks a backend implements.
+"""The backend plugin contract: the pluggy hooks a backend implements, and what it may declare.
 
-A backend is a Python package that names a light module in the ``plugrad.backends`` entry-point
-group. plugrad imports that module the first time a device is resolved, checks the API version
-it was built for, and then lets it register one or more device types::
+This module is plugrad's public, versioned interface to backends; ``docs/backends.md`` walks
+through writing one. A backend is a Python distribution that names a light module in the
+``plugrad.backends`` entry-point group. The first time a device is resolved (never at
+``import plugrad``), plugrad imports that module, asks :func:`plugrad_api_version`, and if the
+version matches calls :func:`plugrad_register` once::
 
     # pyproject.toml of the plugin
     [project.entry-points."plugrad.backends"]
     ref = "plugrad_ref.plugin"
 
     # plugrad_ref/plugin.py
-    from plugrad.hookspecs import hookimpl, API_VERSION, DeviceType
+    from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
 
     @hookimpl
-    def plugrad_api_version():
+    def plugrad_api_version() -> int:
         return API_VERSION
 
     @hookimpl
-    def plugrad_register(registry):
-        registry.add_device_type(DeviceType(name="ref", ...))
+    def plugrad_register(registry) -> None:
+        registry.add_device_type(DeviceType(name="ref", kernels=load_kernels,
+                                            dtypes=("float32", "int32", "bool"),
+                                            to_host=to_host, from_host=from_host))
 
-Hooks run once per process, never per op: the kernels a device type declares go into a plain dict.
+Hooks run once per process, never per op: the kernels a device type declares go into a plain dict
+that dispatch reads.
+
+:class:`DeviceType` fields (see its docstring for details):
+
+==================  ==========================================================================
+``name``            device-string prefix (``"ref"`` gives ``ref0``, ``refx``); lowercase, unique
+``kernels``         op name -> kernel, or a zero-argument callable returning that dict (lazy)
+``dtypes``          dtype names the kernels support, e.g. ``("float32", "int32", "bool")``
+``to_host``         device array -> ``numpy.ndarray``
+``from_host``       ``(numpy.ndarray, device_index)`` -> device array (the array is plugrad's
+                    fresh copy; the backend may keep it)
+``array_types``     the backend's array classes; kernels must return instances of them
+``is_available``    whether the devices can be used now (an exception's text is the reason not)
+``device_count``    how many devices of this type exist
+``priority``        ``xpux`` resolves to the available type with the highest priority (cpu: 0)
+``synchronize``     ``(device_index) -> None``, waits for queued kernels
+``device_scope``    ``device_index -> context manager`` making that device current while a
+                    creation kernel runs (backends that allocate on a "current" device)
+==================  ==========================================================================
+
+Versioning: :data:`API_VERSION` is the major version of this contract. It changes only when an
+existing plugin would break (a hook or kernel signature changes meaning); new optional ops and
+new DeviceType fields with defaults keep it. plugrad refuses a plugin that returns another
+version and reports why in ``plugrad info``; plugins return the constant they were built against.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pluggy
 
-from plugrad.core.backend import API_VERSION, DeviceType
+from plugrad.core.backend import API_VERSION, DeviceType, Kernel, KernelTable
+from plugrad.core.plugins import PluginError
 
-if TYPE_CHECKING:
-    from plugrad.core.plugins import BackendRegistrar
-
-__all__ = ["API_VERSION", "DeviceType", "hookimpl", "hookspec", "PROJECT_NAME"]
+__all__ = [
+    "API_VERSION", "DeviceType", "Kernel", "KernelTable", "PluginError", "PROJECT_NAME",
+    "Registry", "hookimpl", "hookspec", "plugrad_api_version", "plugrad_register",
+]
 
 PROJECT_NAME = "plugrad"
+#: Marks the hook specifications below (plugrad's side).
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+#: Marks a plugin's hook implementations: ``@hookimpl def plugrad_register(registry): ...``.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class Registry(Protocol):
+    """What :func:`plugrad_register` receives: the one call a plugin makes to declare devices."""
+
+    def add_device_type(self, device_type: DeviceType) -> None:
+        """Declare a device type.
+
+        Raises :class:`PluginError` naming the plugin if the declaration is invalid: a name
+        that is not lowercase letters and underscores, or is taken by another backend (plugrad's
+        own backends register first), unknown dtypes, fields that are not callables.
+        """
 
 
 @hookspec(firstresult=True)
 def plugrad_api_version() -> int:
     """Return the major version of the backend API the plugin was written against.
 
-    plugrad refuses a plugin whose major version differs from :data:`API_VERSION` and reports
-    it in ``plugrad info`` instead of loading it.
+    Return :data:`API_VERSION` as imported when the plugin was built. plugrad refuses a plugin
+    whose version differs (or is not an int) and reports it in ``plugrad info`` instead of
+    loading it; every other backend keeps working.
     """
 
 
 @hookspec
-def plugrad_register(registry: BackendRegistrar) -> None:
+def plugrad_register(registry: Registry) -> None:
     """Declare the plugin's device types by calling ``registry.add_device_type(DeviceType(...))``.
 
-    Called once, after the version check. Must not allocate device memory: availability is
-    probed lazily through ``DeviceType.is_available``.
+    Called once, after the version check. Must not allocate device memory or import heavy
+    libraries: availability is probed lazily through ``DeviceType.is_available`` and kernels are
+    loaded on first use when ``DeviceType.kernels`` is a callable. An exception raised here
+    marks the plugin failed, with the exception as the reason.
     """

@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
+    parser.add_argument("--lr-decay", type=float, default=0.1,
+                        help="factor the learning rate is multiplied by at each decay epoch")
+    parser.add_argument("--lr-decay-epochs", default="auto",
+                        help="comma-separated epochs after which the learning rate decays; "
+                             "'auto' = after 60%% and 80%% of the epochs, 'none' = never")
     parser.add_argument("--device", default=None,
                         help="device to train on, e.g. xpux (default), cpu0, gpu0")
     parser.add_argument("--data", default=None,
@@ -38,6 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None,
                         help="use only this many training batches per epoch (quick checks)")
     return parser
+
+
+def decay_epochs(spec: str, epochs: int) -> list[int]:
+    """The 1-based epochs after which the learning rate decays."""
+    if spec == "none":
+        return []
+    if spec == "auto":
+        # A short fine-tuning phase at a lower rate settles the weights the large steps leave
+        # oscillating; it is worth a few tenths of a percent of test accuracy on MNIST.
+        return sorted({round(epochs * 0.6), round(epochs * 0.8)} - {0, epochs}) \
+            if epochs >= 5 else []
+    try:
+        return sorted(int(e) for e in spec.split(","))
+    except ValueError:
+        raise SystemExit(f"--lr-decay-epochs: expected 'auto', 'none' or numbers like 6,8; "
+                         f"got {spec!r}") from None
 
 
 def _loaders(args: argparse.Namespace):
@@ -110,12 +131,15 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     gm = GradManager().attach(model.parameters())
     optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay)
+    scheduler = optim.MultiStepLR(optimizer, decay_epochs(args.lr_decay_epochs, args.epochs),
+                                  gamma=args.lr_decay)
     steps = len(train_loader) if args.limit is None else min(args.limit, len(train_loader))
     print(f"training LeNet on MNIST: {args.epochs} epochs, batch {args.batch_size}, "
           f"{steps} steps/epoch, device {device.logical} ({device.physical})", flush=True)
     history = []
     for epoch in range(1, args.epochs + 1):
         start, total_loss, seen = time.perf_counter(), 0.0, 0
+        lr = optimizer.param_groups[0]["lr"]
         with Progress(steps, f"epoch {epoch}") as bar:
             for step, (images, labels) in enumerate(train_loader):
                 if step >= steps:
@@ -130,12 +154,13 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                 seen += len(labels)
                 bar.update(loss=value)
         train_seconds = time.perf_counter() - start
+        scheduler.step()
         accuracy = evaluate(model, test_loader, device)
         record = {"epoch": epoch, "loss": total_loss / max(seen, 1), "accuracy": accuracy,
-                  "seconds": train_seconds}
+                  "seconds": train_seconds, "lr": lr}
         history.append(record)
         print(f"epoch {epoch:2d}  loss {record['loss']:.4f}  test accuracy "
-              f"{100 * accuracy:.2f}%  time {train_seconds:.1f}s", flush=True)
+              f"{100 * accuracy:.2f}%  time {train_seconds:.1f}s  lr {lr:g}", flush=True)
     plugrad.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                   "history": json.dumps(history)}, args.checkpoint)
     print(f"saved checkpoint to {Path(args.checkpoint).resolve()}")
@@ -147,5 +172,10 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (checked before hours of training, not after)
+        except ImportError:
+            raise SystemExit("--plot needs matplotlib: pip install 'plugrad[plot]'") from None
     train(args)
     return 0

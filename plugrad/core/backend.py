@@ -63,6 +63,8 @@ class DeviceType:
     device_scope: Callable[[int], ContextManager[Any]] | None = None
     # Filled in by plugrad when the plugin registers; not for plugins to set.
     backend: str = ""
+    #: The plugin's distribution and version (``"plugrad-ref-backend 0.1.0"``), for messages.
+    source: str = ""
 
     def load_kernels(self) -> dict[str, Kernel]:
         table = self.kernels() if callable(self.kernels) else self.kernels

@@ -137,7 +137,8 @@ def _unavailable_message(spec: str, type_name: str) -> str:
         return (f"device {spec!r}: device type {type_name!r} (backend {device_type.backend!r}) is "
                 f"unavailable: {reason}; available device types: {usable}")
     failed = [r for r in plugins.backend_records() if r.status == "failed"]
-    hint = "".join(f"; backend {r.name!r} failed to load: {r.reason}" for r in failed)
+    hint = "".join(f"; backend {r.name!r} ({r.source}) failed to load: {r.reason}"
+                   for r in failed)
     return (f"device {spec!r}: no backend provides device type {type_name!r}; available device "
             f"types: {usable}{hint}")
 

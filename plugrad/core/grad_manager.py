@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
+
 from plugrad.core import tape
 from plugrad.core.dispatch import create
 from plugrad.core.tape import Leaf, state
@@ -120,8 +122,10 @@ class GradManager:
         ys = [y] if isinstance(y, Tensor) else list(y)
         if dy is None:
             dys = [None] * len(ys)
+        elif isinstance(dy, (Tensor, np.ndarray, int, float)):
+            dys = [dy]
         else:
-            dys = [dy] if isinstance(dy, Tensor) else list(dy)
+            dys = list(dy)
         if len(dys) != len(ys):
             raise ValueError(f"GradManager.backward: got {len(ys)} tensors but {len(dys)} "
                              f"gradients")

@@ -19,7 +19,7 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pluggy
@@ -86,30 +86,45 @@ class BackendRegistrar:
         """Declare a device type; raises :class:`PluginError` naming the plugin on bad input."""
         who = f"backend plugin {self._record.name!r} ({self._record.source})"
         if not isinstance(device_type, DeviceType):
-            raise PluginError(f"{who}: add_device_type expects a plugrad DeviceType, got "
+            raise PluginError(f"{who}: add_device_type expects a plugrad DeviceType; got "
                               f"{type(device_type).__name__}")
         name = device_type.name
         if not isinstance(name, str) or not _NAME_RE.match(name) or name in _RESERVED_PREFIXES:
-            raise PluginError(f"{who}: device type name {name!r} is invalid; use lowercase letters "
-                              f"and underscores, not 'xpu' (e.g. 'ref')")
+            raise PluginError(f"{who}: device type name {name!r} is invalid; expected lowercase "
+                              f"letters and underscores, not 'xpu' (e.g. 'ref')")
         taken = self._taken.get(name) or next((d for d in self.added if d.name == name), None)
         if taken is not None:
+            owner = f"{taken.backend!r} ({taken.source})" if taken.source else repr(taken.backend)
             raise PluginError(f"{who}: device type {name!r} is already registered by backend "
-                              f"{taken.backend!r}; pick another prefix")
-        unknown = [d for d in device_type.dtypes if d not in _KNOWN_DTYPES]
-        if not device_type.dtypes or unknown:
+                              f"{owner}; pick another prefix for this plugin's devices")
+        dtypes = device_type.dtypes
+        if isinstance(dtypes, str) or not all(isinstance(d, str) for d in dtypes):
+            raise PluginError(f"{who}: DeviceType.dtypes of {name!r} must be a tuple of dtype "
+                              f"names such as ('float32', 'int32'); got {dtypes!r}")
+        unknown = [d for d in dtypes if d not in _KNOWN_DTYPES]
+        if not dtypes or unknown:
             raise PluginError(f"{who}: device type {name!r} declares unknown dtypes {unknown}; "
                               f"known: {sorted(_KNOWN_DTYPES)}")
         for attr in ("to_host", "from_host", "is_available", "device_count", "synchronize"):
             if not callable(getattr(device_type, attr)):
-                raise PluginError(f"{who}: DeviceType.{attr} of {name!r} must be callable")
+                raise PluginError(f"{who}: DeviceType.{attr} of {name!r} must be callable; got "
+                                  f"{type(getattr(device_type, attr)).__name__}")
         if device_type.device_scope is not None and not callable(device_type.device_scope):
             raise PluginError(f"{who}: DeviceType.device_scope of {name!r} must be callable or "
                               f"None")
-        if not (callable(device_type.kernels) or isinstance(device_type.kernels, dict)):
+        if not (callable(device_type.kernels) or isinstance(device_type.kernels, Mapping)):
             raise PluginError(f"{who}: DeviceType.kernels of {name!r} must be a dict of kernels "
-                              f"or a callable returning one")
+                              f"or a callable returning one; got "
+                              f"{type(device_type.kernels).__name__}")
+        kinds = device_type.array_types
+        if not isinstance(kinds, tuple) or not all(isinstance(k, type) for k in kinds):
+            raise PluginError(f"{who}: DeviceType.array_types of {name!r} must be a tuple of "
+                              f"classes; got {kinds!r}")
+        if not isinstance(device_type.priority, int) or isinstance(device_type.priority, bool):
+            raise PluginError(f"{who}: DeviceType.priority of {name!r} must be an int; got "
+                              f"{device_type.priority!r}")
         device_type.backend = self._record.name
+        device_type.source = self._record.source
         self.added.append(device_type)
 
 
@@ -148,6 +163,11 @@ def _load_plugin(record: BackendRecord, plugin: Any) -> None:
         record.status = "failed"
         record.reason = "implements no plugrad_api_version hook; it must return the API version"
         return
+    if not isinstance(version, int) or isinstance(version, bool):
+        record.status = "failed"
+        record.reason = (f"plugrad_api_version returned {version!r}; expected the int "
+                         f"{API_VERSION} (return plugrad.hookspecs.API_VERSION)")
+        return
     if version != API_VERSION:
         record.status = "failed"
         record.reason = (f"built for backend API version {version}, but this plugrad speaks "
@@ -169,31 +189,47 @@ def _load_plugin(record: BackendRecord, plugin: Any) -> None:
     record.device_types = [d.name for d in registrar.added]
 
 
+def _distribution(ep: EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def _builtin(ep: EntryPoint) -> bool:
+    return ep.value.startswith("plugrad.backends.")
+
+
 def _selected_entry_points() -> list[EntryPoint]:
+    """Entry points to load: plugrad's own first (so no plugin can take 'cpu'), then by name."""
     if os.environ.get("PLUGRAD_AUTOLOAD_BACKENDS", "1").strip().lower() in ("0", "false", "no"):
         return []
-    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP),
+                   key=lambda ep: (not _builtin(ep), ep.name))
     allow = os.environ.get("PLUGRAD_BACKENDS")
     if allow is not None:
         wanted = {name.strip() for name in allow.split(",") if name.strip()}
         found = [ep for ep in found if ep.name in wanted]
-    # One entry per name: the same distribution can be visible twice (editable + site).
-    unique: dict[str, EntryPoint] = {}
-    for ep in found:
-        unique.setdefault(ep.name, ep)
-    return list(unique.values())
+    return found
 
 
 def _discover() -> dict[str, BackendRecord]:
     records: dict[str, BackendRecord] = {}
     for ep in _selected_entry_points():
-        dist = getattr(ep, "dist", None)
-        record = BackendRecord(
-            name=ep.name,
-            module=ep.value,
-            distribution=dist.metadata["Name"] if dist is not None else None,
-            version=dist.version if dist is not None else None,
-        )
+        distribution, version = _distribution(ep)
+        record = BackendRecord(name=ep.name, module=ep.value, distribution=distribution,
+                               version=version)
+        first = records.get(ep.name)
+        if first is not None:
+            # The same distribution can be visible twice (editable + site): keep one quietly.
+            if first.distribution == distribution:
+                continue
+            record.name = f"{ep.name}@{distribution}"
+            record.status = "failed"
+            record.reason = (f"entry-point name {ep.name!r} is already used by {first.source}; "
+                             f"rename this plugin's entry point in the 'plugrad.backends' group")
+            records[record.name] = record
+            continue
         records[ep.name] = record
         try:
             plugin = ep.load()

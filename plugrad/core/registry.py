@@ -7,6 +7,7 @@ vjps are written with other ops, so backends never implement autograd.
 """
 from __future__ import annotations
 
+import difflib
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -82,16 +83,41 @@ def composite(name: str, *, decomposition: Callable, vjp: Callable | None = None
 _tables: weakref.WeakKeyDictionary[DeviceType, dict[str, Kernel]] = weakref.WeakKeyDictionary()
 
 
+def _owner(device_type: DeviceType) -> str:
+    source = f" ({device_type.source})" if device_type.source else ""
+    return f"backend {device_type.backend!r}{source}, device type {device_type.name!r}"
+
+
+def _load_checked(device_type: DeviceType) -> dict[str, Kernel]:
+    """The plugin's kernel table, with load failures and non-callables attributed to it."""
+    try:
+        kernels = device_type.load_kernels()
+    except Exception as exc:
+        raise RuntimeError(f"{_owner(device_type)}: loading its kernel table failed: "
+                           f"{type(exc).__name__}: {exc}; the plugin's kernels callable must "
+                           f"return a dict of op name -> kernel") from exc
+    bad = [f"{name!r} ({type(kernel).__name__})" for name, kernel in kernels.items()
+           if not isinstance(name, str) or not callable(kernel)]
+    if bad:
+        raise TypeError(f"{_owner(device_type)}: kernels must be callables under op names; "
+                        f"got {', '.join(bad)}")
+    unknown = sorted(set(kernels) - set(OPS))
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(OPS), n=1)
+            hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+        warnings.warn(f"{_owner(device_type)}: kernels for ops plugrad does not know are "
+                      f"ignored: {', '.join(hints)}; 'plugrad info' lists the ops",
+                      RuntimeWarning, stacklevel=3)
+    return kernels
+
+
 def dispatch_table(device_type: DeviceType) -> dict[str, Kernel]:
     """The device type's op -> kernel dict, loaded once; composites without a kernel are absent."""
     table = _tables.get(device_type)
     if table is None:
-        kernels = device_type.load_kernels()
-        unknown = sorted(set(kernels) - set(OPS))
-        if unknown:
-            warnings.warn(f"backend {device_type.backend!r} (device type {device_type.name!r}) "
-                          f"provides kernels for ops plugrad does not know, ignored: {unknown}",
-                          RuntimeWarning, stacklevel=2)
+        kernels = _load_checked(device_type)
         table = {name: kernel for name, kernel in kernels.items() if name in OPS}
         _tables[device_type] = table
     return table

@@ -101,9 +101,10 @@ class MapSampler(Sampler):
         self.total_samples = int(num_samples)
         # Samples this rank sees per epoch (the padded share).
         self.num_samples = int(math.ceil(self.total_samples / self.world_size))
-        # Every rank must draw the same permutation, so a missing seed becomes 0 there.
-        if seed is None and self.world_size > 1:
-            seed = 0
+        # Every rank must draw the same permutation, so a missing seed becomes 0 there; in one
+        # process it comes from NumPy's global generator, so np.random.seed makes runs repeat.
+        if seed is None:
+            seed = 0 if self.world_size > 1 else int(np.random.randint(0, 2**31 - 1))
         self.seed = seed
         self.rng = np.random.RandomState(seed)
 

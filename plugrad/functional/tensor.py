@@ -284,6 +284,8 @@ def pad(inp: Tensor, pad_width: Sequence[Sequence[int]], mode: str = "constant",
     if mode != "constant":
         raise ValueError(f"pad: mode {mode!r} is not supported; only 'constant'")
     width = tuple((int(a), int(b)) for a, b in pad_width)
+    if inp.ndim == 0 and not width:  # nothing to pad around a scalar
+        return copy(inp)
     if len(width) != inp.ndim or builtins.any(a < 0 or b < 0 for a, b in width):
         raise ValueError(f"pad: pad_width {width} must give two non-negative sizes for each of "
                          f"the {inp.ndim} axes of shape {inp.shape}")

@@ -27,7 +27,32 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
         convolutions.update(parallel.split_conv_kernels(convolutions, xp))
     table.update(convolutions)
     table.update(pool.kernels(xp))
+    if getattr(xp, "__name__", "") == "numpy":
+        for name in _MAY_RETURN_SCALARS.intersection(table):
+            table[name] = _array_result(table[name], xp)
     return table
+
+
+# NumPy ufuncs, full reductions and integer indexing return NumPy scalars for 0-d results. The
+# kernel contract is arrays: setitem, index_add and in-place updates cannot write to a scalar.
+_MAY_RETURN_SCALARS = {
+    "neg", "abs", "sign", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "floor", "ceil",
+    "round", "logical_not", "add", "sub", "mul", "div", "floor_div", "mod", "pow", "maximum",
+    "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
+    "sum", "prod", "max", "min", "argmax", "argmin", "getitem", "relu", "sigmoid", "logsumexp",
+    "relu_grad", "leaky_relu", "gelu", "binary_cross_entropy", "softmax_cross_entropy",
+}
+
+
+def _array_result(kernel: Callable, xp: Any) -> Callable:
+    ndarray, asarray = xp.ndarray, xp.asarray
+
+    def run(*args, **kwargs):
+        out = kernel(*args, **kwargs)
+        return out if out.__class__ is ndarray else asarray(out)
+
+    run.__name__ = getattr(kernel, "__name__", "kernel")
+    return run
 
 
 def _elementwise(xp: Any) -> dict[str, Callable]:
@@ -140,8 +165,13 @@ def _creation(xp: Any) -> dict[str, Callable]:
         return xp.arange(start, stop, step, dtype=dtype)
 
     def uniform(*, shape, dtype, seed):
-        draw_dtype = dtype if dtype.name in ("float32", "float64") else "float32"
-        return xp.random.default_rng(seed).random(shape, dtype=draw_dtype).astype(dtype, copy=False)
+        rng = xp.random.default_rng(seed)
+        if dtype.name in ("float32", "float64"):
+            return rng.random(shape, dtype=dtype)
+        # A float32 draw near 1 rounds up to 1.0 in float16; multiples of 2**-11 stay in [0, 1).
+        out = rng.integers(0, 2048, size=shape).astype(dtype)
+        out *= 2.0 ** -11
+        return out
 
     def normal(*, shape, dtype, seed):
         draw_dtype = dtype if dtype.name in ("float32", "float64") else "float32"

@@ -1,0 +1,149 @@
+"""Watches every kernel call on the device under test and checks what it returns.
+
+While a check runs, each kernel of the device type is wrapped: the call is counted, and its
+result must be one of the device type's array classes with the shape and dtype the kernel
+contract (:mod:`plugrad.conformance.contract`) gives for the same inputs on the host. A wrong
+result is recorded with the op, the backend and the inputs, so a failure names the kernel at
+fault rather than the op downstream that tripped over its output.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from plugrad.conformance.contract import CONTRACT
+from plugrad.core.device import Device
+
+__all__ = ["KernelSpy", "KernelContractError", "without_kernel", "show_attrs"]
+
+
+class KernelContractError(AssertionError):
+    """A kernel returned something of the wrong kind, shape or dtype."""
+
+
+def _describe(value: Any) -> str:
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"{tuple(value.shape)} {np.dtype(value.dtype).name}"
+    return repr(value)
+
+
+def show_attrs(attrs: dict) -> str:
+    """Attributes as text, with arrays (inside index tuples too) shown as shape and dtype."""
+
+    def one(value: Any) -> str:
+        if isinstance(value, tuple):
+            inner = ", ".join(one(v) for v in value)
+            return f"({inner},)" if len(value) == 1 else f"({inner})"
+        if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.dtype):
+            return f"<array {_describe(value)}>"
+        if isinstance(value, np.dtype):
+            return repr(value.name)
+        return repr(value)
+
+    return "{" + ", ".join(f"{k}={one(v)}" for k, v in attrs.items()) + "}"
+
+
+def _host(value: Any, to_host: Callable[[Any], np.ndarray]) -> Any:
+    """Host copies of device arrays, inside index tuples too (they carry device arrays)."""
+    if isinstance(value, tuple):
+        return tuple(_host(v, to_host) for v in value)
+    if isinstance(value, (np.ndarray, np.generic)) or not hasattr(value, "shape"):
+        return value
+    return np.asarray(to_host(value))
+
+
+class KernelSpy:
+    """Wraps the device's kernel table for the duration of a ``with`` block."""
+
+    def __init__(self, device: Device):
+        from plugrad.conformance import ops as record_modules
+
+        record_modules.load()  # every contract, including those declared with later ops
+        self.device = device
+        self.calls: Counter[str] = Counter()
+        self.violations: list[str] = []
+        self._saved: dict[str, Callable] | None = None
+        #: Ops the device type implements natively (composites without a kernel are absent).
+        self.native: frozenset[str] = frozenset(device.kernels)
+
+    def __enter__(self) -> KernelSpy:
+        table = self.device.kernels
+        self._saved = dict(table)
+        for name, kernel in self._saved.items():
+            table[name] = self._wrap(name, kernel)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        table = self.device.kernels
+        table.clear()
+        table.update(self._saved or {})
+
+    def raise_first(self) -> None:
+        """Fail with the first wrong kernel result seen (the root cause of what followed)."""
+        if self.violations:
+            more = len(self.violations) - 1
+            extra = f"\n(and {more} more wrong kernel result(s))" if more else ""
+            raise KernelContractError(self.violations[0] + extra)
+
+    def _wrap(self, name: str, kernel: Callable) -> Callable:
+        spec = CONTRACT.get(name)
+        device_type = self.device.type
+
+        def spied(*arrays: Any, **attrs: Any) -> Any:
+            out = kernel(*arrays, **attrs)
+            self.calls[name] += 1
+            problem = self._check(name, spec, device_type, arrays, attrs, out)
+            if problem:
+                self.violations.append(problem)
+            return out
+
+        spied.__wrapped__ = kernel  # type: ignore[attr-defined]
+        return spied
+
+    def _check(self, name: str, spec, device_type, arrays: tuple, attrs: dict,
+               out: Any) -> str | None:
+        where = (f"{name}: the {device_type.backend!r} backend's kernel (device type "
+                 f"{device_type.name!r}) returned")
+        inputs = ", ".join(_describe(a) for a in arrays) or "no arrays"
+        shown = show_attrs(attrs)
+        called = f"for inputs [{inputs}]" + (f" with {shown}" if attrs else "")
+        kinds = device_type.array_types
+        if kinds and not isinstance(out, kinds):
+            allowed = ", ".join(f"{k.__module__}.{k.__qualname__}" for k in kinds)
+            return (f"{where} a {type(out).__module__}.{type(out).__qualname__} {called}; "
+                    f"expected an instance of the device type's array_types ({allowed}); "
+                    f"wrap 0-d results as arrays (NumPy ufuncs return scalars for them)")
+        if not (hasattr(out, "shape") and hasattr(out, "dtype")):
+            return f"{where} {type(out).__name__} {called}; expected an array with shape and dtype"
+        if spec is None:
+            return None
+        try:
+            with np.errstate(all="ignore"):
+                expected = np.asarray(spec.reference(
+                    *[_host(a, device_type.to_host) for a in arrays],
+                    **{k: _host(v, device_type.to_host) for k, v in attrs.items()}))
+        except Exception:  # the contract cannot judge this call (e.g. int ** negative)
+            return None
+        got_shape, got_dtype = tuple(out.shape), np.dtype(out.dtype)
+        if got_shape != expected.shape:
+            return (f"{where} shape {got_shape} {called}; expected shape {expected.shape} "
+                    f"(contract: {spec.signature} -> {spec.returns})")
+        if got_dtype != expected.dtype:
+            return (f"{where} dtype {got_dtype.name} {called}; expected {expected.dtype.name} "
+                    f"(contract: {spec.signature} -> {spec.returns})")
+        return None
+
+
+@contextlib.contextmanager
+def without_kernel(device: Device, op: str) -> Iterator[None]:
+    """Hide the device's kernel for ``op``, so a composite op runs through its decomposition."""
+    table = device.kernels
+    kernel = table.pop(op, None)
+    try:
+        yield
+    finally:
+        if kernel is not None:
+            table[op] = kernel

@@ -1,0 +1,285 @@
+"""Plugin discovery and registration: broken plugins are refused, attributed and contained.
+
+Plugins here are real modules written to a temporary folder and offered to plugrad through fake
+entry points (with a distribution name and version), so discovery runs its real code path in
+this process. ``tests/test_example_plugin.py`` installs plugins with pip for the same cases.
+"""
+from __future__ import annotations
+
+import importlib
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import plugrad
+from plugrad.cli.info import report
+from plugrad.core import plugins
+from plugrad.core.device import get_device
+from plugrad.hookspecs import API_VERSION
+
+HEADER = """\
+import numpy as np
+from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
+from plugrad.backends.numpy_backend.kernels import kernel_table
+
+
+@hookimpl
+def plugrad_api_version():
+    return API_VERSION
+
+
+def declare(registry, **fields):
+    settings = dict(name="fake", kernels=lambda: kernel_table(np), dtypes=("float32",),
+                    to_host=lambda a: a, from_host=lambda a, i: a, array_types=(np.ndarray,))
+    settings.update(fields)
+    registry.add_device_type(DeviceType(**settings))
+"""
+
+MODULES = {
+    "fake_import_error": 'raise ImportError("libfakegpu.so: cannot open shared object file")\n',
+    "fake_wrong_api": """
+        from plugrad.hookspecs import API_VERSION, hookimpl
+
+        @hookimpl
+        def plugrad_api_version():
+            return API_VERSION + 1
+
+        @hookimpl
+        def plugrad_register(registry):
+            raise AssertionError("must not be called for another API version")
+        """,
+    "fake_text_api": """
+        from plugrad.hookspecs import hookimpl
+
+        @hookimpl
+        def plugrad_api_version():
+            return "1"
+        """,
+    "fake_duplicate": HEADER + """
+@hookimpl
+def plugrad_register(registry):
+    declare(registry, name="cpu")
+""",
+    "fake_register_raises": HEADER + """
+@hookimpl
+def plugrad_register(registry):
+    raise RuntimeError("driver version 1.2 is too old")
+""",
+    "fake_typo": HEADER + """
+def kernels():
+    table = kernel_table(np)
+    table["sofmax"] = table.pop("softmax")
+    return table
+
+
+@hookimpl
+def plugrad_register(registry):
+    declare(registry, name="typo", kernels=kernels)
+""",
+    "fake_not_callable": HEADER + """
+@hookimpl
+def plugrad_register(registry):
+    declare(registry, name="notcallable", kernels={**kernel_table(np), "add": 3})
+""",
+    "fake_bad_hook": """
+        from plugrad.hookspecs import API_VERSION, hookimpl
+
+        @hookimpl
+        def plugrad_api_version():
+            return API_VERSION
+
+        @hookimpl
+        def plugrad_register(reg):
+            return None
+        """,
+    "fake_good": HEADER + """
+@hookimpl
+def plugrad_register(registry):
+    declare(registry, name="good")
+""",
+}
+
+BAD_DECLARATIONS = {
+    "name": ('name="Bad-Name"', "device type name 'Bad-Name' is invalid"),
+    "xpu": ('name="xpu"', "device type name 'xpu' is invalid"),
+    "dtypes-str": ('dtypes="float32"', "must be a tuple of dtype names"),
+    "dtypes-unknown": ('dtypes=("float32", "complex64")', "unknown dtypes ['complex64']"),
+    "to_host": ("to_host=None", "DeviceType.to_host of 'fake' must be callable"),
+    "kernels": ("kernels=[1, 2]", "DeviceType.kernels of 'fake' must be a dict"),
+    "array_types": ("array_types=np.ndarray", "array_types of 'fake' must be a tuple"),
+    "priority": ('priority="high"', "priority of 'fake' must be an int"),
+}
+
+DIST = ("plugrad-fake-backends", "9.9.1")
+
+
+class FakeEntryPoint:
+    """Just what discovery reads from an importlib.metadata EntryPoint."""
+
+    def __init__(self, name: str, value: str, dist: tuple[str, str] | None = DIST):
+        self.name, self.value = name, value
+        self.dist = SimpleNamespace(metadata={"Name": dist[0]}, version=dist[1]) if dist else None
+
+    def load(self):
+        return importlib.import_module(self.value)
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fake_plugins")
+    for name, body in MODULES.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(body) if body.startswith("\n") else body)
+    for key, (field, _) in BAD_DECLARATIONS.items():
+        module = f"fake_decl_{key.replace('-', '_')}"
+        body = f"\n\n@hookimpl\ndef plugrad_register(registry):\n    declare(registry, {field})\n"
+        (folder / f"{module}.py").write_text(HEADER + body)
+    return folder
+
+
+@pytest.fixture
+def discover(monkeypatch, plugin_dir):
+    """Rediscover plugins with the installed ones plus the fake entry points given."""
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    real = plugins.entry_points
+
+    def run(*fake: FakeEntryPoint) -> dict[str, plugins.BackendRecord]:
+        monkeypatch.setattr(plugins, "entry_points",
+                            lambda group: [*real(group=group), *fake])
+        plugins.reset()
+        return {record.name: record for record in plugins.backend_records()}
+
+    yield run
+    plugins.reset()  # the next resolution rediscovers the real entry points only
+
+
+def _cpu_still_works() -> None:
+    out = plugrad.Tensor([1.0, 2.0], device="cpu0") * 3
+    assert out.device.physical == "cpu0"
+    assert np.array_equal(out.numpy(), [3.0, 6.0])
+
+
+def test_import_error_is_recorded_with_distribution_and_location(discover):
+    records = discover(FakeEntryPoint("fakeimport", "fake_import_error"))
+    record = records["fakeimport"]
+    assert record.status == "failed"
+    assert record.reason.startswith("import failed: ImportError: libfakegpu.so")
+    assert "fake_import_error.py:1" in record.reason
+    text = report()
+    assert "plugrad-fake-backends 9.9.1" in text and "libfakegpu.so" in text
+    _cpu_still_works()
+
+
+def test_other_api_version_is_refused_before_registering(discover):
+    records = discover(FakeEntryPoint("fakeapi", "fake_wrong_api"),
+                       FakeEntryPoint("faketext", "fake_text_api"))
+    assert records["fakeapi"].status == "failed"
+    assert (f"built for backend API version {API_VERSION + 1}, but this plugrad speaks version "
+            f"{API_VERSION}") in records["fakeapi"].reason
+    assert records["faketext"].status == "failed"
+    assert "returned '1'; expected the int" in records["faketext"].reason
+    _cpu_still_works()
+
+
+def test_third_party_cannot_take_a_builtin_device_type(discover):
+    # 'aaa' sorts before 'numpy': built-in backends must still register first.
+    records = discover(FakeEntryPoint("aaa", "fake_duplicate"))
+    assert records["numpy"].status == "loaded"
+    record = records["aaa"]
+    assert record.status == "failed"
+    assert "backend plugin 'aaa' (plugrad-fake-backends 9.9.1)" in record.reason
+    assert "device type 'cpu' is already registered by backend 'numpy' (plugrad " in record.reason
+    assert get_device("cpu0").type.backend == "numpy"
+    _cpu_still_works()
+
+
+def test_entry_point_name_taken_by_another_distribution(discover):
+    records = discover(FakeEntryPoint("numpy", "fake_good", ("plugrad-impostor", "1.0")))
+    assert records["numpy"].source.startswith("plugrad ")
+    clash = records["numpy@plugrad-impostor"]
+    assert clash.status == "failed"
+    assert "entry-point name 'numpy' is already used by plugrad" in clash.reason
+    _cpu_still_works()
+
+
+def test_exception_in_register_and_invalid_hook_are_attributed(discover):
+    records = discover(FakeEntryPoint("fakeraise", "fake_register_raises"),
+                       FakeEntryPoint("fakehook", "fake_bad_hook"))
+    assert records["fakeraise"].reason == ("plugrad_register raised RuntimeError: driver version "
+                                           "1.2 is too old")
+    assert records["fakehook"].reason.startswith("invalid hook implementation")
+    assert "reg" in records["fakehook"].reason
+    _cpu_still_works()
+
+
+@pytest.mark.parametrize("key", sorted(BAD_DECLARATIONS))
+def test_invalid_declarations_are_refused_with_the_problem(discover, key):
+    module = f"fake_decl_{key.replace('-', '_')}"
+    record = discover(FakeEntryPoint("fakedecl", module))["fakedecl"]
+    assert record.status == "failed"
+    assert "PluginError: backend plugin 'fakedecl' (plugrad-fake-backends 9.9.1)" in record.reason
+    assert BAD_DECLARATIONS[key][1] in record.reason
+    _cpu_still_works()
+
+
+def test_unknown_kernel_name_warns_with_a_suggestion(discover):
+    records = discover(FakeEntryPoint("faketypo", "fake_typo"))
+    assert records["faketypo"].status == "loaded"
+    with pytest.warns(RuntimeWarning) as caught:
+        device = get_device("typo0")
+    message = str(caught[0].message)
+    assert "backend 'faketypo' (plugrad-fake-backends 9.9.1), device type 'typo'" in message
+    assert "'sofmax' (did you mean 'softmax'?)" in message
+    assert "softmax" not in device.kernels and "sofmax" not in device.kernels
+    x = plugrad.Tensor([[1.0, 3.0]], device="typo0")
+    assert np.allclose(plugrad.functional.softmax(x, axis=1).numpy(), [[0.11920292, 0.88079708]])
+
+
+def test_non_callable_kernel_is_an_attributed_error(discover):
+    discover(FakeEntryPoint("fakenc", "fake_not_callable"))
+    with pytest.raises(TypeError, match=r"backend 'fakenc' \(plugrad-fake-backends 9\.9\.1\), "
+                                        r"device type 'notcallable': kernels must be callables"):
+        get_device("notcallable0")
+    assert "kernels failed to load" in report()
+    _cpu_still_works()
+
+
+def test_device_of_a_failed_plugin_names_the_reason(discover):
+    discover(FakeEntryPoint("fakeimport", "fake_import_error"))
+    with pytest.raises(RuntimeError) as info:
+        get_device("fakegpu0")
+    message = str(info.value)
+    assert "no backend provides device type 'fakegpu'" in message
+    assert "backend 'fakeimport' (plugrad-fake-backends 9.9.1) failed to load" in message
+
+
+def test_info_lists_distribution_version_device_types_and_coverage(discover):
+    discover(FakeEntryPoint("fakegood", "fake_good"), FakeEntryPoint("fakeapi", "fake_wrong_api"))
+    text = report()
+    lines = text.splitlines()
+    good = next(line for line in lines if line.strip().startswith("fakegood"))
+    assert "loaded" in good and "plugrad-fake-backends 9.9.1" in good
+    assert "device types: good" in good
+    numpy_line = next(line for line in lines if line.strip().startswith("numpy "))
+    assert f"plugrad {plugrad.__version__}" in numpy_line and "device types: cpu" in numpy_line
+    failed = lines.index(next(line for line in lines if line.strip().startswith("fakeapi")))
+    assert "failed" in lines[failed]
+    assert "reason: built for backend API version" in lines[failed + 1]
+    from plugrad.core.registry import OPS
+
+    assert f"good   {len(OPS)}/{len(OPS)} native, 0 decomposed, 0 missing" in text
+
+
+def test_import_plugrad_never_scans_plugins():
+    """Discovery is lazy: a fresh interpreter imports plugrad without touching entry points."""
+    import subprocess
+    import sys
+
+    code = ("import plugrad, plugrad.core.plugins as p; "
+            "assert p._records is None, 'plugins were scanned at import'; print('ok')")
+    root = Path(plugrad.__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
