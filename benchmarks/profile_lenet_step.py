@@ -5,8 +5,9 @@
 The step is the one ``compare_torch.py`` times (batch 64, SGD with momentum and weight decay,
 cross-entropy). Each phase (forward, backward, optimizer) is timed around its call; every kernel
 of the device's dispatch table is wrapped with a timer that books its time under the running
-phase, and the tape's own work (recording nodes, sorting, accumulating into ``.grad``) is timed
-the same way. What a phase spends outside kernels is the framework's Python time. The timers'
+phase, and the tape's own work (recording nodes, accumulating into ``.grad``) is timed
+the same way. What a phase spends outside kernels is the framework's Python time (dispatch,
+functional checks, Module calls, vjps, the backward walk). The timers'
 own cost is measured and subtracted, and the same step is also timed without instrumentation,
 beside the numpy kernels called directly (``lenet_step.kernels_step``), in interleaved rounds.
 
@@ -28,7 +29,6 @@ import numpy as np
 from lenet_step import initial_state, kernels_step, make_batch, plugrad_parts, plugrad_step
 
 import plugrad.core.dispatch as dispatch  # noqa: E402
-import plugrad.core.tape as tape  # noqa: E402
 from plugrad.autodiff import GradManager  # noqa: E402
 
 _clock = time.perf_counter
@@ -101,8 +101,7 @@ def profile(batch: int, steps: int, warmup: int) -> dict:
     cost = _wrapper_cost(recorder)
     table = x._device.kernels  # the device type's dispatch dict, shared by its devices
     originals = dict(table)
-    patched = {"record": dispatch._record, "topo": tape._topological_order,
-               "accumulate": GradManager._accumulate}
+    patched = {"record": dispatch._record, "accumulate": GradManager._accumulate}
     per_step: list[dict] = []
     faults: list[int] = []
 
@@ -129,7 +128,6 @@ def profile(batch: int, steps: int, warmup: int) -> dict:
         for name, fn in originals.items():
             table[name] = recorder.timed(name, fn, count_bytes=True)
         dispatch._record = recorder.timed("tape: record nodes", patched["record"])
-        tape._topological_order = recorder.timed("tape: topological sort", patched["topo"])
         GradManager._accumulate = recorder.timed("tape: accumulate .grad",
                                                  patched["accumulate"])
         for _ in range(warmup):
@@ -143,7 +141,6 @@ def profile(batch: int, steps: int, warmup: int) -> dict:
     finally:
         table.update(originals)
         dispatch._record = patched["record"]
-        tape._topological_order = patched["topo"]
         GradManager._accumulate = patched["accumulate"]
 
     return {"per_step": per_step, "cost": cost, "out_bytes": per_step[-1]["out_bytes"],

@@ -6,7 +6,9 @@ recording ends every node is emptied, so memory does not outlive the step.
 """
 from __future__ import annotations
 
+import itertools
 import math
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -14,6 +16,9 @@ if TYPE_CHECKING:
     from plugrad.core.tensor import Tensor
 
 __all__ = ["Node", "Leaf", "ArraySpec", "state", "run_backward"]
+
+
+_sequence = itertools.count()
 
 
 class _State:
@@ -63,7 +68,7 @@ class Node:
     others; ``out_data`` is None unless the vjp reads the output.
     """
 
-    __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs")
+    __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs", "needs", "seq")
 
     def __init__(self, op: OpDef, parents: tuple, saved: tuple, out_data: Any, device: Any,
                  attrs: dict):
@@ -73,6 +78,10 @@ class Node:
         self.out_data = out_data
         self.device = device
         self.attrs = attrs
+        #: Which inputs want a gradient, so a vjp can skip work (e.g. conv's input grad).
+        self.needs = tuple([parent is not None for parent in parents])
+        #: Creation order: every consumer of this node's output was created after it.
+        self.seq = next(_sequence)
 
     # The vjp context: fresh constant tensors over the saved arrays.
     @property
@@ -86,11 +95,6 @@ class Node:
         from plugrad.core.tensor import wrap
 
         return wrap(self.out_data, self.device)
-
-    @property
-    def needs(self) -> tuple[bool, ...]:
-        """Which inputs want a gradient, so a vjp can skip work (e.g. conv's input grad)."""
-        return tuple(parent is not None for parent in self.parents)
 
 
 def release_all() -> None:
@@ -107,46 +111,36 @@ def release_all() -> None:
     state.live_leaves = []
 
 
-def _topological_order(roots: list[Any]) -> list[Any]:
-    """Nodes reachable from ``roots``, each after all the nodes that consume it (iterative DFS)."""
-    order: list[Any] = []
-    visited: set[int] = set()
-    for root in roots:
-        if id(root) in visited:
-            continue
-        stack: list[tuple[Any, bool]] = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            if isinstance(node, Node):
-                for parent in node.parents:
-                    if parent is not None and id(parent) not in visited:
-                        stack.append((parent, False))
-    order.reverse()
-    return order
-
-
 def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
                  accumulate: Callable[[Tensor, Tensor], None]) -> None:
     """Propagate ``(node, grad)`` seeds to the leaves ``manager`` attached.
 
-    Each gradient's shape is checked against its input, so a broken vjp fails where it is.
+    Nodes run latest-created first: everything that consumed a node's output was created after
+    it, so its gradient is complete when it runs (no graph sort needed). Leaves come last, in
+    the order gradients reached them. Each gradient's shape is checked against its input, so a
+    broken vjp fails where it is.
     """
     grads: dict[int, Tensor] = {}
-    for node, grad in roots:
+    pending: list[tuple[int, int, Any]] = []  # a heap of (0, -seq, node) / (1, arrival, leaf)
+    arrivals = itertools.count()
+
+    def arrive(node: Any, grad: Tensor) -> None:
         key = id(node)
-        grads[key] = grads[key] + grad if key in grads else grad
-    for node in _topological_order([node for node, _ in roots]):
-        grad = grads.pop(id(node), None)
-        if grad is None:
-            continue
-        if isinstance(node, Leaf):
+        if key in grads:
+            grads[key] = grads[key] + grad
+        else:
+            grads[key] = grad
+            if node.__class__ is Leaf:
+                heappush(pending, (1, next(arrivals), node))
+            else:
+                heappush(pending, (0, -node.seq, node))
+
+    for node, grad in roots:
+        arrive(node, grad)
+    while pending:
+        node = heappop(pending)[2]
+        grad = grads.pop(id(node))
+        if node.__class__ is Leaf:
             if manager in node.managers:
                 accumulate(node.tensor, grad)
             continue
@@ -157,9 +151,8 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
             if parent is None or input_grad is None:
                 continue
             expected = node.saved[position].shape
-            if tuple(input_grad.shape) != tuple(expected):
+            if input_grad._data.shape != expected:
                 raise RuntimeError(
                     f"{node.op.name}: vjp returned a gradient of shape {tuple(input_grad.shape)} "
                     f"for input {position}, expected {tuple(expected)}")
-            key = id(parent)
-            grads[key] = grads[key] + input_grad if key in grads else input_grad
+            arrive(parent, input_grad)

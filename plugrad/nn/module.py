@@ -115,6 +115,8 @@ class Module:
 
     # -- calling ------------------------------------------------------------------------------
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
+        if not self._forward_pre_hooks and not self._forward_hooks:  # the common case
+            return self.forward(*inputs, **kwargs)
         for hook in tuple(self._forward_pre_hooks.values()):
             changed = hook(self, inputs)
             if changed is not None:
