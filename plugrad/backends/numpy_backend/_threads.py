@@ -12,7 +12,9 @@ GIL, limits the gain). 1 turns the pool off.
 """
 from __future__ import annotations
 
+import itertools
 import os
+import queue
 import threading
 from typing import Callable
 
@@ -35,60 +37,34 @@ def _default_threads() -> int:
     return max(1, min(cpus, _MAX_DEFAULT_THREADS))
 
 
-class _Job:
-    __slots__ = ("fn", "parts", "next", "left", "done", "error")
-
-    def __init__(self, fn: Callable[[int], None], parts: int):
-        self.fn = fn
-        self.parts = parts
-        self.next = 0  # the first part nobody has claimed
-        self.left = parts  # parts not finished yet
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-
 class _Pool:
+    """Worker threads fed through C-level queues (``queue.SimpleQueue``).
+
+    A worker's last Python step before sleeping again is one ``put``: nothing it runs after
+    waking the caller holds the GIL long enough to make the caller wait for it (a GIL handoff
+    between two cores of a virtual machine costs tens of microseconds).
+    """
+
     def __init__(self, workers: int):
-        self._lock = threading.Lock()
-        self._posted = threading.Condition(self._lock)
+        self._jobs = [queue.SimpleQueue() for _ in range(workers)]
+        self._finished: queue.SimpleQueue = queue.SimpleQueue()  # one token per worker part
         self._busy = threading.Lock()  # one job at a time; other callers run serially
-        self._job: _Job | None = None
-        self._generation = 0
-        for index in range(workers):
-            threading.Thread(target=self._serve, name=f"plugrad-cpu-{index + 1}",
+        for index, jobs in enumerate(self._jobs):
+            threading.Thread(target=self._serve, args=(jobs,), name=f"plugrad-cpu-{index + 1}",
                              daemon=True).start()
 
-    def _serve(self) -> None:
-        seen = 0
+    def _serve(self, jobs: queue.SimpleQueue) -> None:
+        finished = self._finished
         while True:
-            with self._posted:
-                while self._generation == seen:
-                    self._posted.wait()
-                seen = self._generation
-                job = self._job
-            if job is not None:
-                self._work(job)
-
-    def _claim(self, job: _Job) -> int:
-        with self._lock:
-            part = job.next
-            if part < job.parts:
-                job.next = part + 1
-            return part
-
-    def _work(self, job: _Job) -> None:
-        while True:
-            part = self._claim(job)
-            if part >= job.parts:
-                return
-            try:
-                job.fn(part)
-            except BaseException as exc:  # re-raised on the caller's thread
-                job.error = exc
-            with self._lock:
-                job.left -= 1
-                if job.left == 0:
-                    job.done.set()
+            fn, parts, claims, errors = jobs.get()
+            for part in claims:  # next() on itertools.count is atomic under the GIL
+                if part >= parts:
+                    break
+                try:
+                    fn(part)
+                except BaseException as exc:  # re-raised on the caller's thread
+                    errors.append(exc)
+                finished.put(None)
 
     def run(self, fn: Callable[[int], None], parts: int) -> None:
         if not self._busy.acquire(blocking=False):
@@ -96,17 +72,23 @@ class _Pool:
                 fn(part)
             return
         try:
-            job = _Job(fn, parts)
-            with self._posted:
-                self._job = job
-                self._generation += 1
-                self._posted.notify_all()
-            self._work(job)
-            job.done.wait()
-            with self._lock:
-                self._job = None
-            if job.error is not None:
-                raise job.error
+            claims, errors = itertools.count(), []
+            job = (fn, parts, claims, errors)
+            for jobs in self._jobs:
+                jobs.put(job)
+            mine = 0
+            for part in claims:
+                if part >= parts:
+                    break
+                try:
+                    fn(part)
+                except BaseException as exc:
+                    errors.append(exc)
+                mine += 1
+            for _ in range(parts - mine):  # every part is claimed: wait for the workers' ones
+                self._finished.get()
+            if errors:
+                raise errors[0]
         finally:
             self._busy.release()
 
