@@ -13,10 +13,10 @@ import threading
 import numpy as np
 import pytest
 
-from plugrad.backends.numpy_backend import _threads, conv, parallel
+from plugrad.backends.numpy_backend import _threads, conv, parallel, pool
 
-PLAIN = conv.kernels(np)
-SPLIT = parallel.split_conv_kernels(PLAIN, np)
+PLAIN = {**conv.kernels(np), **pool.kernels(np)}
+SPLIT = parallel.split_kernels(PLAIN, np)
 
 CASES = [  # (x shape, w shape, stride, padding, dilation, groups)
     ((7, 1, 12, 12), (6, 1, 5, 5), (1, 1), (0, 0), (1, 1), 1),
@@ -30,6 +30,7 @@ CASES = [  # (x shape, w shape, stride, padding, dilation, groups)
 def always_split(monkeypatch):
     # Tiny test shapes would stay on one thread; force the split paths.
     monkeypatch.setattr(parallel, "MIN_SPLIT_MACS", 0)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_ELEMENTS", 0)
     monkeypatch.setattr(_threads, "_threads", 2)
 
 
@@ -57,11 +58,32 @@ def test_split_convolutions_equal_the_one_thread_kernels(case, dtype):
     np.testing.assert_allclose(gw_split, gw, **tol)
 
 
+POOL_CASES = [  # (x shape, kernel, stride, padding)
+    ((5, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
+    ((3, 2, 9, 7), (3, 3), (2, 1), (1, 1)),
+    ((2, 1, 5, 5), (1, 1), (1, 1), (0, 0)),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_split_max_pooling_equals_the_one_thread_kernels(case):
+    shape, kernel, stride, padding = case
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[0, 0, :2, :2] = 1.0  # a tie: the first maximum gets the gradient in both paths
+    attrs = dict(kernel_size=kernel, stride=stride, padding=padding)
+    y = PLAIN["max_pool2d"](x, **attrs)
+    np.testing.assert_array_equal(SPLIT["max_pool2d"](x, **attrs), y)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(SPLIT["max_pool2d_grad"](g, x, y, **attrs),
+                                  PLAIN["max_pool2d_grad"](g, x, y, **attrs))
+
+
 def test_float16_is_not_split():
     x = np.ones((4, 1, 6, 6), np.float16)
     w = np.ones((2, 1, 3, 3), np.float16)
     attrs = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
-    assert parallel._parts(4, 10**9, x.dtype) == 1
+    assert parallel._parts(4, 10**9, 0, x.dtype) == 1
     np.testing.assert_array_equal(SPLIT["conv2d"](x, w, **attrs), PLAIN["conv2d"](x, w, **attrs))
 
 

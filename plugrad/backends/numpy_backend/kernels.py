@@ -22,11 +22,10 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
     table.update(_creation(xp))
     table.update(_activations(xp))
     table.update(nn.kernels(xp))
-    convolutions = conv.kernels(xp)
-    if getattr(xp, "__name__", "") == "numpy":  # CPU: big batches split over threads
-        convolutions.update(parallel.split_conv_kernels(convolutions, xp))
-    table.update(convolutions)
+    table.update(conv.kernels(xp))
     table.update(pool.kernels(xp))
+    if getattr(xp, "__name__", "") == "numpy":  # CPU: big batches split over threads
+        table.update(parallel.split_kernels(table, xp))
     if getattr(xp, "__name__", "") == "numpy":
         for name in _MAY_RETURN_SCALARS.intersection(table):
             table[name] = _array_result(table[name], xp)

@@ -1,10 +1,11 @@
-"""The convolution kernels split over the batch and run on the backend's threads.
+"""The CPU's heaviest kernels split over the batch and run on the backend's threads.
 
 Samples of a batch are independent, so each thread runs the ordinary kernel on a slice of the
-batch: ``conv2d`` and ``conv2d_grad_input`` write their slices of one output, and
-``conv2d_grad_weight`` sums the slices' partial gradients. Only calls with enough work are split
-(the handoff to a thread costs tens of microseconds), and only float32 / float64 ones, so a
-float16 gradient keeps its single float32 accumulation.
+batch: ``conv2d``, ``conv2d_grad_input``, ``max_pool2d`` and ``max_pool2d_grad`` write their
+slices of one output (through the kernels' ``out`` keyword), ``conv2d_grad_weight`` sums the
+slices' partial gradients. Only calls with enough work are split (handing work to a thread costs
+tens of microseconds), and only float32 / float64 ones, so a float16 gradient keeps its single
+float32 accumulation.
 
 Splitting only the GEMMs and im2col copies (one NumPy call per thread, fewer GIL handoffs) was
 measured too and lost: on LeNet's layers at batch 64 it was slower than one thread for conv1
@@ -18,11 +19,14 @@ from typing import Any, Callable
 from plugrad.backends.numpy_backend._threads import num_threads, run_parts
 from plugrad.backends.numpy_backend.conv import _out_size
 
-__all__ = ["split_conv_kernels", "MIN_SPLIT_MACS"]
+__all__ = ["split_kernels", "MIN_SPLIT_MACS", "MIN_SPLIT_ELEMENTS"]
 
-#: Multiply-adds below which a call runs on one thread (LeNet at batch 16: conv1 1.9 M, conv2
-#: 3.8 M; measured with benchmarks/report.py's batch scaling).
+#: Multiply-adds below which a convolution runs on one thread (LeNet at batch 16: conv1 1.9 M,
+#: conv2 3.8 M).
 MIN_SPLIT_MACS = 1_000_000
+#: Input elements below which pooling runs on one thread (LeNet's first pooling at batch 64 has
+#: 301 K: 0.39 -> 0.30 ms split; its second, 102 K, gained nothing).
+MIN_SPLIT_ELEMENTS = 200_000
 
 
 def _bounds(n: int, parts: int) -> list[tuple[int, int]]:
@@ -35,67 +39,64 @@ def _bounds(n: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _parts(n: int, macs: int, dtype: Any) -> int:
-    if dtype.kind != "f" or dtype.itemsize < 4 or macs < MIN_SPLIT_MACS:
+def _parts(n: int, work: int, minimum: int, dtype: Any) -> int:
+    if dtype.kind != "f" or dtype.itemsize < 4 or work < minimum:
         return 1
     return min(num_threads(), n)
 
 
-def split_conv_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
-    """Batch-split forms of ``conv2d``, ``conv2d_grad_input`` and ``conv2d_grad_weight``."""
-    conv2d = kernels["conv2d"]
-    grad_input = kernels["conv2d_grad_input"]
-    grad_weight = kernels["conv2d_grad_weight"]
+def _into_slices(xp: Any, kernel: Callable, parts: int, shape: tuple, dtype: Any,
+                 batched: tuple, **attrs: Any) -> Any:
+    """One output of ``shape``; thread ``i`` runs ``kernel`` on its slice of every array in
+    ``batched`` and writes its slice of the output."""
+    out = xp.empty(shape, dtype=dtype)
+    bounds = _bounds(shape[0], parts)
 
-    def out_hw(in_hw, weight_shape, stride, padding, dilation):
-        return tuple(_out_size(in_hw[i], weight_shape[2 + i], stride[i], padding[i],
-                               dilation[i]) for i in range(2))
+    def part(i: int) -> None:
+        start, stop = bounds[i]
+        kernel(*(a[start:stop] for a in batched), out=out[start:stop], **attrs)
+
+    run_parts(part, parts)
+    return out
+
+
+def split_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
+    """Batch-split forms of the convolution and max-pooling kernels in ``kernels``."""
+    conv2d, grad_input = kernels["conv2d"], kernels["conv2d_grad_input"]
+    grad_weight = kernels["conv2d_grad_weight"]
+    max_pool2d, max_pool2d_grad = kernels["max_pool2d"], kernels["max_pool2d_grad"]
 
     def conv2d_split(x, w, *, stride, padding, dilation, groups):
-        n = x.shape[0]
-        oh, ow = out_hw(x.shape[2:], w.shape, stride, padding, dilation)
-        o = w.shape[0]
-        parts = _parts(n, n * o * oh * ow * w[0].size, x.dtype)
+        n, o = x.shape[0], w.shape[0]
+        oh, ow = (_out_size(x.shape[2 + i], w.shape[2 + i], stride[i], padding[i], dilation[i])
+                  for i in range(2))
         attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        parts = _parts(n, n * o * oh * ow * w[0].size, MIN_SPLIT_MACS, x.dtype)
         if parts == 1:
             return conv2d(x, w, **attrs)
-        out = xp.empty((n, o, oh, ow), dtype=x.dtype)
-        bounds = _bounds(n, parts)
-
-        def part(i: int) -> None:
-            start, stop = bounds[i]
-            conv2d(x[start:stop], w, out=out[start:stop], **attrs)
-
-        run_parts(part, parts)
-        return out
+        return _into_slices(xp, lambda xs, out: conv2d(xs, w, out=out, **attrs), parts,
+                            (n, o, oh, ow), x.dtype, (x,))
 
     def grad_input_split(g, w, *, input_shape, stride, padding, dilation, groups):
-        n = g.shape[0]
-        parts = _parts(n, g.size * w[0].size, g.dtype)
         attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        parts = _parts(g.shape[0], g.size * w[0].size, MIN_SPLIT_MACS, g.dtype)
         if parts == 1:
             return grad_input(g, w, input_shape=input_shape, **attrs)
-        out = xp.empty(tuple(input_shape), dtype=g.dtype)
-        bounds = _bounds(n, parts)
 
-        def part(i: int) -> None:
-            start, stop = bounds[i]
-            grad_input(g[start:stop], w, input_shape=(stop - start,) + tuple(input_shape[1:]),
-                       out=out[start:stop], **attrs)
+        def run(gs, out):
+            grad_input(gs, w, input_shape=out.shape, out=out, **attrs)
 
-        run_parts(part, parts)
-        return out
+        return _into_slices(xp, run, parts, tuple(input_shape), g.dtype, (g,))
 
     def grad_weight_split(g, x, *, weight_shape, stride, padding, dilation, groups):
-        n = g.shape[0]
-        per_output = weight_shape[1] * weight_shape[2] * weight_shape[3]
-        parts = _parts(n, g.size * per_output, g.dtype)
         attrs = dict(weight_shape=weight_shape, stride=stride, padding=padding,
                      dilation=dilation, groups=groups)
+        macs = g.size * weight_shape[1] * weight_shape[2] * weight_shape[3]
+        parts = _parts(g.shape[0], macs, MIN_SPLIT_MACS, g.dtype)
         if parts == 1:
             return grad_weight(g, x, **attrs)
         partial: list[Any] = [None] * parts
-        bounds = _bounds(n, parts)
+        bounds = _bounds(g.shape[0], parts)
 
         def part(i: int) -> None:
             start, stop = bounds[i]
@@ -107,5 +108,23 @@ def split_conv_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Calla
             total += other
         return total
 
+    def max_pool2d_split(x, *, kernel_size, stride, padding):
+        attrs = dict(kernel_size=kernel_size, stride=stride, padding=padding)
+        parts = _parts(x.shape[0], x.size, MIN_SPLIT_ELEMENTS, x.dtype)
+        if parts == 1:
+            return max_pool2d(x, **attrs)
+        oh, ow = (_out_size(x.shape[2 + i], kernel_size[i], stride[i], padding[i], 1)
+                  for i in range(2))
+        return _into_slices(xp, max_pool2d, parts, x.shape[:2] + (oh, ow), x.dtype, (x,),
+                            **attrs)
+
+    def max_pool2d_grad_split(g, x, y, *, kernel_size, stride, padding):
+        attrs = dict(kernel_size=kernel_size, stride=stride, padding=padding)
+        parts = _parts(x.shape[0], x.size, MIN_SPLIT_ELEMENTS, x.dtype)
+        if parts == 1:
+            return max_pool2d_grad(g, x, y, **attrs)
+        return _into_slices(xp, max_pool2d_grad, parts, x.shape, x.dtype, (g, x, y), **attrs)
+
     return {"conv2d": conv2d_split, "conv2d_grad_input": grad_input_split,
-            "conv2d_grad_weight": grad_weight_split}
+            "conv2d_grad_weight": grad_weight_split, "max_pool2d": max_pool2d_split,
+            "max_pool2d_grad": max_pool2d_grad_split}

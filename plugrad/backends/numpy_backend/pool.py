@@ -68,18 +68,22 @@ def kernels(xp) -> dict[str, Callable]:
                 yield (slice(None), slice(None), slice(i, i + hspan, sh), slice(j, j + wspan, sw))
 
     # ------------------------------------------------------------------ max
-    def max_pool2d(x, *, kernel_size, stride, padding):
+    def max_pool2d(x, *, kernel_size, stride, padding, out=None):
+        # ``out``: a slice of a whole batch's result, when the batch is split over threads
         n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = geometry(x.shape, kernel_size, stride, padding)
         xpad = padded(x, ph, pw, -xp.inf)
         sl = list(offsets(kh, kw, sh, sw, oh, ow))
         if len(sl) == 1:
-            return xpad[sl[0]].copy()
-        y = xp.maximum(xpad[sl[0]], xpad[sl[1]])
+            if out is None:
+                return xpad[sl[0]].copy()
+            out[...] = xpad[sl[0]]
+            return out
+        y = xp.maximum(xpad[sl[0]], xpad[sl[1]], out=out)
         for s in sl[2:]:
             xp.maximum(y, xpad[s], out=y)
         return y
 
-    def max_pool2d_grad(g, x, y, *, kernel_size, stride, padding):
+    def max_pool2d_grad(g, x, y, *, kernel_size, stride, padding, out=None):
         n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = geometry(x.shape, kernel_size, stride, padding)
         dt = x.dtype
         # nan padding never compares equal to a maximum, so padding never wins
@@ -88,7 +92,12 @@ def kernels(xp) -> dict[str, Callable]:
         g = g.astype(dt, copy=False)
         disjoint = sh >= kh and sw >= kw
         tiled = disjoint and sh == kh and sw == kw and hp == oh * kh and wp == ow * kw
-        gx = (xp.empty if tiled else xp.zeros)((n, c, hp, wp), dtype=dt)
+        if out is not None and not (ph or pw):
+            gx = out  # written in place: a slice of a whole batch's gradient
+            if not tiled:
+                gx[...] = 0
+        else:
+            gx = (xp.empty if tiled else xp.zeros)((n, c, hp, wp), dtype=dt)
         sl = list(offsets(kh, kw, sh, sw, oh, ow))
         free = None  # windows whose maximum has not been claimed yet
         for k, s in enumerate(sl):
@@ -105,6 +114,9 @@ def kernels(xp) -> dict[str, Callable]:
             else:
                 gx[s] += g * hit
         if ph or pw:
+            if out is not None:
+                out[...] = gx[:, :, ph:ph + h, pw:pw + w]
+                return out
             gx = xp.ascontiguousarray(gx[:, :, ph:ph + h, pw:pw + w])
         return gx
 
