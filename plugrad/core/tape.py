@@ -86,15 +86,12 @@ class Node:
     # The vjp context: fresh constant tensors over the saved arrays.
     @property
     def inputs(self) -> tuple[Tensor, ...]:
-        from plugrad.core.tensor import wrap
-
-        return tuple(wrap(data, self.device) for data in self.saved)
+        device = self.device
+        return tuple([_wrap(data, device) for data in self.saved])
 
     @property
     def out(self) -> Tensor:
-        from plugrad.core.tensor import wrap
-
-        return wrap(self.out_data, self.device)
+        return _wrap(self.out_data, self.device)
 
 
 def release_all() -> None:
@@ -144,15 +141,23 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
             if manager in node.managers:
                 accumulate(node.tensor, grad)
             continue
-        if not node.parents:  # emptied by an earlier release
+        parents = node.parents
+        if not parents:  # emptied by an earlier release
             continue
         input_grads = node.op.vjp(node, grad)
-        for position, (parent, input_grad) in enumerate(zip(node.parents, input_grads)):
-            if parent is None or input_grad is None:
+        saved = node.saved
+        for position, parent in enumerate(parents):
+            if parent is None:
                 continue
-            expected = node.saved[position].shape
+            input_grad = input_grads[position]
+            if input_grad is None:
+                continue
+            expected = saved[position].shape
             if input_grad._data.shape != expected:
                 raise RuntimeError(
                     f"{node.op.name}: vjp returned a gradient of shape {tuple(input_grad.shape)} "
                     f"for input {position}, expected {tuple(expected)}")
             arrive(parent, input_grad)
+
+
+from plugrad.core.tensor import wrap as _wrap  # noqa: E402  (cycle: tensor -> dispatch -> tape)
