@@ -56,14 +56,17 @@ def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tenso
     if parents.count(None) == len(parents):
         return
     op = OPS[op_name]
-    if not op.differentiable or result._data.dtype.kind != "f":
+    out = result._data
+    if not op.differentiable or out.dtype.kind != "f":
         return
     keep = op.keep_inputs
     if keep is None:
         saved = [t._data for t in inputs]
-    else:  # drop what the vjp never reads, so it is freed as soon as the forward is done with it
+    elif not keep:  # drop what the vjp never reads: it is freed once the forward is done with it
+        saved = [ArraySpec(t._data) for t in inputs]
+    else:
         saved = [t._data if i in keep else ArraySpec(t._data) for i, t in enumerate(inputs)]
-    node = Node(op, parents, saved, result._data if op.keep_out else None, result._device, attrs)
+    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs)
     result._node = node
     state.live_nodes.append(node)
 

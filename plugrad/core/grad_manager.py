@@ -81,8 +81,9 @@ class GradManager:
         self._recording = True
         state.sessions.append(self)
         state.recording = True
+        mark = self._mark
         for t, _ in self._attached.values():
-            self._mark(t)
+            mark(t)
 
     def release(self) -> None:
         """Stop recording; once nothing records, the tape's memory is returned."""

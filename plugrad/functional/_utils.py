@@ -97,9 +97,11 @@ def host_tensor(array: np.ndarray, like: Tensor) -> Tensor:
 
 def pair(op: str, name: str, value: Any, minimum: int = 0) -> tuple[int, int]:
     """An int or a pair of ints as ``(h, w)``, each at least ``minimum`` (kernel sizes, strides)."""
+    if value.__class__ is int and value >= minimum:  # per-call fast paths: layers pass these
+        return value, value
     if value.__class__ is tuple and len(value) == 2 and value[0].__class__ is int \
             and value[1].__class__ is int and value[0] >= minimum and value[1] >= minimum:
-        return value  # already normalised (layers store their pairs): the per-call fast path
+        return value
     values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) \
         if isinstance(value, (tuple, list)) else None
     if values is None or len(values) != 2 \

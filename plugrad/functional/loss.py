@@ -7,6 +7,8 @@ from plugrad.core import dtypes
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, normalize_axis, to_float
+from plugrad.functional.elementwise import log
+from plugrad.functional import math as _math
 
 __all__ = ["square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy"]
 
@@ -14,12 +16,10 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _reduce(op: str, loss: Tensor, reduction: str) -> Tensor:
-    from plugrad.functional.math import mean, sum
-
     if reduction == "mean":
-        return mean(loss)
+        return _math.mean(loss)
     if reduction == "sum":
-        return sum(loss)
+        return _math.sum(loss)
     if reduction == "none":
         return loss
     raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -56,9 +56,6 @@ def cross_entropy(pred: Tensor, label: Tensor, axis: int = 1, with_logits: bool 
         label_smooth: mixes the one-hot target with the uniform distribution by this weight.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
     """
-    from plugrad.functional.math import mean
-    from plugrad.functional.nn import indexing_one_hot, logsoftmax
-
     pred = to_float(as_tensor(pred))
     axis = normalize_axis("cross_entropy", axis, pred.ndim)
     label = as_tensor(label, pred)
@@ -72,18 +69,18 @@ def cross_entropy(pred: Tensor, label: Tensor, axis: int = 1, with_logits: bool 
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got "
                          f"{reduction!r}")
-    from plugrad.functional.elementwise import log
-
     if with_logits and not label_smooth:
         # One fused op: its kernel and vjp skip materialising log-probabilities twice.
         if label._data.dtype != dtypes.int32:
             label = apply("cast", label, dtype=dtypes.int32)
         return _reduce("cross_entropy", apply("softmax_cross_entropy", pred, label, axis=axis),
                        reduction)
+    from plugrad.functional.nn import indexing_one_hot, logsoftmax  # nn imports this module
+
     log_prob = logsoftmax(pred, axis) if with_logits else log(pred)
     loss = -indexing_one_hot(log_prob, label, axis)
     if label_smooth:
-        loss = loss * (1 - label_smooth) - mean(log_prob, axis) * label_smooth
+        loss = loss * (1 - label_smooth) - _math.mean(log_prob, axis) * label_smooth
     return _reduce("cross_entropy", loss, reduction)
 
 

@@ -116,7 +116,9 @@ def flatten(inp: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     merged = 1
     for s in shape[start:end + 1]:
         merged *= s
-    return reshape(inp, shape[:start] + (merged,) + shape[end + 1:])
+    target = shape[:start] + (merged,) + shape[end + 1:]
+    # The target comes from the tensor's own shape: nothing for reshape() to validate.
+    return inp if target == shape else apply("reshape", inp, shape=target)
 
 
 def transpose(inp: Tensor, pattern: Sequence[int] | None = None) -> Tensor:
