@@ -40,18 +40,23 @@ class SGD(Optimizer):
     def _update_group(self, group: dict[str, Any]) -> None:
         lr, momentum = group["lr"], group["momentum"]
         weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+        states = self._state
         for param in group["params"]:
-            if param.grad is None:
+            grad = param.grad
+            if grad is None:
                 continue
             value = param._data
-            step = param.grad._data
+            step = grad._data
             if weight_decay:
-                step = step + weight_decay * value
+                step = value * weight_decay  # a temporary of our own: the gradient is kept
+                step += grad._data
             if momentum:
-                state = self._state.setdefault(param, {})
+                state = states.get(param)
+                if state is None:
+                    state = states[param] = {}
                 buffer = state.get("momentum_buffer")
                 if buffer is None:
-                    # The first step's buffer is the gradient itself, in an array of its own.
+                    # The first step's buffer is the step itself, in an array of its own.
                     buffer = state["momentum_buffer"] = zeros_like(param)
                 else:
                     buffer._data *= momentum
