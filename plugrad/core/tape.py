@@ -6,9 +6,7 @@ recording ends every node is emptied, so memory does not outlive the step.
 """
 from __future__ import annotations
 
-import itertools
 import math
-from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -16,9 +14,6 @@ if TYPE_CHECKING:
     from plugrad.core.tensor import Tensor
 
 __all__ = ["Node", "Leaf", "ArraySpec", "state", "run_backward"]
-
-
-_sequence = itertools.count()
 
 
 class _State:
@@ -68,7 +63,7 @@ class Node:
     others; ``out_data`` is None unless the vjp reads the output.
     """
 
-    __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs", "needs", "seq")
+    __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs", "needs")
 
     def __init__(self, op: OpDef, parents: tuple, saved: tuple, out_data: Any, device: Any,
                  attrs: dict):
@@ -80,8 +75,6 @@ class Node:
         self.attrs = attrs
         #: Which inputs want a gradient, so a vjp can skip work (e.g. conv's input grad).
         self.needs = tuple([parent is not None for parent in parents])
-        #: Creation order: every consumer of this node's output was created after it.
-        self.seq = next(_sequence)
 
     # The vjp context: fresh constant tensors over the saved arrays.
     @property
@@ -112,34 +105,28 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
                  accumulate: Callable[[Tensor, Tensor], None]) -> None:
     """Propagate ``(node, grad)`` seeds to the leaves ``manager`` attached.
 
-    Nodes run latest-created first: everything that consumed a node's output was created after
-    it, so its gradient is complete when it runs (no graph sort needed). Leaves come last, in
-    the order gradients reached them. Each gradient's shape is checked against its input, so a
-    broken vjp fails where it is.
+    The live nodes run in reverse creation order: everything that consumed a node's output was
+    created after it, so its gradient is complete when it runs (no graph sort needed); nodes no
+    gradient reached are skipped. Leaves come last, in the order gradients reached them. Each
+    gradient's shape is checked against its input, so a broken vjp fails where it is.
     """
     grads: dict[int, Tensor] = {}
-    pending: list[tuple[int, int, Any]] = []  # a heap of (0, -seq, node) / (1, arrival, leaf)
-    arrivals = itertools.count()
+    leaves: list[Leaf] = []
 
-    def arrive(node: Any, grad: Tensor) -> None:
-        key = id(node)
+    def arrive(target: Any, grad: Tensor) -> None:
+        key = id(target)
         if key in grads:
             grads[key] = grads[key] + grad
         else:
             grads[key] = grad
-            if node.__class__ is Leaf:
-                heappush(pending, (1, next(arrivals), node))
-            else:
-                heappush(pending, (0, -node.seq, node))
+            if target.__class__ is Leaf:
+                leaves.append(target)
 
     for node, grad in roots:
         arrive(node, grad)
-    while pending:
-        node = heappop(pending)[2]
-        grad = grads.pop(id(node))
-        if node.__class__ is Leaf:
-            if manager in node.managers:
-                accumulate(node.tensor, grad)
+    for node in reversed(state.live_nodes):
+        grad = grads.pop(id(node), None)
+        if grad is None:
             continue
         parents = node.parents
         if not parents:  # emptied by an earlier release
@@ -158,6 +145,10 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
                     f"{node.op.name}: vjp returned a gradient of shape {tuple(input_grad.shape)} "
                     f"for input {position}, expected {tuple(expected)}")
             arrive(parent, input_grad)
+    for leaf in leaves:
+        grad = grads.pop(id(leaf))
+        if manager in leaf.managers:
+            accumulate(leaf.tensor, grad)
 
 
 from plugrad.core.tensor import wrap as _wrap  # noqa: E402  (cycle: tensor -> dispatch -> tape)
