@@ -1,7 +1,8 @@
 """The numpy backend's batch-split convolutions and the thread pool under them.
 
 Splitting changes only which thread computes which samples: outputs must match the one-thread
-kernels' to rounding (a slice may get other GEMM blocking), for odd batches too.
+kernels' to rounding (a slice may get a GEMM of another width), the weight gradient (the same
+blocks summed in the same order) and LeNet's layers to the bit, for odd batches too.
 """
 from __future__ import annotations
 
@@ -55,7 +56,24 @@ def test_split_convolutions_equal_the_one_thread_kernels(case, dtype):
     gw = PLAIN["conv2d_grad_weight"](g, x, weight_shape=w.shape, **attrs)
     gw_split = SPLIT["conv2d_grad_weight"](g, x, weight_shape=w.shape, **attrs)
     assert gw_split.shape == gw.shape and gw_split.dtype == gw.dtype
-    np.testing.assert_allclose(gw_split, gw, **tol)
+    # The same blocks' products summed in the same order: equal to the bit.
+    np.testing.assert_array_equal(gw_split, gw)
+
+
+def test_lenet_layers_split_match_one_thread_to_the_bit():
+    # So a training run does not depend on the thread count.
+    rng = np.random.default_rng(3)
+    attrs = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
+    for x_shape, w_shape in (((64, 1, 32, 32), (6, 1, 5, 5)), ((64, 6, 14, 14), (16, 6, 5, 5))):
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        w = rng.standard_normal(w_shape).astype(np.float32)
+        y = PLAIN["conv2d"](x, w, **attrs)
+        np.testing.assert_array_equal(SPLIT["conv2d"](x, w, **attrs), y)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        for name, args, shape in (("conv2d_grad_input", (g, w), dict(input_shape=x.shape)),
+                                  ("conv2d_grad_weight", (g, x), dict(weight_shape=w.shape))):
+            np.testing.assert_array_equal(SPLIT[name](*args, **shape, **attrs),
+                                          PLAIN[name](*args, **shape, **attrs))
 
 
 POOL_CASES = [  # (x shape, kernel, stride, padding)

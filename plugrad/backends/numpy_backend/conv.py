@@ -152,7 +152,11 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
             y = y.reshape(nblk, groups, og, nb, oh, ow)
         return _result(y.transpose(0, 3, 1, 2, 4, 5), dt, out, (n, o, oh, ow))
 
-    def conv2d_grad_weight(g, x, *, weight_shape, stride, padding, dilation, groups):
+    def grad_weight_blocks(g, x, *, weight_shape, stride, padding, dilation, groups,
+                           share=(0, 1)):
+        """conv2d_grad_weight's per-block products, not yet summed: ``(NB, G, ., .)`` in the
+        compute dtype. ``share=(i, k)`` computes only the i-th of k runs of blocks, so threads
+        can split the batch and the sum still sees exactly the blocks of one call."""
         n, c, h, wd = x.shape
         o, cg, kh, kw = weight_shape
         sh, sw = stride
@@ -160,17 +164,18 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         dh, dw = dilation
         og = o // groups
         oh, ow = g.shape[2], g.shape[3]
-        dt = x.dtype
-        ct = compute_dtype(dt)
-        xpad = pad_input(x, ph, pw, ct)
-        wp = xpad.shape[3]
+        ct = compute_dtype(x.dtype)
+        wp = wd + 2 * pw
         wide = sh == 1 and sw == 1
         L = (oh - 1) * wp + ow if wide else oh * ow
         if kh == kw == 1 and wide and ph == pw == 0:
             nb = 1
         else:
             nb = _pick_block(n, c * kh * kw * L * ct.itemsize, gw_budget)
-        nblk = n // nb
+        first, stop = (n // nb * i // share[1] for i in (share[0], share[0] + 1))
+        nblk = stop - first
+        g, x = g[first * nb:stop * nb], x[first * nb:stop * nb]
+        xpad = pad_input(x, ph, pw, ct)
         cols, L = im2col(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide)
         # output gradient laid out like the columns: (NB, G, Og, nb*L)
         gv = g.reshape(nblk, nb, groups, og, oh, ow).transpose(0, 2, 3, 1, 4, 5)
@@ -181,12 +186,24 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
             gm = xp.ascontiguousarray(gv, dtype=ct)
         gm = gm.reshape(nblk, groups, og, nb * L)
         if gw_cols_first:
-            gw = xp.matmul(cols, gm.swapaxes(-1, -2))  # (NB, G, Cg*kh*kw, Og)
-            gw = (gw[0] if nblk == 1 else gw.sum(axis=0)).swapaxes(-1, -2)
-        else:
-            gw = xp.matmul(gm, cols.swapaxes(-1, -2))  # (NB, G, Og, Cg*kh*kw)
-            gw = gw[0] if nblk == 1 else gw.sum(axis=0)
-        return xp.ascontiguousarray(gw, dtype=dt).reshape(o, cg, kh, kw)
+            return xp.matmul(cols, gm.swapaxes(-1, -2))  # (NB, G, Cg*kh*kw, Og)
+        return xp.matmul(gm, cols.swapaxes(-1, -2))  # (NB, G, Og, Cg*kh*kw)
+
+    def grad_weight_total(blocks, dtype, weight_shape):
+        """The blocks' products summed in block order, as the ``weight_shape`` gradient."""
+        gw = blocks[0] if blocks.shape[0] == 1 else blocks.sum(axis=0)
+        if gw_cols_first:
+            gw = gw.swapaxes(-1, -2)
+        return xp.ascontiguousarray(gw, dtype=dtype).reshape(tuple(weight_shape))
+
+    def conv2d_grad_weight(g, x, *, weight_shape, stride, padding, dilation, groups):
+        blocks = grad_weight_blocks(g, x, weight_shape=weight_shape, stride=stride,
+                                    padding=padding, dilation=dilation, groups=groups)
+        return grad_weight_total(blocks, x.dtype, weight_shape)
+
+    # Its two stages, for a caller that splits the batch over threads (parallel.py).
+    conv2d_grad_weight.blocks = grad_weight_blocks
+    conv2d_grad_weight.total = grad_weight_total
 
     def conv2d_grad_input(g, w, *, input_shape, stride, padding, dilation, groups, out=None):
         n, c, h, wd = input_shape

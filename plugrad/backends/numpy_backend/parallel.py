@@ -2,9 +2,12 @@
 
 Samples of a batch are independent, so each thread runs the ordinary kernel on a slice of the
 batch: ``conv2d``, ``conv2d_grad_input``, ``max_pool2d`` and ``max_pool2d_grad`` write their
-slices of one output (through the kernels' ``out`` keyword), ``conv2d_grad_weight`` sums the
-slices' partial gradients. Only calls with enough work are split (handing work to a thread costs
-tens of microseconds), and only float32 / float64 ones, so a float16 gradient keeps its single
+slices of one output (through the kernels' ``out`` keyword); for ``conv2d_grad_weight`` each
+thread computes its share of the per-block products, then they are summed in block order as one
+thread sums them. So a sample's result is computed as one thread would (on LeNet's layers every
+split kernel matches the one-thread kernel to the bit, and a training run does not depend on
+the thread count). Only calls with enough work are split (handing work to a thread costs tens
+of microseconds), and only float32 / float64 ones, so a float16 gradient keeps its single
 float32 accumulation.
 
 Splitting only the GEMMs and im2col copies (one NumPy call per thread, fewer GIL handoffs) was
@@ -93,20 +96,17 @@ def split_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
                      dilation=dilation, groups=groups)
         macs = g.size * weight_shape[1] * weight_shape[2] * weight_shape[3]
         parts = _parts(g.shape[0], macs, MIN_SPLIT_MACS, g.dtype)
-        if parts == 1:
+        if parts == 1 or not hasattr(grad_weight, "blocks"):
             return grad_weight(g, x, **attrs)
-        partial: list[Any] = [None] * parts
-        bounds = _bounds(g.shape[0], parts)
+        # Each thread computes its share of the per-block products; their sum, in block order,
+        # is the one-thread kernel's to the bit, whatever the thread count.
+        shares: list[Any] = [None] * parts
 
         def part(i: int) -> None:
-            start, stop = bounds[i]
-            partial[i] = grad_weight(g[start:stop], x[start:stop], **attrs)
+            shares[i] = grad_weight.blocks(g, x, share=(i, parts), **attrs)
 
         run_parts(part, parts)
-        total = partial[0]
-        for other in partial[1:]:
-            total += other
-        return total
+        return grad_weight.total(xp.concatenate(shares), x.dtype, weight_shape)
 
     def max_pool2d_split(x, *, kernel_size, stride, padding):
         attrs = dict(kernel_size=kernel_size, stride=stride, padding=padding)
