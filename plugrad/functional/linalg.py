@@ -45,7 +45,8 @@ def matmul(inp1: Tensor, inp2: Tensor, transpose_a: bool = False, transpose_b: b
                          f"second's {'only' if vector_b else 'second-to-last'} dimension "
                          f"({b.shape[-2]})")
     try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if a.ndim > 2 or b.ndim > 2:  # batch dimensions to check (np.broadcast_shapes: ~2 us)
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} of shapes "
                          f"{tuple(inp1.shape)} and {tuple(inp2.shape)} cannot be broadcast") from None
