@@ -84,16 +84,16 @@ def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callabl
             if out is not None:
                 g = k["relu_grad"](g, out)
             grads[f"{name}.weight"] = g.T @ inp
-            grads[f"{name}.bias"] = g.sum(0)
+            grads[f"{name}.bias"] = k["sum"](g, axis=(0,), keepdims=False)
             g = g @ p[f"{name}.weight"]
         g = k["max_pool2d_grad"](g.reshape(p2.shape), a2, p2, **pool)
         g = k["relu_grad"](g, a2)
-        grads["conv2.bias"] = g.sum((0, 2, 3), keepdims=True)
+        grads["conv2.bias"] = k["sum"](g, axis=(0, 2, 3), keepdims=True)
         grads["conv2.weight"] = k["conv2d_grad_weight"](g, p1, weight_shape=p["conv2.weight"]
                                                         .shape, **conv)
         g = k["conv2d_grad_input"](g, p["conv2.weight"], input_shape=p1.shape, **conv)
         g = k["relu_grad"](k["max_pool2d_grad"](g, a1, p1, **pool), a1)
-        grads["conv1.bias"] = g.sum((0, 2, 3), keepdims=True)
+        grads["conv1.bias"] = k["sum"](g, axis=(0, 2, 3), keepdims=True)
         grads["conv1.weight"] = k["conv2d_grad_weight"](g, images, weight_shape=p[
             "conv1.weight"].shape, **conv)
         for name, value in p.items():
