@@ -24,8 +24,6 @@ import time
 from collections import defaultdict
 from typing import Callable
 
-import numpy as np
-
 from lenet_step import initial_state, kernels_step, make_batch, plugrad_parts, plugrad_step
 
 import plugrad.core.dispatch as dispatch  # noqa: E402

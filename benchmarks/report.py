@@ -18,7 +18,6 @@ import timeit
 from typing import Callable
 
 import numpy as np
-
 from compare_torch import _time_rounds
 from lenet_step import initial_state, kernels_step, make_batch, plugrad_step, torch_step
 

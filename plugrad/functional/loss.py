@@ -6,9 +6,9 @@ from typing import Any
 from plugrad.core import dtypes
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
+from plugrad.functional import math as _math
 from plugrad.functional._utils import as_tensor, normalize_axis, to_float
 from plugrad.functional.elementwise import log
-from plugrad.functional import math as _math
 
 __all__ = ["square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy"]
 
