@@ -166,6 +166,14 @@ def _check_indices(indices: Any) -> None:
         raise ValueError("indices should be None or a sequence, but got {}".format(type(indices)))
 
 
+def _indices_count(indices: Optional[Sequence[Any]]) -> Optional[int]:
+    """How many samples ``indices`` selects (None: the whole dataset); empty is an error."""
+    _check_indices(indices)
+    if indices is not None and len(indices) == 0:
+        raise ValueError("indices should not be empty")
+    return None if indices is None else len(indices)
+
+
 class SequentialSampler(MapSampler):
     """Visits the dataset (or the given ``indices``) in order."""
 
@@ -178,10 +186,7 @@ class SequentialSampler(MapSampler):
         world_size: Optional[int] = None,
         rank: Optional[int] = None,
     ) -> None:
-        _check_indices(indices)
-        num = None if indices is None else len(indices)
-        if num == 0:
-            raise ValueError("indices should not be empty")
+        num = _indices_count(indices)
         super().__init__(dataset, batch_size, drop_last, num, world_size, rank)
         self.indices = indices
 
@@ -195,7 +200,8 @@ class RandomSampler(MapSampler):
     """Visits the dataset (or ``indices``) in a new random order every epoch.
 
     Each ``iter()`` draws a fresh permutation from the sampler's own generator, so the
-    sequence of epochs is reproducible from ``seed`` and independent of global RNG state.
+    sequence of epochs is reproducible from ``seed``; without one, the seed is drawn from NumPy's
+    global generator, so ``np.random.seed`` makes runs repeat.
     """
 
     def __init__(
@@ -208,10 +214,7 @@ class RandomSampler(MapSampler):
         rank: Optional[int] = None,
         seed: Optional[int] = None,
     ) -> None:
-        _check_indices(indices)
-        num = None if indices is None else len(indices)
-        if num == 0:
-            raise ValueError("indices should not be empty")
+        num = _indices_count(indices)
         super().__init__(dataset, batch_size, drop_last, num, world_size, rank, seed)
         self.indices = indices
 
