@@ -47,17 +47,23 @@ def _check_input(op: str, x: Tensor) -> None:
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W); got shape {x.shape}")
 
 
-def _add_bias(op: str, out: Tensor, bias: Any) -> Tensor:
-    if bias is None:
-        return out
-    bias = as_tensor(bias, out)
-    channels = out.shape[1]
+def _channel_bias(op: str, bias: Any, like: Tensor, channels: int) -> Tensor:
+    """``bias`` as a (1, channels, 1, 1) tensor of ``like``'s dtype and device."""
+    bias = as_tensor(bias, like)
     if bias.size != channels:
         raise ValueError(f"{op}: bias of shape {bias.shape} has {bias.size} values; expected "
                          f"{channels}, one per output channel, shaped (1, {channels}, 1, 1)")
-    if tuple(bias.shape) != (1, channels, 1, 1):
+    if bias._data.dtype != like._data.dtype:
+        bias = apply("cast", bias, dtype=like._data.dtype)
+    if bias._data.shape != (1, channels, 1, 1):
         bias = apply("reshape", bias, shape=(1, channels, 1, 1))
-    return out + bias
+    return bias
+
+
+def _add_bias(op: str, out: Tensor, bias: Any) -> Tensor:
+    if bias is None:
+        return out
+    return out + _channel_bias(op, bias, out, out.shape[1])
 
 
 def conv2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
@@ -103,8 +109,10 @@ def conv2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntP
         raise ValueError(f"{op}: the input's spatial size {x.shape[2:]} with padding {padding} "
                          f"is smaller than the kernel {(kh, kw)} with dilation {dilation}; "
                          f"the output would be {out_hw}")
-    out = apply(op, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return _add_bias(op, out, bias)
+    attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if bias is None:
+        return apply(op, x, w, **attrs)
+    return apply(op, x, w, _channel_bias(op, bias, x, out_channels), **attrs)
 
 
 def conv_transpose2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None,

@@ -40,16 +40,16 @@ def _linear(x, w, b=None):
 
 
 def _linear_vjp(ctx, g):
+    # The input's gradient last, so the next vjp finds it in cache (as in conv2d's vjp).
     x, w = ctx.inputs[:2]
     needs = ctx.needs
-    gx = apply("matmul", g, w) if needs[0] else None
     gw = gb = None
     g2 = _as_matrix(g)
     if needs[1]:
-        x2 = _as_matrix(x)
-        gw = apply("matmul", _swap(g2), x2)
+        gw = apply("matmul", _swap(g2), _as_matrix(x))
     if len(needs) == 3 and needs[2]:
         gb = apply("sum", g2, axis=(0,), keepdims=False)
+    gx = apply("matmul", g, w) if needs[0] else None
     return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
 
 

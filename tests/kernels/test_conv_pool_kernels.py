@@ -206,6 +206,34 @@ def test_conv_against_reference(case, kset):
     np.testing.assert_allclose(gw, gw_ref, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("kset", sorted(CONV_SETS))
+@pytest.mark.parametrize("case", CONV_CASES, ids=conv_ids)
+def test_conv_bias_is_added_per_output_channel(case, kset):
+    """The fused bias: every layout branch adds b[o] to output channel o."""
+    k = CONV_SETS[kset]
+    x, w, _, geo = conv_data(case)
+    b = np.random.default_rng(3).standard_normal((1, w.shape[0], 1, 1))
+    y = k["conv2d"](x, w, b, **geo)
+    np.testing.assert_allclose(y, ref_conv(x, w, **geo) + b, rtol=1e-10, atol=1e-10)
+    out = np.full(y.shape, np.nan)  # the ``out`` form a batch-splitting caller uses
+    assert k["conv2d"](x, w, b, out=out, **geo) is out
+    np.testing.assert_array_equal(out, y)
+
+
+def test_conv_bias_in_float16():
+    """float16 input and bias: a float16 result within float16 rounding of the reference."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float16)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
+    b = rng.standard_normal((1, 4, 1, 1)).astype(np.float16)
+    geo = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    y = CONV["conv2d"](x, w, b, **geo)
+    assert y.dtype == np.float16
+    expected = (ref_conv(x, w, **geo) + b.astype(np.float64)).astype(np.float16)
+    np.testing.assert_allclose(y.astype(np.float64), expected.astype(np.float64),
+                               rtol=2e-3, atol=2e-3)
+
+
 @pytest.mark.parametrize("case", CONV_CASES, ids=conv_ids)
 def test_conv_grads_are_adjoints(case):
     """<g, conv(x, w)> == <grad_input(g, w), x> == <grad_weight(g, x), w>."""

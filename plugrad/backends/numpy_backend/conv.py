@@ -25,6 +25,7 @@ Strategy (all three kernels share the same im2col layout):
   loop over the ``KH*KW`` kernel offsets, each adding one shifted slice; for
   stride 1 the slices are flat shifts of whole padded planes.
 * 1x1 / stride-1 / no-padding convolutions skip im2col and col2im entirely.
+* ``conv2d``'s optional bias is added by the copy that lays the GEMM's result out as NCHW.
 
 Alternatives measured on LeNet's layers (batch 64, see
 ``benchmarks/bench_conv_kernels.py --explore``) and rejected: one unblocked
@@ -110,12 +111,18 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         cols = xp.ascontiguousarray(as_strided(xpad, shape, strides))
         return cols.reshape(n // nb, groups, cg * kh * kw, nb * L), L
 
-    def _result(y, dt, out, shape):
-        """``y`` as a fresh contiguous array of ``shape``, or written into ``out`` (a kernel
-        computing part of a batch writes its slice of the whole result)."""
+    def _result(y, dt, out, shape, bias=None):
+        """``y`` (+ ``bias``) as a fresh contiguous array of ``shape``, or written into ``out``
+        (a kernel computing part of a batch writes its slice of the whole result). The bias is
+        added by the copy that lays the result out, not by a pass of its own."""
+        if bias is None:
+            if out is None:
+                return xp.ascontiguousarray(y, dtype=dt).reshape(shape)
+            out.reshape(y.shape)[...] = y
+            return out
         if out is None:
-            return xp.ascontiguousarray(y, dtype=dt).reshape(shape)
-        out.reshape(y.shape)[...] = y
+            out = xp.empty(shape, dtype=dt)
+        xp.add(y, bias, out=out.reshape(y.shape))
         return out
 
     def wide_view(a, oh, ow, wp):
@@ -123,7 +130,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         it = a.itemsize
         return as_strided(a, a.shape[:-1] + (oh, ow), a.strides[:-1] + (wp * it, it))
 
-    def conv2d(x, w, *, stride, padding, dilation, groups, out=None):
+    def conv2d(x, w, b=None, *, stride, padding, dilation, groups, out=None):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         sh, sw = stride
@@ -150,7 +157,8 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
             y = wide_view(y, oh, ow, wp)
         else:
             y = y.reshape(nblk, groups, og, nb, oh, ow)
-        return _result(y.transpose(0, 3, 1, 2, 4, 5), dt, out, (n, o, oh, ow))
+        bias = None if b is None else b.reshape(1, 1, groups, og, 1, 1)
+        return _result(y.transpose(0, 3, 1, 2, 4, 5), dt, out, (n, o, oh, ow), bias)
 
     def grad_weight_blocks(g, x, *, weight_shape, stride, padding, dilation, groups,
                            share=(0, 1)):

@@ -69,15 +69,15 @@ def split_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
     grad_weight = kernels["conv2d_grad_weight"]
     max_pool2d, max_pool2d_grad = kernels["max_pool2d"], kernels["max_pool2d_grad"]
 
-    def conv2d_split(x, w, *, stride, padding, dilation, groups):
+    def conv2d_split(x, w, b=None, *, stride, padding, dilation, groups):
         n, o = x.shape[0], w.shape[0]
         oh, ow = (_out_size(x.shape[2 + i], w.shape[2 + i], stride[i], padding[i], dilation[i])
                   for i in range(2))
         attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
         parts = _parts(n, n * o * oh * ow * w[0].size, MIN_SPLIT_MACS, x.dtype)
         if parts == 1:
-            return conv2d(x, w, **attrs)
-        return _into_slices(xp, lambda xs, out: conv2d(xs, w, out=out, **attrs), parts,
+            return conv2d(x, w, b, **attrs)
+        return _into_slices(xp, lambda xs, out: conv2d(xs, w, b, out=out, **attrs), parts,
                             (n, o, oh, ow), x.dtype, (x,))
 
     def grad_input_split(g, w, *, input_shape, stride, padding, dilation, groups):

@@ -40,8 +40,9 @@ def _window(a: np.ndarray, i: int, j: int, out_hw, stride, dilation=(1, 1)) -> n
 _CONV = "stride, padding, dilation are (h, w) pairs, groups an int"
 
 
-@kernel(f"x (N, C, H, W), w (O, C // groups, kh, kw); {_CONV}; (N, O, OH, OW) in x's dtype")
-def conv2d(x, w, *, stride, padding, dilation, groups):
+@kernel(f"x (N, C, H, W), w (O, C // groups, kh, kw), optional b (1, O, 1, 1); {_CONV}; "
+        f"(N, O, OH, OW) in x's dtype")
+def conv2d(x, w, b=None, *, stride, padding, dilation, groups):
     n, _, h, wd = x.shape
     o, cg, kh, kw = w.shape
     out_hw = (_out(h, kh, stride[0], padding[0], dilation[0]),
@@ -55,6 +56,8 @@ def conv2d(x, w, *, stride, padding, dilation, groups):
             for j in range(kw):
                 patch = _window(xs, i, j, out_hw, stride, dilation)
                 out[:, gi * og:(gi + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j])
+    if b is not None:
+        out += b.astype(np.float64)
     return out.astype(x.dtype)
 
 
@@ -92,8 +95,8 @@ def conv2d_grad_weight(g, x, *, weight_shape, stride, padding, dilation, groups)
     return grad.astype(g.dtype)
 
 
-def _conv(x, w, **attrs):
-    return F.conv2d(x, w, None, **attrs)
+def _conv(x, w, b=None, **attrs):
+    return F.conv2d(x, w, b, **attrs)
 
 
 def _conv_attrs(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1) -> dict:
@@ -117,8 +120,13 @@ def small(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray
 
 
 def _conv_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
-    return [Sample(label, (Arg(small(rng, xs, dtype), layout), Arg(small(rng, ws, dtype))),
+    made = [Sample(label, (Arg(small(rng, xs, dtype), layout), Arg(small(rng, ws, dtype))),
                    attrs) for label, xs, ws, attrs, layout in _CONV_CASES]
+    for label, xs, ws, attrs, layout in _CONV_CASES[:4]:  # the same geometries with a bias
+        made.append(Sample(f"{label}-bias", (Arg(small(rng, xs, dtype), layout),
+                                             Arg(small(rng, ws, dtype)),
+                                             Arg(small(rng, (1, ws[0], 1, 1), dtype))), attrs))
+    return made
 
 
 def _conv_out_shape(xs, ws, attrs) -> tuple:
