@@ -145,7 +145,9 @@ class GradManager:
                 if out._node is not None:
                     roots.append((out._node, grad))
             state.recording = False
-            tape.run_backward(self, roots, self._accumulate)
+            # Alone, this manager's release empties the tape right after: free it as it goes.
+            alone = len(state.sessions) == 1
+            tape.run_backward(self, roots, self._accumulate, free=alone)
         finally:
             state.recording = bool(state.sessions)
             self.release()

@@ -102,13 +102,17 @@ def release_all() -> None:
 
 
 def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
-                 accumulate: Callable[[Tensor, Tensor], None]) -> None:
+                 accumulate: Callable[[Tensor, Tensor], None], free: bool = False) -> None:
     """Propagate ``(node, grad)`` seeds to the leaves ``manager`` attached.
 
     The live nodes run in reverse creation order: everything that consumed a node's output was
     created after it, so its gradient is complete when it runs (no graph sort needed); nodes no
     gradient reached are skipped. Leaves come last, in the order gradients reached them. Each
     gradient's shape is checked against its input, so a broken vjp fails where it is.
+
+    ``free`` empties each node once its vjp has run (only when no other recording can still
+    need the node): the activations it kept are returned while the backward pass goes on, and
+    the pass's new arrays reuse their memory, still in cache.
     """
     grads: dict[int, Tensor] = {}
     leaves: list[Leaf] = []
@@ -145,6 +149,10 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
                     f"{node.op.name}: vjp returned a gradient of shape {tuple(input_grad.shape)} "
                     f"for input {position}, expected {tuple(expected)}")
             arrive(parent, input_grad)
+        if free:
+            node.parents = ()
+            node.saved = ()
+            node.out_data = None
     for leaf in leaves:
         grad = grads.pop(id(leaf))
         if manager in leaf.managers:

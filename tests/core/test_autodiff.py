@@ -165,6 +165,41 @@ def test_two_managers_each_fill_only_their_own_tensors():
     assert a.grad.item() == 3.0 and b.grad is None
 
 
+def test_a_second_recording_manager_still_differentiates_after_the_first():
+    # The first backward must leave the tape whole for the manager still recording.
+    a, b = Tensor(2.0), Tensor(3.0)
+    gm_a, gm_b = GradManager().attach(a), GradManager().attach(b)
+    with gm_a, gm_b:
+        y = F.relu(a * b)
+        gm_a.backward(y)
+        gm_b.backward(y)
+    assert a.grad.item() == 3.0 and b.grad.item() == 2.0
+
+
+def test_backward_returns_the_tapes_activations_as_it_goes():
+    # By the time gradients reach the leaves, every node has run and let go of its arrays: an
+    # activation nobody else holds is already freed (not only when the recording ends).
+    import weakref
+
+    w = Parameter(np.ones((2, 3), np.float32))
+    seen = {}
+
+    def check(tensor, grad):
+        seen["alive"] = kept() is not None
+        return grad
+
+    gm = GradManager().attach([w], callbacks=check)
+    with gm:
+        hidden = F.relu(w * 2.0)  # relu's vjp keeps its output
+        kept = weakref.ref(hidden._data)
+        loss = (hidden * 3.0).sum()
+        del hidden
+        assert kept() is not None  # held by the tape until backward
+        gm.backward(loss)
+    assert seen == {"alive": False}
+    np.testing.assert_array_equal(w.grad.numpy(), np.full((2, 3), 6.0, np.float32))
+
+
 def test_the_tape_keeps_only_the_arrays_each_vjp_reads():
     # relu's vjp reads its output, add's and sum's only shapes: their other arrays are not held.
     w = Parameter(np.ones((3, 4), np.float32))
