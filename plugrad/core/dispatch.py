@@ -53,7 +53,8 @@ def _missing(op: str, device) -> Exception:
 
 def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -> None:
     parents = [t._node for t in inputs]
-    if parents.count(None) == len(parents):
+    needs = tuple([parent is not None for parent in parents])
+    if True not in needs:
         return
     op = OPS[op_name]
     out = result._data
@@ -66,7 +67,7 @@ def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tenso
         saved = [ArraySpec(t._data) for t in inputs]
     else:
         saved = [t._data if i in keep else ArraySpec(t._data) for i, t in enumerate(inputs)]
-    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs)
+    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs)
     result._node = node
     state.live_nodes.append(node)
 
@@ -81,14 +82,16 @@ def _without_kernel(op: str, device, inputs: tuple[Tensor, ...], attrs: dict) ->
 def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
     """Run ``op`` on tensors that are already validated and promoted; returns a new Tensor."""
     device = inputs[0]._device
-    for other in inputs:
-        if other._device is not device:
-            device = common_device(op, inputs)
-            break
+    if len(inputs) > 1:
+        for other in inputs:
+            if other._device is not device:
+                device = common_device(op, inputs)
+                break
     kernel = device.kernels.get(op)
     if kernel is None:
         return _without_kernel(op, device, inputs, attrs)
-    if state.recording and op in DECOMPOSE_WHEN_RECORDING \
+    recording = state.recording
+    if recording and op in DECOMPOSE_WHEN_RECORDING \
             and any(t._node is not None for t in inputs):
         return _without_kernel(op, device, inputs, attrs)
     try:
@@ -96,7 +99,7 @@ def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
     except Exception as exc:
         raise _kernel_failed(op, device, inputs, attrs, exc) from exc
     result = wrap(out, device)
-    if state.recording:
+    if recording:
         _record(op, inputs, attrs, result)
     return result
 

@@ -66,7 +66,7 @@ class Node:
     __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs", "needs")
 
     def __init__(self, op: OpDef, parents: tuple, saved: tuple, out_data: Any, device: Any,
-                 attrs: dict):
+                 attrs: dict, needs: tuple[bool, ...] | None = None):
         self.op = op
         self.parents = parents
         self.saved = saved
@@ -74,7 +74,8 @@ class Node:
         self.device = device
         self.attrs = attrs
         #: Which inputs want a gradient, so a vjp can skip work (e.g. conv's input grad).
-        self.needs = tuple([parent is not None for parent in parents])
+        self.needs = tuple([parent is not None for parent in parents]) if needs is None \
+            else needs
 
     # The vjp context: fresh constant tensors over the saved arrays.
     @property
