@@ -69,9 +69,9 @@ def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callabl
 
     def step() -> float:
         p, grads = params, {}
-        a1 = k["relu"](k["conv2d"](images, p["conv1.weight"], p["conv1.bias"], **conv))
+        a1 = k["relu"](k["conv2d_bias"](images, p["conv1.weight"], p["conv1.bias"], **conv))
         p1 = k["max_pool2d"](a1, **pool)
-        a2 = k["relu"](k["conv2d"](p1, p["conv2.weight"], p["conv2.bias"], **conv))
+        a2 = k["relu"](k["conv2d_bias"](p1, p["conv2.weight"], p["conv2.bias"], **conv))
         p2 = k["max_pool2d"](a2, **pool)
         flat = p2.reshape(len(images), -1)
         h1 = k["relu"](k["linear"](flat, p["fc1.weight"], p["fc1.bias"]))

@@ -112,7 +112,7 @@ def conv2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntP
     attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     if bias is None:
         return apply(op, x, w, **attrs)
-    return apply(op, x, w, _channel_bias(op, bias, x, out_channels), **attrs)
+    return apply("conv2d_bias", x, w, _channel_bias(op, bias, x, out_channels), **attrs)
 
 
 def conv_transpose2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None,

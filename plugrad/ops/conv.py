@@ -1,13 +1,15 @@
 """2-D convolution and its two gradients, as composite ops.
 
-Layout: input (N, C, H, W), weight (O, C // groups, kh, kw), optional bias (1, O, 1, 1), output
+Layout: input (N, C, H, W), weight (O, C // groups, kh, kw), bias (1, O, 1, 1), output
 (N, O, OH, OW); attributes
 ``stride``, ``padding``, ``dilation`` are pairs of ints and ``groups`` an int. The decompositions
 are im2col over primitives (pad, strided getitem, concat, reshape) plus one batched matmul; the
 two gradient ops are themselves composites, so a backend may fuse any of the three, and each has
 a vjp, which makes convolution differentiable twice and gives ``conv_transpose2d`` for free
-(it is ``conv2d_grad_input`` of the transposed layer). The bias is an input of ``conv2d`` so a
-kernel adds it while writing its output, instead of a second pass over it.
+(it is ``conv2d_grad_input`` of the transposed layer). ``conv2d_bias`` is the convolution plus
+its bias in one op, so a kernel adds the bias while writing its output instead of a second pass
+over it; its decomposition is ``conv2d`` then ``add``, so a backend that fuses only ``conv2d``
+still runs it.
 """
 from __future__ import annotations
 
@@ -38,16 +40,19 @@ def _swap_last(x: Tensor) -> Tensor:
     return apply("transpose", x, perm=perm)
 
 
-# -- conv2d ---------------------------------------------------------------------------------
-def _conv2d(x, w, b=None, *, stride, padding, dilation, groups):
+# -- conv2d and conv2d_bias -----------------------------------------------------------------
+def _conv2d(x, w, *, stride, padding, dilation, groups):
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     out_hw = conv_out_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     cols = _columns(x, (kh, kw), stride, padding, dilation, groups, out_hw)
     wm = apply("reshape", w, shape=(groups, o // groups, cg * kh * kw))
     out = apply("matmul", wm, cols)  # (N, groups, O // groups, OH * OW)
-    out = apply("reshape", out, shape=(n, o) + out_hw)
-    return out if b is None else apply("add", out, b)
+    return apply("reshape", out, shape=(n, o) + out_hw)
+
+
+def _conv2d_bias(x, w, b, **attrs):
+    return apply("add", apply("conv2d", x, w, **attrs), b)
 
 
 def _conv2d_vjp(ctx, g):
@@ -109,9 +114,11 @@ def _conv2d_grad_weight_vjp(ctx, g):
     return gdy, gx
 
 
-composite("conv2d", decomposition=_conv2d, vjp=_conv2d_vjp, keep_inputs=(0, 1), keep_out=False,
-          doc="cross-correlation of (N, C, H, W) with (O, C/groups, kh, kw), plus an optional "
-              "(1, O, 1, 1) bias; inputs (x, weight) or (x, weight, bias)")
+composite("conv2d", decomposition=_conv2d, vjp=_conv2d_vjp, keep_out=False,
+          doc="cross-correlation of (N, C, H, W) with (O, C/groups, kh, kw)")
+composite("conv2d_bias", decomposition=_conv2d_bias, vjp=_conv2d_vjp, keep_inputs=(0, 1),
+          keep_out=False, doc="conv2d plus a (1, O, 1, 1) bias, in one kernel where a backend "
+                              "fuses it")
 composite("conv2d_grad_input", decomposition=_conv2d_grad_input, vjp=_conv2d_grad_input_vjp,
           keep_out=False,
           doc="gradient of conv2d with respect to its input (the transposed convolution)")

@@ -25,7 +25,8 @@ Strategy (all three kernels share the same im2col layout):
   loop over the ``KH*KW`` kernel offsets, each adding one shifted slice; for
   stride 1 the slices are flat shifts of whole padded planes.
 * 1x1 / stride-1 / no-padding convolutions skip im2col and col2im entirely.
-* ``conv2d``'s optional bias is added by the copy that lays the GEMM's result out as NCHW.
+* ``conv2d_bias`` (``conv2d`` with its optional bias) adds the bias in the copy that lays
+  the GEMM's result out as NCHW.
 
 Alternatives measured on LeNet's layers (batch 64, see
 ``benchmarks/bench_conv_kernels.py --explore``) and rejected: one unblocked
@@ -266,6 +267,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
 
     return {
         "conv2d": conv2d,
+        "conv2d_bias": conv2d,  # the same kernel, with its optional bias given
         "conv2d_grad_input": conv2d_grad_input,
         "conv2d_grad_weight": conv2d_grad_weight,
     }

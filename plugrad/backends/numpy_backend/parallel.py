@@ -125,6 +125,7 @@ def split_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
             return max_pool2d_grad(g, x, y, **attrs)
         return _into_slices(xp, max_pool2d_grad, parts, x.shape, x.dtype, (g, x, y), **attrs)
 
-    return {"conv2d": conv2d_split, "conv2d_grad_input": grad_input_split,
+    return {"conv2d": conv2d_split, "conv2d_bias": conv2d_split,
+            "conv2d_grad_input": grad_input_split,
             "conv2d_grad_weight": grad_weight_split, "max_pool2d": max_pool2d_split,
             "max_pool2d_grad": max_pool2d_grad_split}

@@ -40,9 +40,17 @@ def _window(a: np.ndarray, i: int, j: int, out_hw, stride, dilation=(1, 1)) -> n
 _CONV = "stride, padding, dilation are (h, w) pairs, groups an int"
 
 
-@kernel(f"x (N, C, H, W), w (O, C // groups, kh, kw), optional b (1, O, 1, 1); {_CONV}; "
-        f"(N, O, OH, OW) in x's dtype")
-def conv2d(x, w, b=None, *, stride, padding, dilation, groups):
+@kernel(f"x (N, C, H, W), w (O, C // groups, kh, kw); {_CONV}; (N, O, OH, OW) in x's dtype")
+def conv2d(x, w, *, stride, padding, dilation, groups):
+    return _convolve(x, w, None, stride, padding, dilation, groups)
+
+
+@kernel(f"x and w as conv2d's, b (1, O, 1, 1); {_CONV}; conv2d(x, w) + b in x's dtype")
+def conv2d_bias(x, w, b, *, stride, padding, dilation, groups):
+    return _convolve(x, w, b, stride, padding, dilation, groups)
+
+
+def _convolve(x, w, b, stride, padding, dilation, groups):
     n, _, h, wd = x.shape
     o, cg, kh, kw = w.shape
     out_hw = (_out(h, kh, stride[0], padding[0], dilation[0]),
@@ -96,7 +104,7 @@ def conv2d_grad_weight(g, x, *, weight_shape, stride, padding, dilation, groups)
 
 
 def _conv(x, w, b=None, **attrs):
-    return F.conv2d(x, w, b, **attrs)
+    return F.conv2d(x, w, b, **attrs)  # conv2d_bias when b is given
 
 
 def _conv_attrs(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1) -> dict:
@@ -120,13 +128,14 @@ def small(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray
 
 
 def _conv_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
-    made = [Sample(label, (Arg(small(rng, xs, dtype), layout), Arg(small(rng, ws, dtype))),
+    return [Sample(label, (Arg(small(rng, xs, dtype), layout), Arg(small(rng, ws, dtype))),
                    attrs) for label, xs, ws, attrs, layout in _CONV_CASES]
-    for label, xs, ws, attrs, layout in _CONV_CASES[:4]:  # the same geometries with a bias
-        made.append(Sample(f"{label}-bias", (Arg(small(rng, xs, dtype), layout),
-                                             Arg(small(rng, ws, dtype)),
-                                             Arg(small(rng, (1, ws[0], 1, 1), dtype))), attrs))
-    return made
+
+
+def _conv_bias_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
+    return [Sample(label, (Arg(small(rng, xs, dtype), layout), Arg(small(rng, ws, dtype)),
+                           Arg(small(rng, (1, ws[0], 1, 1), dtype))), attrs)
+            for label, xs, ws, attrs, layout in _CONV_CASES]
 
 
 def _conv_out_shape(xs, ws, attrs) -> tuple:
@@ -309,6 +318,7 @@ def _avg_pool_grad_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sa
 
 register(
     OpRecord("conv2d", _conv, conv2d, _conv_samples, _FLOATS, tol=_F16),
+    OpRecord("conv2d_bias", _conv, conv2d_bias, _conv_bias_samples, _FLOATS, tol=_F16),
     OpRecord("conv2d_grad_input", applied("conv2d_grad_input"), conv2d_grad_input,
              _grad_input_samples, _FLOATS, tol=_F16),
     OpRecord("conv2d_grad_weight", applied("conv2d_grad_weight"), conv2d_grad_weight,
