@@ -60,9 +60,9 @@ def mean(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis``; integer input gives float32."""
     x = to_float(as_tensor(inp))
     axes = normalize_axes("mean", axis, x.ndim)
-    total = apply("sum", x, axis=axes, keepdims=bool(keepdims))
-    count = _count(x, axes)
-    return total * (1.0 / count) if count else total / 0.0
+    if _count(x, axes):
+        return apply("mean", x, axis=axes, keepdims=bool(keepdims))
+    return apply("sum", x, axis=axes, keepdims=bool(keepdims)) / 0.0  # nothing reduced: nan
 
 
 def var(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:

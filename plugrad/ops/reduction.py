@@ -1,9 +1,11 @@
-"""Reduction primitives and their vjps."""
+"""Reduction primitives and their vjps, and ``mean``, a composite of ``sum``."""
 from __future__ import annotations
 
+import math
+
 from plugrad import functional as F
-from plugrad.core.dispatch import apply
-from plugrad.core.registry import primitive
+from plugrad.core.dispatch import apply, as_tensor_like
+from plugrad.core.registry import composite, primitive
 
 
 def _kept_shape(ctx):
@@ -23,6 +25,20 @@ def _sum_vjp(ctx, g):
     if ctx.attrs["axis"] is not None:  # a full reduction's scalar broadcasts as it is
         g = _expand(ctx, g)
     return (apply("broadcast_to", g, shape=shape),)
+
+
+def _reduced_count(shape: tuple, axis: tuple | None) -> int:
+    return math.prod(shape) if axis is None else math.prod(shape[a] for a in axis)
+
+
+def _mean(x, *, axis, keepdims):
+    total = apply("sum", x, axis=axis, keepdims=keepdims)
+    return apply("mul", total, as_tensor_like(1.0 / _reduced_count(x.shape, axis), total))
+
+
+def _mean_vjp(ctx, g):
+    scale = as_tensor_like(1.0 / _reduced_count(ctx.saved[0].shape, ctx.attrs["axis"]), g)
+    return _sum_vjp(ctx, apply("mul", g, scale))
 
 
 def _extremum_vjp(ctx, g):
@@ -49,4 +65,8 @@ primitive("max", vjp=_extremum_vjp, keep_inputs=(0,))
 primitive("min", vjp=_extremum_vjp, keep_inputs=(0,))
 primitive("prod", vjp=_prod_vjp, keep_inputs=(0,), keep_out=False)
 primitive("argmax", differentiable=False)
+# One op (not sum then mul) so a mean costs one dispatch and one tape node: losses end in one.
+composite("mean", decomposition=_mean, vjp=_mean_vjp, keep_inputs=(), keep_out=False,
+          doc="sum over axis times 1 / (number of elements reduced); float inputs, at least one "
+              "element reduced")
 primitive("argmin", differentiable=False)

@@ -170,3 +170,24 @@ def test_logical_functions_need_bools():
     assert F.logical_and(Tensor([True, False]), True).tolist() == [True, False]
     with pytest.raises(TypeError, match="logical_or: expected bool"):
         F.logical_or(Tensor([1, 0]), Tensor([1, 1]))
+
+
+def test_mean_is_one_op_on_the_tape_with_the_sum_divided_gradient():
+    from plugrad.core import tape
+
+    x = Tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+    gm = GradManager().attach(x)
+    with gm:
+        m = F.mean(x, axis=1)
+        assert [node.op.name for node in tape.state.live_nodes] == ["mean"]
+        gm.backward(m, Tensor([1.0, 2.0]))
+    np.testing.assert_allclose(m.numpy(), np.arange(6, dtype=np.float64).reshape(2, 3).mean(1))
+    np.testing.assert_allclose(x.grad.numpy(), np.repeat([[1 / 3], [2 / 3]], 3, axis=1),
+                               rtol=1e-6)
+
+
+def test_mean_over_nothing_is_nan_and_integers_average_as_float32():
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(F.mean(Tensor(np.zeros((0, 3), np.float32))).item())
+    m = F.mean(Tensor([1, 2, 4]))
+    assert m.dtype == np.float32 and np.isclose(m.item(), 7 / 3)

@@ -6,6 +6,7 @@ widen int32 sums to int64).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from plugrad.backends.numpy_backend import conv, nn, parallel, pool
@@ -38,7 +39,7 @@ _MAY_RETURN_SCALARS = {
     "neg", "abs", "sign", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "floor", "ceil",
     "round", "logical_not", "add", "sub", "mul", "div", "floor_div", "mod", "pow", "maximum",
     "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
-    "sum", "prod", "max", "min", "argmax", "argmin", "getitem", "relu", "sigmoid", "logsumexp",
+    "sum", "mean", "prod", "max", "min", "argmax", "argmin", "getitem", "relu", "sigmoid", "logsumexp",
     "relu_grad", "leaky_relu", "gelu", "binary_cross_entropy", "softmax_cross_entropy",
 }
 
@@ -93,6 +94,11 @@ def _reductions(xp: Any) -> dict[str, Callable]:
             return add_reduce(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
         return xp.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
 
+    def mean(x, *, axis, keepdims):
+        # sum, then times 1 / count in x's dtype: what the decomposition computes, to the bit.
+        count = x.size if axis is None else math.prod(x.shape[a] for a in axis)
+        return sum_(x, axis=axis, keepdims=keepdims) * x.dtype.type(1.0 / count)
+
     def prod(x, *, axis, keepdims):
         return xp.prod(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
 
@@ -108,7 +114,7 @@ def _reductions(xp: Any) -> dict[str, Callable]:
     def argmin(x, *, axis, keepdims):
         return xp.argmin(x, axis=axis, keepdims=keepdims).astype(xp.int32)
 
-    return {"sum": sum_, "prod": prod, "max": max_, "min": min_,
+    return {"sum": sum_, "mean": mean, "prod": prod, "max": max_, "min": min_,
             "argmax": argmax, "argmin": argmin}
 
 

@@ -1,11 +1,12 @@
-"""Records of the reductions: sum, prod, max, min, argmax, argmin."""
+"""Records of the reductions: sum, mean, prod, max, min, argmax, argmin."""
 from __future__ import annotations
 
 import numpy as np
 
 from plugrad import functional as F
 from plugrad.conformance import samples as S
-from plugrad.conformance.table import NUMERIC, Arg, OpRecord, Sample, register
+from plugrad.conformance.contract import kernel
+from plugrad.conformance.table import FLOATS, NUMERIC, Arg, OpRecord, Sample, register
 
 
 def _sum_out(sample: Sample, dtype: np.dtype) -> str:
@@ -14,6 +15,12 @@ def _sum_out(sample: Sample, dtype: np.dtype) -> str:
 
 def _sum_reference(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+@kernel("floating x; axis None (all axes) or a sorted tuple of ints, reducing at least one "
+        "element; the sum over axis divided by the number of elements reduced, x's dtype")
+def mean(x, *, axis, keepdims):
+    return np.mean(x.astype(np.float64), axis=axis, keepdims=keepdims).astype(x.dtype)
 
 
 def _factors(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -81,6 +88,7 @@ def _int32(sample: Sample, dtype: np.dtype) -> str:
 register(
     OpRecord("sum", F.sum, _sum_reference, S.reduction_samples(), NUMERIC + ("bool",),
              out_dtype=_sum_out),
+    OpRecord("mean", F.mean, mean, S.reduction_samples(empty=False), FLOATS),
     OpRecord("prod", F.prod, _prod_reference, _prod_samples, NUMERIC),
     OpRecord("max", F.max, _max_reference, S.reduction_samples(S.distinct, empty=False), NUMERIC),
     OpRecord("min", F.min, _min_reference, S.reduction_samples(S.distinct, empty=False), NUMERIC),
