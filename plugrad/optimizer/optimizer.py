@@ -58,9 +58,24 @@ class Optimizer:
         return [p for group in self.param_groups for p in group["params"]]
 
     def step(self) -> Optimizer:
-        """Update every parameter that has a gradient; returns self for ``step().clear_grad()``."""
+        """Update every parameter that has a gradient; returns self for ``step().clear_grad()``.
+
+        Updates are in-place array operations, which a backend such as CuPy runs on its
+        *current* device: parameters on a device with a ``device_scope`` are updated inside it.
+        """
         for group in self.param_groups:
-            self._update_group(group)
+            params = group["params"]
+            if all(p._device.type.device_scope is None for p in params):  # CPU: no scope
+                self._update_group(group)
+                continue
+            for device, on_device in _by_device(params).items():
+                scope = device.type.device_scope
+                subgroup = {**group, "params": on_device}
+                if scope is None:
+                    self._update_group(subgroup)
+                else:
+                    with scope(device.index):
+                        self._update_group(subgroup)
         return self
 
     def _update_group(self, group: dict[str, Any]) -> None:
@@ -114,3 +129,12 @@ class Optimizer:
                                      f"{tuple(param.shape)}")
                 restored[key] = Tensor(value, device=param.device)
             self._state[param] = restored
+
+
+def _by_device(params: list[Parameter]) -> dict[Any, list[Parameter]]:
+    """``params`` split by the physical device they live on, in order."""
+    groups: dict[str, tuple[Any, list[Parameter]]] = {}
+    for param in params:
+        device = param._device
+        groups.setdefault(device.physical, (device, []))[1].append(param)
+    return {device: members for device, members in groups.values()}

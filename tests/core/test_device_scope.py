@@ -99,3 +99,22 @@ def test_a_non_callable_scope_is_refused_at_registration():
         assert "device_scope" in record.reason and "'scp'" in record.reason
     finally:
         plugins.reset()
+
+
+def test_optimizer_updates_run_inside_their_parameters_device_scope(scoped):
+    # In-place updates run on a backend's current device (CuPy): step() must enter each
+    # parameter's device, and only once per group and device, not per parameter.
+    import plugrad.optimizer as optim
+
+    entered, _ = scoped
+    weights = [plugrad.Parameter(np.ones(3, np.float32), device="scp2") for _ in range(2)]
+    bias = plugrad.Parameter(np.ones(3, np.float32), device="scp1")
+    for p in (*weights, bias):
+        p.grad = Tensor(np.full(3, 2.0, np.float32), device=p.device)
+    opt = optim.SGD([*weights, bias], lr=0.5, momentum=0.9)
+    opt.step()  # also creates the momentum buffers, each inside its own device's scope
+    entered.clear()
+    opt.step()
+    assert entered == [2, 1]
+    for p in (*weights, bias):  # 1 - 0.5 * 2, then - 0.5 * (0.9 * 2 + 2)
+        np.testing.assert_allclose(p.numpy(), np.full(3, -1.9), rtol=1e-6)
