@@ -39,8 +39,9 @@ _MAY_RETURN_SCALARS = {
     "neg", "abs", "sign", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "floor", "ceil",
     "round", "logical_not", "add", "sub", "mul", "div", "floor_div", "mod", "pow", "maximum",
     "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
-    "sum", "mean", "prod", "max", "min", "argmax", "argmin", "getitem", "relu", "sigmoid", "logsumexp",
-    "relu_grad", "leaky_relu", "gelu", "binary_cross_entropy", "softmax_cross_entropy",
+    "sum", "mean", "prod", "max", "min", "argmax", "argmin", "getitem", "relu", "sigmoid",
+    "logsumexp", "relu_grad", "leaky_relu", "gelu", "binary_cross_entropy",
+    "softmax_cross_entropy",
 }
 
 
