@@ -65,8 +65,8 @@ primitive("max", vjp=_extremum_vjp, keep_inputs=(0,))
 primitive("min", vjp=_extremum_vjp, keep_inputs=(0,))
 primitive("prod", vjp=_prod_vjp, keep_inputs=(0,), keep_out=False)
 primitive("argmax", differentiable=False)
+primitive("argmin", differentiable=False)
 # One op (not sum then mul) so a mean costs one dispatch and one tape node: losses end in one.
 composite("mean", decomposition=_mean, vjp=_mean_vjp, keep_inputs=(), keep_out=False,
           doc="sum over axis times 1 / (number of elements reduced); float inputs, at least one "
               "element reduced")
-primitive("argmin", differentiable=False)

@@ -213,10 +213,10 @@ def test_conv_bias_is_added_per_output_channel(case, kset):
     k = CONV_SETS[kset]
     x, w, _, geo = conv_data(case)
     b = np.random.default_rng(3).standard_normal((1, w.shape[0], 1, 1))
-    y = k["conv2d"](x, w, b, **geo)
+    y = k["conv2d_bias"](x, w, b, **geo)
     np.testing.assert_allclose(y, ref_conv(x, w, **geo) + b, rtol=1e-10, atol=1e-10)
     out = np.full(y.shape, np.nan)  # the ``out`` form a batch-splitting caller uses
-    assert k["conv2d"](x, w, b, out=out, **geo) is out
+    assert k["conv2d_bias"](x, w, b, out=out, **geo) is out
     np.testing.assert_array_equal(out, y)
 
 
@@ -227,7 +227,7 @@ def test_conv_bias_in_float16():
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
     b = rng.standard_normal((1, 4, 1, 1)).astype(np.float16)
     geo = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
-    y = CONV["conv2d"](x, w, b, **geo)
+    y = CONV["conv2d_bias"](x, w, b, **geo)
     assert y.dtype == np.float16
     expected = (ref_conv(x, w, **geo) + b.astype(np.float64)).astype(np.float16)
     np.testing.assert_allclose(y.astype(np.float64), expected.astype(np.float64),

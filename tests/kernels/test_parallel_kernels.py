@@ -49,8 +49,8 @@ def test_split_convolutions_equal_the_one_thread_kernels(case, dtype):
     assert y_split.shape == y.shape and y_split.dtype == y.dtype
     np.testing.assert_allclose(y_split, y, **tol)
     b = rng.standard_normal((1, w_shape[0], 1, 1)).astype(dtype)
-    np.testing.assert_allclose(SPLIT["conv2d"](x, w, b, **attrs), PLAIN["conv2d"](x, w, b, **attrs),
-                               **tol)
+    np.testing.assert_allclose(SPLIT["conv2d_bias"](x, w, b, **attrs),
+                               PLAIN["conv2d_bias"](x, w, b, **attrs), **tol)
     g = rng.standard_normal(y.shape).astype(dtype)
     gx = PLAIN["conv2d_grad_input"](g, w, input_shape=x.shape, **attrs)
     gx_split = SPLIT["conv2d_grad_input"](g, w, input_shape=x.shape, **attrs)
