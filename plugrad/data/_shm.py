@@ -211,7 +211,13 @@ def unlink_quietly(name: str) -> None:
     """Remove segment ``name`` if it still exists."""
     try:
         shm = shared_memory.SharedMemory(name=name)
-    except (FileNotFoundError, OSError, ValueError):
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        # A worker stopped between creating the name and sizing it leaves an empty segment,
+        # which cannot be mapped (nor was it registered with the resource tracker, which
+        # happens after mapping): remove the name alone.
+        _unlink_name(name)
         return
     try:
         shm.unlink()
@@ -219,3 +225,14 @@ def unlink_quietly(name: str) -> None:
         pass
     finally:
         shm.close()
+
+
+def _unlink_name(name: str) -> None:
+    try:
+        from _posixshmem import shm_unlink  # what multiprocessing.shared_memory uses
+    except ImportError:  # not POSIX: segments have no names to leave behind
+        return
+    try:
+        shm_unlink("/" + name)
+    except OSError:
+        pass

@@ -249,3 +249,17 @@ def test_failing_stream_stops_workers():
     with pytest.raises(OSError, match="stream lost"):
         list(it)
     assert_cleaned(it)
+
+
+def test_an_empty_segment_left_by_a_stopped_worker_is_removed():
+    # A worker terminated between creating a segment's name and sizing it leaves an empty
+    # segment that cannot be mapped; shutdown's cleanup must still remove the name.
+    _posixshmem = pytest.importorskip("_posixshmem")
+    from plugrad.data import _shm
+
+    name = "plg{}_test_empty_0".format(os.getpid())
+    fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+    os.close(fd)
+    assert shm_names(name) == [name]
+    _shm.unlink_quietly(name)
+    assert shm_names(name) == []
