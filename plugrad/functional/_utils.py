@@ -1,6 +1,7 @@
 """Argument normalisation shared by the functional modules (strict primitives, lenient front)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -10,8 +11,8 @@ from plugrad.core.device import get_device
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["as_tensor", "normalize_axes", "normalize_axis", "sum_to", "to_float", "shape_tuple",
-           "pair", "float_pair"]
+__all__ = ["as_tensor", "normalize_axes", "normalize_axis", "reduced_count", "sum_to", "to_float",
+           "shape_tuple", "pair", "float_pair"]
 
 
 def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tensor:
@@ -55,6 +56,11 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
             raise ValueError(f"{op}: repeated axis in {axis}")
         return axes
     return (normalize_axis(op, axis, ndim),)
+
+
+def reduced_count(shape: Sequence[int], axes: Sequence[int] | None) -> int:
+    """How many elements a reduction over ``axes`` (``None``: all) combines into each result."""
+    return math.prod(shape) if axes is None else math.prod(shape[a] for a in axes)
 
 
 def shape_tuple(op: str, shape: Any) -> tuple[int, ...]:

@@ -6,7 +6,13 @@ from typing import Any
 from plugrad.core import dtypes
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import as_tensor, normalize_axes, normalize_axis, to_float
+from plugrad.functional._utils import (
+    as_tensor,
+    normalize_axes,
+    normalize_axis,
+    reduced_count,
+    to_float,
+)
 
 __all__ = ["sum", "mean", "max", "min", "prod", "argmax", "argmin", "var", "std", "logsumexp",
            "norm"]
@@ -47,20 +53,11 @@ def min(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noq
     return _reduce("min", inp, axis, keepdims)
 
 
-def _count(x: Tensor, axes: tuple[int, ...] | None) -> int:
-    if axes is None:
-        return x.size
-    count = 1
-    for a in axes:
-        count *= x.shape[a]
-    return count
-
-
 def mean(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis``; integer input gives float32."""
     x = to_float(as_tensor(inp))
     axes = normalize_axes("mean", axis, x.ndim)
-    if _count(x, axes):
+    if reduced_count(x.shape, axes):
         return apply("mean", x, axis=axes, keepdims=bool(keepdims))
     return apply("sum", x, axis=axes, keepdims=bool(keepdims)) / 0.0  # nothing reduced: nan
 

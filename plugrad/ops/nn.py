@@ -12,7 +12,7 @@ import numpy as np
 from plugrad.core.dispatch import apply, as_tensor_like, create
 from plugrad.core.registry import composite
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import sum_to
+from plugrad.functional._utils import reduced_count, sum_to
 
 __all__ = ["ERF_COEFFICIENTS"]
 
@@ -55,10 +55,7 @@ def _linear_vjp(ctx, g):
 
 # -- batch_norm in training mode: batch statistics over ``axes`` --------------------------------
 def _batch_stats(x, axes, eps):
-    count = 1
-    for a in axes:
-        count *= x.shape[a]
-    scale = _const(1.0 / count, x)
+    scale = _const(1.0 / reduced_count(x.shape, axes), x)
     mean = apply("mul", apply("sum", x, axis=axes, keepdims=True), scale)
     centered = apply("sub", x, mean)
     var = apply("mul", apply("sum", apply("mul", centered, centered), axis=axes, keepdims=True),

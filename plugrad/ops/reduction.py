@@ -1,11 +1,10 @@
 """Reduction primitives and their vjps, and ``mean``, a composite of ``sum``."""
 from __future__ import annotations
 
-import math
-
 from plugrad import functional as F
 from plugrad.core.dispatch import apply, as_tensor_like
 from plugrad.core.registry import composite, primitive
+from plugrad.functional._utils import reduced_count
 
 
 def _kept_shape(ctx):
@@ -27,17 +26,13 @@ def _sum_vjp(ctx, g):
     return (apply("broadcast_to", g, shape=shape),)
 
 
-def _reduced_count(shape: tuple, axis: tuple | None) -> int:
-    return math.prod(shape) if axis is None else math.prod(shape[a] for a in axis)
-
-
 def _mean(x, *, axis, keepdims):
     total = apply("sum", x, axis=axis, keepdims=keepdims)
-    return apply("mul", total, as_tensor_like(1.0 / _reduced_count(x.shape, axis), total))
+    return apply("mul", total, as_tensor_like(1.0 / reduced_count(x.shape, axis), total))
 
 
 def _mean_vjp(ctx, g):
-    scale = as_tensor_like(1.0 / _reduced_count(ctx.saved[0].shape, ctx.attrs["axis"]), g)
+    scale = as_tensor_like(1.0 / reduced_count(ctx.saved[0].shape, ctx.attrs["axis"]), g)
     return _sum_vjp(ctx, apply("mul", g, scale))
 
 
