@@ -12,7 +12,7 @@ from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor, wrap
 
 __all__ = ["as_tensor", "normalize_axes", "normalize_axis", "reduced_count", "sum_to", "to_float",
-           "shape_tuple", "pair", "float_pair"]
+           "shape_tuple", "pair", "float_pair", "check_shape_without_axis"]
 
 
 def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tensor:
@@ -61,6 +61,15 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
 def reduced_count(shape: Sequence[int], axes: Sequence[int] | None) -> int:
     """How many elements a reduction over ``axes`` (``None``: all) combines into each result."""
     return math.prod(shape) if axes is None else math.prod(shape[a] for a in axes)
+
+
+def check_shape_without_axis(op: str, name: str, index: Tensor, source_name: str, source: Tensor,
+                             axis: int) -> None:
+    """``index`` must have ``source``'s shape without ``axis`` (a class index per position)."""
+    expected = source.shape[:axis] + source.shape[axis + 1:]
+    if tuple(index.shape) != expected:
+        raise ValueError(f"{op}: {name} shape {index.shape} must be {source_name} shape "
+                         f"{source.shape} without axis {axis}, i.e. {expected}")
 
 
 def shape_tuple(op: str, shape: Any) -> tuple[int, ...]:

@@ -7,7 +7,7 @@ from plugrad.core import dtypes
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
 from plugrad.functional import math as _math
-from plugrad.functional._utils import as_tensor, normalize_axis, to_float
+from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
 from plugrad.functional.elementwise import log
 
 __all__ = ["square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy"]
@@ -59,10 +59,7 @@ def cross_entropy(pred: Tensor, label: Tensor, axis: int = 1, with_logits: bool 
     pred = to_float(as_tensor(pred))
     axis = normalize_axis("cross_entropy", axis, pred.ndim)
     label = as_tensor(label, pred)
-    expected = pred.shape[:axis] + pred.shape[axis + 1:]
-    if tuple(label.shape) != expected:
-        raise ValueError(f"cross_entropy: label shape {label.shape} must be pred shape "
-                         f"{pred.shape} without axis {axis}, i.e. {expected}")
+    check_shape_without_axis("cross_entropy", "label", label, "pred", pred, axis)
     if label._data.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: label must hold integer class indices, got "
                         f"{label._data.dtype}")

@@ -9,7 +9,7 @@ import numpy as np
 from plugrad.core import dtypes
 from plugrad.core.dispatch import apply, as_tensor_like
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import as_tensor, normalize_axis, to_float
+from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
 from plugrad.functional.conv import conv2d, conv_transpose2d, linear
 from plugrad.functional.elementwise import relu, sigmoid
 from plugrad.functional.loss import binary_cross_entropy, cross_entropy, l1_loss, square_loss
@@ -63,10 +63,7 @@ def indexing_one_hot(src: Tensor, index: Tensor, axis: int = 1, keepdims: bool =
     src = as_tensor(src)
     axis = normalize_axis("indexing_one_hot", axis, src.ndim)
     index = as_tensor(index, src)
-    expected = src.shape[:axis] + src.shape[axis + 1:]
-    if tuple(index.shape) != expected:
-        raise ValueError(f"indexing_one_hot: index shape {index.shape} must be the source shape "
-                         f"{src.shape} without axis {axis}, i.e. {expected}")
+    check_shape_without_axis("indexing_one_hot", "index", index, "the source", src, axis)
     out = gather(src, axis, expand_dims(index, axis))
     return out if keepdims else squeeze(out, axis)
 
