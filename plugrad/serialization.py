@@ -12,6 +12,7 @@ leaves the previous file intact.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -151,10 +152,8 @@ def save(obj: Any, f: PathOrFile, pickle_protocol: int | None = None,
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
-        except OSError:
-            pass
         raise
     _fsync_folder(folder)
 
@@ -166,9 +165,8 @@ def _fsync_folder(folder: str) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):  # not every file system syncs directories
+            os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -11,6 +11,7 @@ so a worker that dies is noticed at once rather than hanging the loop.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import multiprocessing.connection
 import os
@@ -77,10 +78,8 @@ class _Pool:
         busy = any(self.outstanding)
         if not busy:  # idle workers: ask them to leave
             for conn in self.task_conns:
-                try:
+                with contextlib.suppress(OSError, ValueError):  # already gone
                     conn.send(None)
-                except (OSError, ValueError):
-                    pass
             deadline = time.monotonic() + _JOIN_TIMEOUT_S
             for p in self.procs:
                 p.join(max(0.0, deadline - time.monotonic()))
@@ -97,10 +96,8 @@ class _Pool:
             reader.cleanup(len(queue))
             queue.clear()
         for conn in self.task_conns + self.result_conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
 
 class MultiProcessIterator:

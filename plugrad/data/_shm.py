@@ -18,6 +18,7 @@ shutdown.
 
 from __future__ import annotations
 
+import contextlib
 from multiprocessing import shared_memory
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
@@ -120,10 +121,8 @@ class SlotWriter:
 
     def close(self) -> None:
         for shm in self.slots:
-            try:
+            with contextlib.suppress(BufferError, OSError):  # a view still exported: left to exit
                 shm.close()
-            except (BufferError, OSError):
-                pass
 
 
 class _Mapping:
@@ -131,10 +130,8 @@ class _Mapping:
 
     def __init__(self, name: str) -> None:
         shm = shared_memory.SharedMemory(name=name)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             shm.unlink()  # the mapping stays valid; the name is gone from /dev/shm
-        except FileNotFoundError:
-            pass
         self.name = name
         self._shm = shm
         self.flat: Optional[np.ndarray] = np.frombuffer(shm.buf, dtype=np.uint8)
@@ -143,10 +140,8 @@ class _Mapping:
         self.flat = None  # drop our export of the buffer before closing it
         shm = getattr(self, "_shm", None)
         if shm is not None:
-            try:
+            with contextlib.suppress(BufferError, OSError):
                 shm.close()
-            except (BufferError, OSError):
-                pass
 
 
 class _Lease:
@@ -220,9 +215,8 @@ def unlink_quietly(name: str) -> None:
         _unlink_name(name)
         return
     try:
-        shm.unlink()
-    except FileNotFoundError:
-        pass
+        with contextlib.suppress(FileNotFoundError):
+            shm.unlink()
     finally:
         shm.close()
 
@@ -232,7 +226,5 @@ def _unlink_name(name: str) -> None:
         from _posixshmem import shm_unlink  # what multiprocessing.shared_memory uses
     except ImportError:  # not POSIX: segments have no names to leave behind
         return
-    try:
+    with contextlib.suppress(OSError):
         shm_unlink("/" + name)
-    except OSError:
-        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -168,10 +169,8 @@ class _PreloadIterator:
     def close(self) -> None:
         self._stop.set()
         self._finished = True
-        try:  # unblock a producer waiting on a full queue
+        with contextlib.suppress(queue.Empty):  # unblock a producer waiting on a full queue
             self._queue.get_nowait()
-        except queue.Empty:
-            pass
 
     def __del__(self) -> None:
         self.close()

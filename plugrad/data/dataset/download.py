@@ -7,6 +7,7 @@ interrupted or corrupt download never looks like a finished file.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -39,7 +40,7 @@ def md5sum(path: str, decompress: bool = False) -> str:
 
 
 class _Incomplete(OSError):
-    pass
+    """The server closed the connection before sending the whole file."""
 
 
 def _fetch_to_temp(
@@ -70,10 +71,8 @@ def _fetch_to_temp(
             )
         return tmp, digest.hexdigest()
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.remove(tmp)
-        except OSError:
-            pass
         raise
 
 
