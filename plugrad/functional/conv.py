@@ -6,11 +6,12 @@ C // groups, kh, kw)`` or already merged into 4-D ``(O, C // groups, kh, kw)``.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import as_tensor, float_pair, pair, to_float
+from plugrad.functional._utils import as_tensor, float_pair, pair
 from plugrad.ops.conv import conv_out_hw
 
 __all__ = ["conv2d", "conv_transpose2d", "linear"]
@@ -47,17 +48,22 @@ def _check_input(op: str, x: Tensor) -> None:
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W); got shape {x.shape}")
 
 
-def _channel_bias(op: str, bias: Any, like: Tensor, channels: int) -> Tensor:
-    """``bias`` as a (1, channels, 1, 1) tensor of ``like``'s dtype and device."""
+def _bias(op: str, bias: Any, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``bias`` as a tensor of ``shape`` (one value per output) in ``like``'s dtype and device."""
     bias = as_tensor(bias, like)
-    if bias.size != channels:
+    count = math.prod(shape)
+    if bias.size != count:
         raise ValueError(f"{op}: bias of shape {bias.shape} has {bias.size} values; expected "
-                         f"{channels}, one per output channel, shaped (1, {channels}, 1, 1)")
+                         f"{count}, one per output, shaped {shape}")
     if bias._data.dtype != like._data.dtype:
         bias = apply("cast", bias, dtype=like._data.dtype)
-    if bias._data.shape != (1, channels, 1, 1):
-        bias = apply("reshape", bias, shape=(1, channels, 1, 1))
+    if bias._data.shape != shape:
+        bias = apply("reshape", bias, shape=shape)
     return bias
+
+
+def _channel_bias(op: str, bias: Any, like: Tensor, channels: int) -> Tensor:
+    return _bias(op, bias, like, (1, channels, 1, 1))
 
 
 def _add_bias(op: str, out: Tensor, bias: Any) -> Tensor:
@@ -186,12 +192,4 @@ def linear(inp: Tensor, weight: Tensor, bias: Tensor | None = None,
                          f"input shape {x.shape}; flatten it first, e.g. F.flatten(x, 1)")
     if bias is None:
         return apply(op, x, w)
-    b = to_float(as_tensor(bias, x))
-    if b._data.dtype != x._data.dtype:
-        b = apply("cast", b, dtype=x._data.dtype)
-    if tuple(b.shape) != (w.shape[0],):
-        if b.size != w.shape[0]:
-            raise ValueError(f"{op}: bias of shape {b.shape} must have out_features = "
-                             f"{w.shape[0]} values")
-        b = apply("reshape", b, shape=(w.shape[0],))
-    return apply(op, x, w, b)
+    return apply(op, x, w, _bias(op, bias, x, (w.shape[0],)))
