@@ -15,9 +15,8 @@ import argparse
 import statistics
 import time
 
-from lenet_step import initial_state, make_batch, plugrad_parts
+from lenet_step import initial_state, make_batch, plugrad_step
 
-import plugrad.functional as F
 from plugrad.core.device import get_device
 
 
@@ -44,12 +43,7 @@ def main() -> None:
         cursor[0] += 1
         return out
 
-    model, gm, opt, x, y = plugrad_parts(initial_state(), *make_batch(args.batch))
-
-    def step() -> None:
-        with gm:
-            gm.backward(F.nn.cross_entropy(model(x), y))
-            opt.step().clear_grad()
+    step = plugrad_step(initial_state(), *make_batch(args.batch))
 
     try:
         table.update({name: recording(name) for name in real})
