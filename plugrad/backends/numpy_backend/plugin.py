@@ -26,6 +26,12 @@ def _from_host(array: np.ndarray, index: int) -> np.ndarray:
     return array
 
 
+def _collectives(comm, index: int):
+    from plugrad.distributed.mpi import MPICommunicator  # mpi4py only when a group forms
+
+    return MPICommunicator(comm)
+
+
 @hookimpl
 def plugrad_api_version() -> int:
     return API_VERSION
@@ -41,4 +47,5 @@ def plugrad_register(registry) -> None:
         from_host=_from_host,
         array_types=(np.ndarray,),
         priority=0,
+        collectives=_collectives,
     ))
