@@ -15,8 +15,8 @@ from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef
 from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["apply", "record", "binary", "promote_pair", "create", "check_broadcast", "common_device",
-           "as_tensor_like"]
+__all__ = ["apply", "record", "binary", "promote_pair", "create", "check_broadcast",
+           "common_device", "as_tensor_like"]
 
 
 def common_device(op: str, inputs: tuple[Tensor, ...]):

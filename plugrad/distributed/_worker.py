@@ -36,30 +36,24 @@ def _resolve(target: dict[str, Any]) -> Callable:
     return found.func if isinstance(found, launcher) else found
 
 
-def _write(path: Path, data: bytes) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_bytes(data)
-    partial.rename(path)
-
-
 def main(run_dir: Path) -> None:
+    from plugrad.distributed.launcher import note_rank_failed, write_atomically
     from plugrad.distributed.mpi import import_mpi
 
     MPI = import_mpi()
     rank = MPI.COMM_WORLD.Get_rank()
-    (run_dir / f"pid{rank}").write_text(str(os.getpid()))
     try:
         task = pickle.loads((run_dir / "task.pkl").read_bytes())
+        sys.path[:] = task["sys_path"]
         func = _resolve(task["target"])
         args, kwargs = pickle.loads((run_dir / "args.pkl").read_bytes())
         from plugrad.distributed.group import init_process_group
 
         init_process_group(device_type=task["device_type"], backend=task["backend"])
         result = func(*args, **kwargs)
-        _write(run_dir / f"result{rank}.pkl", pickle.dumps(result))
+        write_atomically(run_dir / f"result{rank}.pkl", pickle.dumps(result))
     except BaseException:
-        _write(run_dir / f"error{rank}.txt", traceback.format_exc().encode())
-        sys.stderr.flush()
+        note_rank_failed(rank, traceback.format_exc())
         MPI.COMM_WORLD.Abort(1)
 
 

@@ -12,6 +12,7 @@ import threading
 import traceback
 from typing import Any, Sequence
 
+from plugrad.distributed.launcher import note_rank_started
 from plugrad.distributed.mpi import HostCommunicator, import_mpi, launched_by_mpi
 
 __all__ = ["Group", "WORLD", "init_process_group", "is_distributed", "get_rank",
@@ -73,10 +74,14 @@ WORLD = Group()
 
 def _abort_on_uncaught(kind: type, value: BaseException, tb: Any) -> None:
     """An uncaught exception on one rank stops every rank, naming the one that raised."""
-    rank = _server.comm.Get_rank() if _server is not None else "?"
+    from plugrad.distributed.launcher import note_rank_failed
+
+    rank = import_mpi().COMM_WORLD.Get_rank()
+    text = "".join(traceback.format_exception(kind, value, tb))
     sys.stderr.write(f"plugrad.distributed: rank {rank} raised an exception; aborting all "
-                     f"ranks\n{''.join(traceback.format_exception(kind, value, tb))}")
+                     f"ranks\n{text}")
     sys.stderr.flush()
+    note_rank_failed(rank, text)
     import_mpi().COMM_WORLD.Abort(1)
 
 
@@ -121,6 +126,7 @@ def init_process_group(master_ip: str | None = None, port: int | None = None,
         name = f"{device_type}{device}"
         set_default_device(name)
         _server = _Server(world.Dup(), backend or "auto", name)
+        note_rank_started(world.Get_rank())
         if world.Get_size() > 1:
             sys.excepthook = _abort_on_uncaught
 

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from plugrad.distributed.mpi import INSTALL_HINT
 
-__all__ = ["launcher", "find_mpiexec", "run_mpiexec", "RankFailed"]
+__all__ = ["launcher", "find_mpiexec", "run_mpiexec", "RankFailed", "note_rank_started",
+           "note_rank_failed"]
 
 #: Set in every process the launcher starts, so a stray top-level call does not recurse.
 WORKER_VARIABLE = "PLUGRAD_LAUNCHED_RANK"
@@ -34,6 +35,32 @@ class RankFailed(RuntimeError):
     def __init__(self, message: str, rank: int | None):
         super().__init__(message)
         self.rank = rank
+
+
+def _run_dir() -> Path | None:
+    folder = os.environ.get(WORKER_VARIABLE)
+    return Path(folder) if folder else None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.rename(path)
+
+
+def note_rank_started(rank: int) -> None:
+    """In a launched rank, leave its pid, so a death the MPI process manager reports by pid
+    is named by rank."""
+    run_dir = _run_dir()
+    if run_dir is not None:
+        write_atomically(run_dir / f"pid{rank}", str(os.getpid()).encode())
+
+
+def note_rank_failed(rank: int, text: str) -> None:
+    """In a launched rank, leave the traceback for the launcher's error."""
+    run_dir = _run_dir()
+    if run_dir is not None:
+        write_atomically(run_dir / f"error{rank}.txt", text.encode())
 
 
 def find_mpiexec() -> str:
@@ -194,8 +221,9 @@ class launcher:  # noqa: N801  (MegEngine's name)
             raise RuntimeError("launcher: called inside a launched rank (the main script runs "
                                "again in each rank); guard the launching call with "
                                "if __name__ == '__main__':")
-        task = {"target": _reference(self.func), "device_type": self.device_type,
-                "backend": self.backend}
+        # The parent's import path goes along, as with multiprocessing's spawn.
+        task = {"target": _reference(self.func), "sys_path": list(sys.path),
+                "device_type": self.device_type, "backend": self.backend}
         with tempfile.TemporaryDirectory(prefix="plugrad-launch-") as folder:
             run_dir = Path(folder)
             (run_dir / "task.pkl").write_bytes(pickle.dumps(task))

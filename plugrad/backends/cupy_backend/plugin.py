@@ -62,6 +62,7 @@ def _device_scope(index: int) -> ContextManager[Any]:
 
 
 def _collectives(comm: Any, index: int) -> Any:
+    """NCCL through CuPy (cupy.cuda.nccl); through the host where ranks share a GPU."""
     from plugrad.backends.cupy_backend.nccl import nccl_communicator
 
     return nccl_communicator(comm, index)

@@ -27,6 +27,7 @@ def _from_host(array: np.ndarray, index: int) -> np.ndarray:
 
 
 def _collectives(comm, index: int):
+    """MPI on the arrays themselves (mpi4py)."""
     from plugrad.distributed.mpi import MPICommunicator  # mpi4py only when a group forms
 
     return MPICommunicator(comm)
