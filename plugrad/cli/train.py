@@ -143,7 +143,7 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                                   gamma=args.lr_decay)
     steps = len(train_loader) if args.limit is None else min(args.limit, len(train_loader))
     say(f"training LeNet on MNIST: {args.epochs} epochs, batch {args.batch_size}, "
-          f"{steps} steps/epoch, device {device.logical} ({device.physical})", flush=True)
+        f"{steps} steps/epoch, device {device.logical} ({device.physical})", flush=True)
     history = []
     for epoch in range(1, args.epochs + 1):
         start, total_loss, seen = time.perf_counter(), 0.0, 0
@@ -168,7 +168,7 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                   "seconds": train_seconds, "lr": lr}
         history.append(record)
         say(f"epoch {epoch:2d}  loss {record['loss']:.4f}  test accuracy "
-              f"{100 * accuracy:.2f}%  time {train_seconds:.1f}s  lr {lr:g}", flush=True)
+            f"{100 * accuracy:.2f}%  time {train_seconds:.1f}s  lr {lr:g}", flush=True)
     if not reports:
         return history
     plugrad.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -102,3 +102,28 @@ def raises_on_rank_1() -> None:
 if __name__ == "__main__":
     # Under plain mpiexec: run the named check on every rank.
     globals()[sys.argv[1]]()
+
+
+def bucket_counts() -> dict:
+    """How many all-reduces one LeNet backward costs, with big and with small buckets."""
+    from plugrad.distributed import helper
+    from plugrad.distributed.group import WORLD, communicator
+    from plugrad.nn import LeNet
+
+    comm = communicator(WORLD, plugrad.tensor(1.0).device)
+    calls = []
+    original = comm.all_reduce
+    comm.all_reduce = lambda x, op: calls.append(x.size) or original(x, op)
+    result = {}
+    for bucket_bytes in (helper.BUCKET_BYTES, 50_000):
+        helper.BUCKET_BYTES = bucket_bytes
+        plugrad.random.seed(0)
+        model = LeNet()
+        gm = GradManager().attach(model.parameters(), callbacks=[dist.make_allreduce_cb("sum")])
+        x = np.random.default_rng(dist.get_rank()).standard_normal((4, 1, 32, 32))
+        calls.clear()
+        with gm:
+            gm.backward(model(plugrad.tensor(x.astype("float32"))).sum())
+        result[bucket_bytes] = {"calls": list(calls),
+                                "grads": [p.grad.numpy() for p in model.parameters()]}
+    return result

@@ -101,3 +101,32 @@ def test_without_mpi4py_import_works_and_the_error_says_what_to_install():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert "pip install 'plugrad[mpi]'" in out
+
+
+def test_gradients_travel_in_buckets():
+    from plugrad.distributed.helper import BUCKET_BYTES
+
+    results = dist.launcher(program.bucket_counts, n_gpus=2)()
+    big, small = results[0][BUCKET_BYTES], results[0][50_000]
+    assert big["calls"] == [61706]  # LeNet's 10 gradients in one all-reduce
+    # 50 KB buckets: fc1's 48,000-float gradient fills one alone, the others share.
+    assert len(small["calls"]) > 2 and sum(small["calls"]) == 61706
+    for rank_result in results:
+        for a, b in zip(rank_result[BUCKET_BYTES]["grads"], rank_result[50_000]["grads"]):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    # Summed over ranks: both ranks hold the sum of what each rank's input alone gives.
+    import plugrad
+    from plugrad.autodiff import GradManager
+    from plugrad.nn import LeNet
+
+    plugrad.random.seed(0)
+    model = LeNet()
+    gm = GradManager().attach(model.parameters())
+    for rank in (0, 1):
+        x = np.random.default_rng(rank).standard_normal((4, 1, 32, 32)).astype("float32")
+        with gm:
+            gm.backward(model(plugrad.tensor(x)).sum())
+    expected = [p.grad.numpy() for p in model.parameters()]
+    for rank_result in results:
+        for got, want in zip(rank_result[BUCKET_BYTES]["grads"], expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
