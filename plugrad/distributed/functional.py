@@ -5,6 +5,7 @@ type's own collectives, or MPI through the host) and, while a GradManager record
 node on the tape whose vjp is the dual collective: all_reduce_sum <-> all_reduce_sum,
 all_gather <-> reduce_scatter_sum, broadcast -> a sum to the root. all_reduce_max/min pass no
 gradient, as in MegEngine. Every rank of the group must make the same calls in the same order.
+``device`` is accepted for MegEngine compatibility: a collective runs on its tensor's device.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from plugrad.core.dispatch import apply, record
 from plugrad.core.registry import OpDef
 from plugrad.core.tensor import Tensor, wrap
 from plugrad.distributed.group import WORLD, Group, communicator
+from plugrad.functional._utils import normalize_axis
 
 __all__ = ["all_reduce_sum", "all_reduce_max", "all_reduce_min", "broadcast", "all_gather",
            "reduce_scatter_sum"]
@@ -39,13 +41,10 @@ def _collective(definition: OpDef, run: Callable[[Any, Any], Any], inp: Tensor, 
 
 
 def _along_axis_0(inp: Tensor, axis: int, run: Callable[[Tensor], Tensor]) -> Tensor:
-    """``run`` on ``inp`` with ``axis`` moved to the front, then moved back."""
-    ndim = inp.ndim
-    axis = axis + ndim if axis < 0 else axis
-    if not 0 <= axis < max(ndim, 1):
-        raise ValueError(f"collective: axis {axis} is out of range for a {ndim}-d tensor")
+    """``run`` on ``inp`` with (the already normalised) ``axis`` moved to the front and back."""
     if axis == 0:
         return run(inp)
+    ndim = inp.ndim
     perm = (axis,) + tuple(i for i in range(ndim) if i != axis)
     inverse = tuple(sorted(range(ndim), key=perm.__getitem__))
     return apply("transpose", run(apply("transpose", inp, perm=perm)), perm=inverse)
@@ -117,9 +116,7 @@ def all_gather(inp: Tensor, group: Group = WORLD, device: Any = None, axis: int 
         Tensor([[0], [1]], dtype=int32, device=xpux:0)
     """
     _check("all_gather", inp, group)
-    if inp.ndim == 0:
-        raise ValueError("all_gather: needs a tensor of at least 1 dimension; got a 0-d tensor; "
-                         "reshape it to (1,)")
+    axis = normalize_axis("all_gather", axis, inp.ndim)
     return _along_axis_0(inp, axis, lambda x: _collective(
         _ALL_GATHER, lambda c, a: c.all_gather(a), x, group))
 
@@ -129,9 +126,10 @@ def reduce_scatter_sum(inp: Tensor, group: Group = WORLD, device: Any = None,
     """The sum over ranks of ``inp``, cut into ``group.size`` parts along ``axis``; rank r
     keeps part r."""
     _check("reduce_scatter_sum", inp, group)
+    axis = normalize_axis("reduce_scatter_sum", axis, inp.ndim)
     size = group.size
-    if inp.ndim == 0 or inp.shape[axis] % size:
-        raise ValueError(f"reduce_scatter_sum: axis {axis} must split evenly over {size} ranks; "
-                         f"got shape {tuple(inp.shape)}")
+    if inp.shape[axis] % size:
+        raise ValueError(f"reduce_scatter_sum: axis {axis} of shape {tuple(inp.shape)} does not "
+                         f"split evenly over {size} ranks; pad it to a multiple of {size}")
     return _along_axis_0(inp, axis, lambda x: _collective(
         _REDUCE_SCATTER, lambda c, a: c.reduce_scatter(a), x, group))

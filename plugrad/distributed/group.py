@@ -30,6 +30,7 @@ class _Server:
 
 _server: _Server | None = None
 _lock = threading.Lock()
+_communicators_lock = threading.Lock()
 
 
 class Group:
@@ -190,10 +191,16 @@ def communicator(group: Group, device: Any) -> Any:
     """
     key = (device.type.name, device.index)
     found = group._communicators.get(key)
-    if found is None:
+    if found is not None:
+        return found
+    backend = get_backend()
+    with _communicators_lock:  # made once, even when two threads ask at the same time
+        found = group._communicators.get(key)
+        if found is not None:
+            return found
         device_type = device.type
         factory = device_type.collectives
-        if factory is not None and get_backend() != "mpi":
+        if factory is not None and backend != "mpi":
             found = factory(group.comm, device.index)
         if found is None:
             found = HostCommunicator(group.comm, device.index, device_type.to_host,

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -64,13 +65,16 @@ def note_rank_failed(rank: int, text: str) -> None:
 
 
 def find_mpiexec() -> str:
-    """The ``mpiexec`` to use: ``$PLUGRAD_MPIEXEC``, the one beside this Python, or PATH's."""
+    """The ``mpiexec`` to use: ``$PLUGRAD_MPIEXEC``, the one pip installed for this Python (the
+    mpich wheel's, matching mpi4py's library), or PATH's."""
     chosen = os.environ.get("PLUGRAD_MPIEXEC")
     if chosen:
         return chosen
-    beside = Path(sys.executable).parent / "mpiexec"
-    if beside.exists():
-        return str(beside)
+    folders = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts")),
+               Path(sysconfig.get_path("scripts", f"{os.name}_user"))]
+    for folder in folders:
+        if (folder / "mpiexec").exists():
+            return str(folder / "mpiexec")
     found = shutil.which("mpiexec")
     if found is None:
         raise RuntimeError(f"plugrad.distributed: no mpiexec found beside {sys.executable} or "

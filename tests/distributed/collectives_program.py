@@ -127,3 +127,18 @@ def bucket_counts() -> dict:
         result[bucket_bytes] = {"calls": list(calls),
                                 "grads": [p.grad.numpy() for p in model.parameters()]}
     return result
+
+
+def bad_inputs() -> list[tuple[str, str]]:
+    """The errors of wrong calls, as (type name, message)."""
+    messages = []
+    calls = (lambda: DF.reduce_scatter_sum(plugrad.tensor(np.ones(3, dtype="float32"))),
+             lambda: DF.all_gather(plugrad.tensor(1.0)),
+             lambda: DF.all_gather(plugrad.tensor(np.ones((2, 2), dtype="float32")), axis=2),
+             lambda: dist.new_group([0, 5]))
+    for call in calls:
+        try:
+            call()
+        except (TypeError, ValueError) as exc:
+            messages.append((type(exc).__name__, str(exc)))
+    return messages

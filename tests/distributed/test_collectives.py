@@ -132,3 +132,27 @@ def test_gradients_travel_in_buckets():
     for rank_result in results:
         for got, want in zip(rank_result[BUCKET_BYTES]["grads"], expected, strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_wrong_calls_say_what_is_wrong():
+    messages = dist.launcher(program.bad_inputs, n_gpus=2)()[0]
+    assert messages[0] == ("ValueError", "reduce_scatter_sum: axis 0 of shape (3,) does not "
+                           "split evenly over 2 ranks; pad it to a multiple of 2")
+    assert messages[1][0] == "ValueError" and "0-d tensor" in messages[1][1]
+    assert messages[2][0] == "ValueError" and "axis 2 is out of range" in messages[2][1]
+    assert messages[3] == ("ValueError", "new_group: ranks must be distinct integers in "
+                           "[0, 2); got [0, 5]")
+    with pytest.raises(TypeError, match="all_reduce_sum: expected a Tensor; got list"):
+        dist.functional.all_reduce_sum([1.0, 2.0])
+    with pytest.raises(ValueError, match="reduce_method must be 'sum' or 'mean'; got 'median'"):
+        dist.make_allreduce_cb("median")
+
+
+def test_under_plain_mpiexec_a_killed_rank_stops_the_others():
+    start = time.perf_counter()
+    done = subprocess.run([find_mpiexec(), "-n", "2", sys.executable,
+                           str(HERE / "collectives_program.py"), "killed_mid_step"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    assert "Killed (signal 9)" in done.stdout + done.stderr  # MPICH's own report
+    assert time.perf_counter() - start < 60
