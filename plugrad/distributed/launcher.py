@@ -82,9 +82,31 @@ def find_mpiexec() -> str:
     return found
 
 
-# The lines MPICH's process manager prints when a rank dies (a banner of '=' lines).
-_HYDRA_REPORT = re.compile(r"^(=|YOUR APPLICATION TERMINATED|This typically refers|Please see "
-                           r"the FAQ)")
+class _ReportFilter:
+    """Passes the ranks' output on, keeping back the banner MPICH's process manager prints when
+    a rank dies (its pid and exit status go into the launcher's error instead)."""
+
+    def __init__(self) -> None:
+        self.report: list[str] = []
+        self._held: list[str] = []
+        self._inside = False
+
+    def feed(self, line: str) -> str:
+        """The text to print now for ``line``."""
+        if self._inside:
+            self.report.append(line)
+            self._inside = not line.startswith("Please see the FAQ")
+            return ""
+        if line.startswith("====="):  # maybe the banner's first line: wait for the next
+            self._held.append(line)
+            return ""
+        if "BAD TERMINATION" in line:
+            self.report += self._held + [line]
+            self._held, self._inside = [], True
+            return ""
+        out = "".join(self._held) + line
+        self._held = []
+        return out
 
 
 def _how_it_ended(report: str, code: int) -> str:
@@ -116,21 +138,20 @@ def run_mpiexec(nproc: int, command: list[str], run_dir: Path,
     process = subprocess.Popen([find_mpiexec(), "-n", str(nproc), *command], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                bufsize=1)
-    report = []
+    output = _ReportFilter()
     try:
         for line in process.stdout:  # the ranks' output, passed on as it comes
-            if _HYDRA_REPORT.match(line):  # its facts go into the error naming the rank
-                report.append(line)
-                continue
-            sys.stdout.write(line)
-            sys.stdout.flush()
+            shown = output.feed(line)
+            if shown:
+                sys.stdout.write(shown)
+                sys.stdout.flush()
         code = process.wait()
     except BaseException:  # Ctrl-C: the process manager stops every rank
         process.terminate()
         process.wait()
         raise
     if code != 0:
-        raise _failure(nproc, run_dir, "".join(report), code)
+        raise _failure(nproc, run_dir, "".join(output.report), code)
 
 
 def _failure(nproc: int, run_dir: Path, report: str, code: int) -> RankFailed:

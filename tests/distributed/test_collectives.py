@@ -156,3 +156,17 @@ def test_under_plain_mpiexec_a_killed_rank_stops_the_others():
     assert done.returncode != 0
     assert "Killed (signal 9)" in done.stdout + done.stderr  # MPICH's own report
     assert time.perf_counter() - start < 60
+
+
+def test_only_the_process_managers_banner_is_kept_back_from_the_output():
+    from plugrad.distributed.launcher import _ReportFilter
+
+    banner = ["=" * 40 + "\n", "=   BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES\n",
+              "=   PID 4242 RUNNING AT vm\n", "=" * 40 + "\n",
+              "YOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)\n",
+              "Please see the FAQ page for debugging suggestions\n"]
+    output = _ReportFilter()
+    shown = "".join(output.feed(line) for line in
+                    ["===== a rank's own ruler =====\n", "loss 0.5\n", *banner, "after\n"])
+    assert shown == "===== a rank's own ruler =====\nloss 0.5\nafter\n"
+    assert output.report == banner
