@@ -198,7 +198,7 @@ def main(argv: list[str]) -> int:
     if args.nproc > 1:
         from plugrad.distributed.data_parallel import start
 
-        return start(["train", *_without_nproc(argv)], args.nproc)
+        return start(["-m", "plugrad", "train", *_without_nproc(argv)], args.nproc)
     if args.plot:
         try:
             import matplotlib  # noqa: F401  (checked before hours of training, not after)

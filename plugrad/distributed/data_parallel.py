@@ -1,6 +1,6 @@
 """Data-parallel training for ready-made jobs (``plugrad train --nproc N``).
 
-The job's code stays a single-process loop: :func:`start` runs its command as N MPI ranks,
+The job's code stays a single-process loop: :func:`start` runs it as N MPI ranks,
 and inside each rank :func:`setup` gives every rank rank 0's initial weights and the gradient
 all-reduce callback; the samplers split each epoch by rank on their own.
 """
@@ -18,14 +18,14 @@ from plugrad.distributed.launcher import RankFailed, run_mpiexec
 __all__ = ["start", "setup"]
 
 
-def start(command: list[str], nproc: int) -> int:
-    """Run ``python -m plugrad <command>`` as ``nproc`` ranks; returns the exit status.
+def start(python_args: list[str], nproc: int) -> int:
+    """Run ``python <python_args>`` as ``nproc`` ranks; returns the exit status.
 
     A rank that raises or dies stops the others; the message names it.
     """
     with tempfile.TemporaryDirectory(prefix="plugrad-nproc-") as folder:
         try:
-            run_mpiexec(nproc, [sys.executable, "-m", "plugrad", *command], Path(folder))
+            run_mpiexec(nproc, [sys.executable, *python_args], Path(folder))
         except RankFailed as exc:
             print(f"plugrad: {exc}", file=sys.stderr)
             return 1

@@ -170,3 +170,11 @@ def test_only_the_process_managers_banner_is_kept_back_from_the_output():
                     ["===== a rank's own ruler =====\n", "loss 0.5\n", *banner, "after\n"])
     assert shown == "===== a rank's own ruler =====\nloss 0.5\nafter\n"
     assert output.report == banner
+
+
+def test_the_runner_names_a_killed_script_rank():
+    done = subprocess.run([sys.executable, "-m", "plugrad.distributed", "-n", "2",
+                           str(HERE / "collectives_program.py"), "killed_mid_step"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert "rank 1 of 2 died (killed by signal 9 (SIGKILL))" in done.stderr, done.stderr
