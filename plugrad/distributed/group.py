@@ -12,7 +12,7 @@ import threading
 import traceback
 from typing import Any, Sequence
 
-from plugrad.distributed.launcher import note_rank_started
+from plugrad.distributed.launcher import note_rank_failed, note_rank_started
 from plugrad.distributed.mpi import HostCommunicator, import_mpi, launched_by_mpi
 
 __all__ = ["Group", "WORLD", "init_process_group", "is_distributed", "get_rank",
@@ -75,8 +75,6 @@ WORLD = Group()
 
 def _abort_on_uncaught(kind: type, value: BaseException, tb: Any) -> None:
     """An uncaught exception on one rank stops every rank, naming the one that raised."""
-    from plugrad.distributed.launcher import note_rank_failed
-
     rank = import_mpi().COMM_WORLD.Get_rank()
     text = "".join(traceback.format_exception(kind, value, tb))
     sys.stderr.write(f"plugrad.distributed: rank {rank} raised an exception; aborting all "
