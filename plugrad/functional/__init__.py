@@ -26,10 +26,12 @@ from plugrad.functional.pooling import (
     avg_pool2d,
     max_pool2d,
 )
+from plugrad.functional.sorting import argsort, sort, topk
 from plugrad.functional.tensor import *  # noqa: F401,F403
 from plugrad.functional.tensor import __all__ as _tensor_all
 
 __all__ = [*_elementwise_all, *_math_all, *_tensor_all, "matmul", "dot", "softmax",
            "logsoftmax", "one_hot", "indexing_one_hot", "nn", "loss", "conv2d",
            "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-           "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "leaky_relu", "gelu"]
+           "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "leaky_relu", "gelu",
+           "sort", "argsort", "topk"]
