@@ -22,6 +22,7 @@ MODULES: list[str] = [
     "plugrad.conformance.ops.conv",
     "plugrad.conformance.ops.nn",
     "plugrad.conformance.ops.sorting",
+    "plugrad.conformance.ops.composed",
 ]
 
 _loaded: set[str] = set()
