@@ -37,7 +37,8 @@ class RNG:
     """
 
     def __init__(self, seed: int | None = None, device: Any = None) -> None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"RNG: seed must be an int or None; got {type(seed).__name__} "
                             f"{seed!r}")
         self._generator = np.random.default_rng(None if seed is None else int(seed))

@@ -12,8 +12,8 @@ from plugrad.core.tensor import Tensor
 __all__ = ["Collator"]
 
 _ERR = (
-    "Collator: inputs must contain numpy arrays, plugrad Tensors, numbers, Unicode strings, bytes, "
-    "dicts or lists; found {}"
+    "Collator: inputs must contain numpy arrays, plugrad Tensors, numbers, Unicode strings, "
+    "bytes, dicts or lists; found {}"
 )
 
 

@@ -157,12 +157,17 @@ def conv1d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int 
                          f"4-D (groups, out // groups, in // groups, k); got shape {w.shape}")
     stride, padding = _single(op, "stride", stride, 1), _single(op, "padding", padding, 0)
     dilation = _single(op, "dilation", dilation, 1)
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
+    if w.ndim == 4 and w.shape[0] != groups:
+        raise ValueError(f"{op}: a 4-D weight of shape {w.shape} has {w.shape[0]} groups on "
+                         f"axis 0, but groups={groups}")
     group_channels = w.shape[-2]
-    if not isinstance(groups, int) or groups < 1 or group_channels * groups != x.shape[1]:
+    if group_channels * groups != x.shape[1]:
         raise ValueError(f"{op}: the input has {x.shape[1]} channels (shape {x.shape}) but the "
-                         f"weight of shape {w.shape} with groups={groups!r} expects "
-                         f"{group_channels * groups if isinstance(groups, int) else '?'}; the "
-                         f"weight's axis -2 must be in_channels // groups")
+                         f"weight of shape {w.shape} with groups={groups} expects "
+                         f"{group_channels * groups}; the weight's axis -2 must be "
+                         f"in_channels // groups")
     span = dilation * (w.shape[-1] - 1) + 1
     if x.shape[2] + 2 * padding < span:
         raise ValueError(f"{op}: the input's length {x.shape[2]} with padding {padding} is "

@@ -60,7 +60,8 @@ class RandomResizedCrop(VisionTransform):
             w = int(round(math.sqrt(target * ratio)))
             h = int(round(math.sqrt(target / ratio)))
             if 0 < w <= width and 0 < h <= height:
-                return np.random.randint(0, width - w + 1), np.random.randint(0, height - h + 1), w, h
+                x = np.random.randint(0, width - w + 1)
+                return x, np.random.randint(0, height - h + 1), w, h
         ratio = width / height
         if ratio < self.ratio_range[0]:
             w, h = width, int(round(width / self.ratio_range[0]))
