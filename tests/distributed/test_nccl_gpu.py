@@ -19,7 +19,7 @@ from plugrad.distributed.launcher import find_mpiexec
 from test_dp_equivalence import MNIST, PROGRAM, _assert_same_training
 
 GPUS = devices.get_device_count("gpu")
-pytestmark = [pytest.mark.skipif(GPUS == 0, reason="CuPy sees no CUDA device"),
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPUS == 0, reason="CuPy sees no CUDA device"),
               pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists(),
                                  reason="the real MNIST files are not beside this checkout")]
 
