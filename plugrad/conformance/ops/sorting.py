@@ -100,8 +100,7 @@ def _topk_values(x, k, descending, kth_only):
 
 
 def _topk_indices(x, k, descending, kth_only):
-    values, indices = F.topk(x, k, descending=descending, kth_only=kth_only)
-    return values if kth_only else indices  # kth_only has no indices: check the values
+    return F.topk(x, k, descending=descending, kth_only=kth_only)[1]
 
 
 def _topk_reference(x: np.ndarray, k: int, descending: bool, kth_only: bool) -> np.ndarray:
@@ -111,17 +110,14 @@ def _topk_reference(x: np.ndarray, k: int, descending: bool, kth_only: bool) -> 
 
 def _topk_index_reference(x: np.ndarray, k: int, descending: bool,
                           kth_only: bool) -> np.ndarray:
-    if kth_only:
-        return _topk_reference(x, k, descending, kth_only)
+    if kth_only:  # where the k-th value first occurs in its row
+        kth = _topk_reference(x, k, descending, kth_only)[..., None]
+        return np.argmax(x == kth, axis=-1).astype(np.int32)
     return _argsort_reference(x, descending)[..., :k]
 
 
 def _int32(sample: Sample, dtype: np.dtype) -> str:
     return "int32"
-
-
-def _index_dtype(sample: Sample, dtype: np.dtype) -> str:
-    return dtype.name if sample.kwargs.get("kth_only") else "int32"
 
 
 register(
@@ -137,5 +133,5 @@ register(
     OpRecord("argsort", _topk_values, _topk_reference, _topk_samples(S.distinct, True),
              NUMERIC, name="topk"),
     OpRecord("argsort", _topk_indices, _topk_index_reference, _topk_samples(_tied, False),
-             NUMERIC, name="topk_indices", grad=False, out_dtype=_index_dtype),
+             NUMERIC, name="topk_indices", grad=False, out_dtype=_int32),
 )
