@@ -11,7 +11,7 @@ from typing import Any
 
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import as_tensor, float_pair, pair
+from plugrad.functional._utils import as_tensor, float_pair, pair, single
 from plugrad.ops.conv import conv_out_hw
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "linear"]
@@ -121,16 +121,6 @@ def conv2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntP
     return apply("conv2d_bias", x, w, _channel_bias(op, bias, x, out_channels), **attrs)
 
 
-def _single(op: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{op}: {name} must be an int; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{op}: {name} must be at least {minimum}; got {value}")
-    return value
-
-
 def conv1d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
            padding: int = 0, dilation: int = 1, groups: int = 1,
            conv_mode: str = "cross_correlation", compute_mode: str = "default") -> Tensor:
@@ -155,8 +145,8 @@ def conv1d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int 
     if w.ndim not in (3, 4):
         raise ValueError(f"{op}: weight must be 3-D (out, in // groups, k) or, with groups, "
                          f"4-D (groups, out // groups, in // groups, k); got shape {w.shape}")
-    stride, padding = _single(op, "stride", stride, 1), _single(op, "padding", padding, 0)
-    dilation = _single(op, "dilation", dilation, 1)
+    stride, padding = single(op, "stride", stride, 1), single(op, "padding", padding, 0)
+    dilation = single(op, "dilation", dilation, 1)
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
     if w.ndim == 4 and w.shape[0] != groups:

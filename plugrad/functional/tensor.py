@@ -279,19 +279,60 @@ def copy(inp: Tensor, device: Any = None) -> Tensor:
     return wrap(target.type.from_host(host, target.index), target)
 
 
+_PAD_MODES = ("constant", "reflect", "replicate", "edge")
+
+
 def pad(inp: Tensor, pad_width: Sequence[Sequence[int]], mode: str = "constant",
         constant_value: float = 0.0) -> Tensor:
-    """Constant padding; ``pad_width`` gives ``(before, after)`` for every axis."""
+    """Pad ``inp``; ``pad_width`` gives ``(before, after)`` for its leading axes (the rest 0).
+
+    ``mode`` is ``"constant"`` (``constant_value``), ``"reflect"`` (mirrored about the edge
+    element, which is not repeated) or ``"replicate"`` / ``"edge"`` (the edge element
+    repeated), as MegEngine's ``F.nn.pad``. The two copying modes read the input at host-built
+    positions (getitem), so their gradient sums back onto the positions copied.
+
+    Example:
+        >>> pad(Tensor([1.0, 2.0, 3.0]), ((2, 1),), mode="reflect").numpy()
+        array([3., 2., 1., 2., 3., 2.], dtype=float32)
+    """
     inp = as_tensor(inp)
-    if mode != "constant":
-        raise ValueError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    kind = mode.lower() if isinstance(mode, str) else mode
+    if kind not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {_PAD_MODES}; got {mode!r}")
     width = tuple((int(a), int(b)) for a, b in pad_width)
     if inp.ndim == 0 and not width:  # nothing to pad around a scalar
         return copy(inp)
-    if len(width) != inp.ndim or builtins.any(a < 0 or b < 0 for a, b in width):
-        raise ValueError(f"pad: pad_width {width} must give two non-negative sizes for each of "
+    if len(width) > inp.ndim or builtins.any(a < 0 or b < 0 for a, b in width):
+        raise ValueError(f"pad: pad_width {width} must give two non-negative sizes for at most "
                          f"the {inp.ndim} axes of shape {inp.shape}")
-    return apply("pad", inp, pad_width=width, value=constant_value)
+    width += ((0, 0),) * (inp.ndim - len(width))
+    if kind == "constant":
+        return apply("pad", inp, pad_width=width, value=constant_value)
+    out = inp
+    for axis, (before, after) in enumerate(width):
+        if before or after:
+            index = _copy_positions(kind, inp.shape[axis], before, after, axis, inp.shape)
+            out = apply("getitem", out, index=(slice(None),) * axis + (
+                out._device.type.from_host(index, out._device.index),))
+    return out if out is not inp else copy(inp)
+
+
+def _copy_positions(kind: str, size: int, before: int, after: int, axis: int,
+                    shape: tuple) -> np.ndarray:
+    """The input positions a reflect / replicate pad reads along one axis."""
+    wanted = np.arange(-before, size + after)
+    if kind in ("replicate", "edge"):
+        if size == 0:
+            raise ValueError(f"pad: cannot replicate the edge of the empty axis {axis} of shape "
+                             f"{shape}")
+        return np.clip(wanted, 0, size - 1).astype(np.int32)
+    if before >= size or after >= size:
+        raise ValueError(f"pad: reflect padding ({before}, {after}) on axis {axis} of shape "
+                         f"{shape} must be smaller than the axis ({size}); use 'replicate' or "
+                         f"a smaller pad")
+    period = 2 * (size - 1)
+    folded = np.abs(wanted) % period if period else np.zeros_like(wanted)
+    return np.where(folded < size, folded, period - folded).astype(np.int32)
 
 
 # -- indexing -------------------------------------------------------------------------------
