@@ -1,8 +1,10 @@
 """Colour augmentation on HxWxC images in OpenCV's BGR order: ColorJitter and Lighting.
 
 Images are uint8 or float with values in [0, 255], as the other transforms take them. The
-arithmetic is float32; results are clipped to [0, 255] and, for integer images, rounded half
-up. Random factors come from NumPy's global RNG (seeded per DataLoader worker).
+arithmetic follows MegEngine 1.13's: float32, clipped to [0, 255], then cast back to the
+image's dtype (which truncates fractions for integer images). Random factors come from NumPy's
+global RNG (seeded per DataLoader worker), drawn in MegEngine's order, so a seed gives the
+factors MegEngine draws from it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ __all__ = ["ColorJitter", "Lighting"]
 _GRAY = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 
 
-def _finish(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _finish(out: np.ndarray, dtype: np.dtype, rounded: bool = False) -> np.ndarray:
+    """Clip to [0, 255] and cast to ``dtype``: truncating, or ``rounded`` half up."""
     out = np.clip(out, 0.0, 255.0)
-    if np.issubdtype(dtype, np.integer):
+    if rounded and np.issubdtype(dtype, np.integer):
         out = np.floor(out + 0.5)
     return out.astype(dtype, copy=False)
 
@@ -41,8 +44,8 @@ def adjust_brightness(image: np.ndarray, factor: float) -> np.ndarray:
 def adjust_contrast(image: np.ndarray, factor: float) -> np.ndarray:
     """Blend with the image's mean grey level: ``image * f + mean(gray) * (1 - f)``."""
     work = image.astype(np.float32)
-    mean = _gray(work).mean(dtype=np.float64)
-    return _finish(work * np.float32(factor) + np.float32(mean * (1.0 - factor)), image.dtype)
+    mean = _gray(work).mean()
+    return _finish(work * np.float32(factor) + mean * np.float32(1.0 - factor), image.dtype)
 
 
 def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
@@ -53,10 +56,14 @@ def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 def adjust_hue(image: np.ndarray, shift: float) -> np.ndarray:
-    """Rotate every pixel's hue by ``shift`` turns (``shift`` in [-0.5, 0.5]); grey stays grey."""
+    """Rotate every pixel's hue by ``shift`` turns; grey stays grey.
+
+    As MegEngine, the image is first cast to uint8, and the result rounded to integers; the hue
+    turns continuously here, where OpenCV would also round H, S and V to 8 bits on the way.
+    """
     if image.shape[-1] != 3 or shift == 0:
         return image
-    work = image.astype(np.float32) / np.float32(255.0)
+    work = image.astype(np.uint8).astype(np.float32) / np.float32(255.0)
     b, g, r = work[..., 0], work[..., 1], work[..., 2]
     high, low = work.max(axis=-1), work.min(axis=-1)
     span = high - low
@@ -70,7 +77,12 @@ def adjust_hue(image: np.ndarray, shift: float) -> np.ndarray:
         return high - span * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
     out = np.stack([channel(1.0), channel(3.0), channel(5.0)], axis=-1)  # B, G, R
-    return _finish(out * np.float32(255.0), image.dtype)
+    return _finish(out * np.float32(255.0), image.dtype, rounded=True)
+
+
+def _hue_turns(alpha: float) -> float:
+    """MegEngine adds ``uint8(alpha * 255)`` to OpenCV's 256-step hue: whole steps of 1/256."""
+    return (int(alpha * 255) % 256) / 256.0
 
 
 def _factor_range(name: str, value: float, centre: float, limit: Optional[float]
@@ -105,11 +117,14 @@ class ColorJitter(VisionTransform):
             brightness, contrast, saturation, hue)
 
     def apply(self, input: Any) -> Any:
+        # MegEngine's order of draws: the permutation of the active steps, then each step's
+        # factor as it is applied.
         active = [(fn, bounds) for fn, bounds, value in self._ranges if value]
-        self._steps: List[Tuple[Any, float]] = [
-            (fn, float(np.random.uniform(*bounds))) for fn, bounds in active]
-        order = np.random.permutation(len(self._steps))
-        self._steps = [self._steps[i] for i in order]
+        self._steps: List[Tuple[Any, float]] = []
+        for i in np.random.permutation(len(active)):
+            fn, bounds = active[i]
+            factor = float(np.random.uniform(*bounds))
+            self._steps.append((fn, _hue_turns(factor) if fn is adjust_hue else factor))
         return super().apply(input)
 
     def _apply_image(self, image: np.ndarray) -> np.ndarray:
@@ -125,29 +140,23 @@ class ColorJitter(VisionTransform):
 
 
 class Lighting(VisionTransform):
-    """AlexNet's PCA lighting noise: adds ``eigvec @ (alpha * eigval) * 255``, alpha ~ N(0, scale).
+    """AlexNet's PCA lighting noise: adds ``eigvec @ (alpha * eigval)``, alpha ~ N(0, 255 scale).
 
-    The principal components are ImageNet's RGB ones; the shift is added to the image's B, G, R
-    channels in that order (reversed from RGB).
+    The principal components are ImageNet's, with the eigenvector rows in B, G, R order to
+    match the image's channels, as in MegEngine.
     """
 
     _EIGVAL = np.array([0.2175, 0.0188, 0.0045])
-    _EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
+    _EIGVEC = np.array([[-0.5836, -0.6948, 0.4203],
                         [-0.5808, -0.0045, -0.8140],
-                        [-0.5836, -0.6948, 0.4203]])
+                        [-0.5675, 0.7192, 0.4009]])
 
     def __init__(self, scale: float, *, order: Optional[Sequence[str]] = None):
         super().__init__(order)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale < 0:
             raise ValueError("Lighting: scale must be a non-negative number, but got "
                              "scale={!r}".format(scale))
-        self.scale = float(scale)
-
-    def apply(self, input: Any) -> Any:
-        alpha = np.random.normal(0.0, self.scale, size=3) if self.scale else np.zeros(3)
-        rgb = self._EIGVEC @ (alpha * self._EIGVAL) * 255.0
-        self._shift = rgb[::-1].astype(np.float32)  # B, G, R
-        return super().apply(input)
+        self.scale = scale
 
     def _apply_image(self, image: np.ndarray) -> np.ndarray:
         if not self.scale:
@@ -155,7 +164,9 @@ class Lighting(VisionTransform):
         if image.shape[-1] != 3:
             raise ValueError("Lighting: expected an HxWx3 BGR image, but got shape {}"
                              .format(image.shape))
-        return _finish(image.astype(np.float32) + self._shift, image.dtype)
+        alpha = np.random.normal(scale=self.scale * 255, size=3)
+        return _finish(image.astype(np.float32) + self._EIGVEC.dot(alpha * self._EIGVAL),
+                       image.dtype)
 
     def _apply_coords(self, coords: np.ndarray) -> np.ndarray:
         return coords
