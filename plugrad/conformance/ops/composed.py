@@ -1,5 +1,6 @@
 """Records of the functions written with existing ops: tile, repeat, eye, normalize, prelu,
-hinge_loss, layer_norm, group_norm, conv1d and interpolate.
+hinge_loss, layer_norm, group_norm, conv1d, interpolate, pad's copying modes, and the gamma,
+beta and Poisson samplers (by their properties, as the other random ops).
 
 They declare no op of their own, so each record names the op it must reach; the references are
 written independently in float64 NumPy (loops and formulas, not the decompositions), and the
@@ -10,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from plugrad import functional as F
+from plugrad import random as R
 from plugrad.conformance import samples as S
 from plugrad.conformance.ops.conv import small
 from plugrad.conformance.table import ALL_DTYPES, Arg, OpRecord, Sample, register
+from plugrad.random import RNG
 
 _F32_64 = ("float32", "float64")
 _FLOATS = ("float16", "float32", "float64")
@@ -52,6 +55,30 @@ def _repeat_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
 
 def _repeat_reference(x: np.ndarray, repeats: int, axis) -> np.ndarray:
     return np.repeat(x, repeats, axis=axis)
+
+
+# -- pad's reflect and replicate modes -------------------------------------------------------
+def _pad_copy_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
+    return [
+        Sample("reflect-both", (_arg(rng, (3, 4), dtype),),
+               {"pad_width": ((1, 2), (3, 1)), "mode": "reflect"}),
+        Sample("reflect-leading", (_arg(rng, (3, 2, 2), dtype, "t"),),
+               {"pad_width": ((2, 0),), "mode": "reflect"}),
+        Sample("replicate", (_arg(rng, (3, 2), dtype, "s"),),
+               {"pad_width": ((0, 2), (2, 3)), "mode": "replicate"}),
+        Sample("edge-1d", (_arg(rng, (1,), dtype),), {"pad_width": ((2, 2),), "mode": "edge"}),
+        Sample("empty-rows", (_arg(rng, (0, 3), dtype),),
+               {"pad_width": ((0, 0), (1, 1)), "mode": "replicate"}),
+    ]
+
+
+def _pad_copy(x, pad_width, mode):
+    return F.pad(x, pad_width, mode=mode)
+
+
+def _pad_copy_reference(x: np.ndarray, pad_width, mode: str) -> np.ndarray:
+    width = tuple(pad_width) + ((0, 0),) * (x.ndim - len(pad_width))
+    return np.pad(x, width, mode="reflect" if mode == "reflect" else "edge")
 
 
 # -- eye ------------------------------------------------------------------------------------
@@ -317,6 +344,47 @@ def _interpolate_reference(x, size=None, scale_factor=None, mode="bilinear",
     return out
 
 
+# -- gamma, beta and Poisson: properties of large samples ------------------------------------
+def _check_sampler(name: str, draw, mean: float, std: float, integral: bool = False) -> None:
+    """Shape, dtype, reproducibility per seed and the first two moments of 4000 draws."""
+    a, b, c = draw(1234), draw(1234), draw(4321)
+    assert a.shape == (4000,) and a.dtype == np.float32, (
+        f"random.{name}: shape {a.shape} dtype {np.dtype(a.dtype).name}; expected (4000,) "
+        f"float32")
+    host = a.numpy().astype(np.float64)
+    assert np.array_equal(host, b.numpy()), f"random.{name}: the same seed gave other numbers"
+    assert not np.array_equal(host, c.numpy()), f"random.{name}: two seeds gave the same numbers"
+    assert np.isfinite(host).all() and host.min() >= 0, f"random.{name}: values out of range"
+    if integral:
+        assert (host == np.round(host)).all(), f"random.{name}: non-integer counts"
+    # 5 standard errors of the mean; the spread within 10% of its expectation
+    assert abs(host.mean() - mean) < 5 * std / np.sqrt(host.size), (
+        f"random.{name}: sample mean {host.mean():.4f}; expected about {mean:.4f}")
+    assert abs(host.std() - std) < 0.1 * std, (
+        f"random.{name}: sample standard deviation {host.std():.4f}; expected about {std:.4f}")
+
+
+def _check_gamma(device, dtype: np.dtype) -> None:
+    for k, theta in ((0.5, 2.0), (3.0, 1.0)):
+        _check_sampler(f"gamma({k}, {theta})",
+                       lambda seed, k=k, theta=theta:
+                       RNG(seed, device=device).gamma(k, theta, size=(4000,)),
+                       k * theta, np.sqrt(k) * theta)
+
+
+def _check_beta(device, dtype: np.dtype) -> None:
+    a, b = 2.0, 5.0
+    _check_sampler("beta(2, 5)", lambda seed: RNG(seed, device=device).beta(a, b, size=(4000,)),
+                   a / (a + b), np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))))
+
+
+def _check_poisson(device, dtype: np.dtype) -> None:
+    for lam in (3.0, 250.0):  # counted one by one, and with gamma jumps
+        _check_sampler(f"poisson({lam})",
+                       lambda seed, lam=lam: RNG(seed, device=device).poisson(lam, size=(4000,)),
+                       lam, np.sqrt(lam), integral=True)
+
+
 register(
     OpRecord("broadcast_to", F.tile, _tile_reference, _tile_samples, ALL_DTYPES, name="tile"),
     OpRecord("broadcast_to", F.repeat, _repeat_reference, _repeat_samples, ALL_DTYPES,
@@ -340,4 +408,12 @@ register(
              name="interpolate", tol={"float16": (2e-2, 2e-2), "float32": (1e-5, 1e-6)}),
     OpRecord("getitem", _interpolate, _interpolate_reference, _nearest_samples, _FLOATS,
              name="interpolate_nearest"),
+    OpRecord("getitem", _pad_copy, _pad_copy_reference, _pad_copy_samples, ALL_DTYPES,
+             name="pad_copy"),
+    OpRecord("normal", R.gamma, None, None, ("float32",), name="gamma", grad=False,
+             check=_check_gamma),
+    OpRecord("normal", R.beta, None, None, ("float32",), name="beta", grad=False,
+             check=_check_beta),
+    OpRecord("normal", R.poisson, None, None, ("float32",), name="poisson", grad=False,
+             check=_check_poisson),
 )
