@@ -10,7 +10,7 @@ from plugrad.core import dtypes
 from plugrad.core.device import get_device
 from plugrad.core.dispatch import apply, check_broadcast, create, promote_pair
 from plugrad.core.tensor import Tensor, wrap
-from plugrad.functional._utils import as_tensor, normalize_axis, shape_tuple
+from plugrad.functional._utils import as_tensor, host_tensor, normalize_axis, shape_tuple
 
 __all__ = [
     "arange", "ones", "zeros", "full", "ones_like", "zeros_like", "full_like", "linspace",
@@ -312,8 +312,8 @@ def pad(inp: Tensor, pad_width: Sequence[Sequence[int]], mode: str = "constant",
     for axis, (before, after) in enumerate(width):
         if before or after:
             index = _copy_positions(kind, inp.shape[axis], before, after, axis, inp.shape)
-            out = apply("getitem", out, index=(slice(None),) * axis + (
-                out._device.type.from_host(index, out._device.index),))
+            out = apply("getitem", out,
+                        index=(slice(None),) * axis + (host_tensor(index, out)._data,))
     return out if out is not inp else copy(inp)
 
 
@@ -330,8 +330,8 @@ def _copy_positions(kind: str, size: int, before: int, after: int, axis: int,
         raise ValueError(f"pad: reflect padding ({before}, {after}) on axis {axis} of shape "
                          f"{shape} must be smaller than the axis ({size}); use 'replicate' or "
                          f"a smaller pad")
-    period = 2 * (size - 1)
-    folded = np.abs(wanted) % period if period else np.zeros_like(wanted)
+    period = 2 * (size - 1)  # size > 1 here: a pad smaller than the axis
+    folded = np.abs(wanted) % period
     return np.where(folded < size, folded, period - folded).astype(np.int32)
 
 

@@ -101,7 +101,8 @@ class ColorJitter(VisionTransform):
     Args:
         brightness, contrast, saturation: each factor is drawn from
             ``U[max(0, 1 - v), 1 + v]``; 0 leaves that property alone.
-        hue: the hue rotates by a turn fraction drawn from ``U[-hue, hue]``, ``hue <= 0.5``.
+        hue: the hue rotates by ``alpha`` turns, ``alpha`` drawn from ``U[-hue, hue]``
+            (``hue <= 0.5``) and cut to whole 1/256 turns as MegEngine's uint8 hue shift.
     """
 
     def __init__(self, brightness: float = 0, contrast: float = 0, saturation: float = 0,
