@@ -14,7 +14,7 @@ from plugrad.core.dispatch import create
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import shape_tuple
 
-__all__ = ["seed", "uniform", "normal", "permutation", "next_seed"]
+__all__ = ["seed", "uniform", "normal", "permutation", "next_seed", "get_state", "set_state"]
 
 _generator = np.random.default_rng()
 
@@ -23,6 +23,19 @@ def seed(value: int) -> None:
     """Make every later random call reproducible."""
     global _generator
     _generator = np.random.default_rng(int(value))
+
+
+def get_state() -> dict[str, Any]:
+    """The global generator's state, for :func:`set_state` (a checkpoint that resumes exactly)."""
+    return _generator.bit_generator.state
+
+
+def set_state(state: dict[str, Any]) -> None:
+    """Restore a state :func:`get_state` returned."""
+    global _generator
+    generator = np.random.default_rng()
+    generator.bit_generator.state = state
+    _generator = generator
 
 
 def next_seed() -> int:

@@ -1,10 +1,39 @@
-"""``plugrad info``: what this installation can run on, and why a backend did not load."""
+"""What this installation can run on: versions, backends (loaded, not installed or failed, with
+the reason), devices, the default device and op coverage."""
 from __future__ import annotations
 
+import argparse
 import platform
 import sys
 
 import numpy as np
+
+HELP = "versions, backends (loaded, not installed or failed), devices, op coverage"
+
+#: How to install the library a built-in backend imports when its device is first probed.
+INSTALL_HINTS = {"cupy": "pip install 'plugrad[cuda]'"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options yet."""
+
+
+def backend_state(record) -> tuple[str, str | None]:
+    """("loaded" | "not installed" | "failed", reason): a plugin that registered but whose every
+    device type lacks its library is "not installed", with the command that installs it."""
+    from plugrad.core import device, plugins
+
+    if record.status != "loaded":
+        return record.status, record.reason
+    types = plugins.device_types()
+    probes = [device._probe(types[name]) for name in record.device_types if name in types]
+    missing = [reason for ok, reason, _ in probes
+               if not ok and reason and reason.startswith("ModuleNotFoundError")]
+    if probes and len(missing) == len(probes):
+        reason = missing[0].removeprefix("ModuleNotFoundError: ")
+        hint = INSTALL_HINTS.get(record.name)
+        return "not installed", f"{reason}; {hint}" if hint else reason
+    return "loaded", None
 
 
 def report() -> str:
@@ -19,12 +48,13 @@ def report() -> str:
     if not records:
         lines.append("  none found (is PLUGRAD_AUTOLOAD_BACKENDS=0 or PLUGRAD_BACKENDS set?)")
     for record in records:
-        head = f"  {record.name:<10} {record.status:<7} {record.source}"
+        status, reason = backend_state(record)
+        head = f"  {record.name:<10} {status:<14} {record.source}"
         if record.status == "loaded":
             head += f"  device types: {', '.join(record.device_types)}"
         lines.append(head)
-        if record.reason:
-            lines.append(f"             reason: {record.reason}")
+        if reason:
+            lines.append(f"             reason: {reason}")
     lines += ["", "devices:"]
     for name, device_type in plugins.device_types().items():
         available, reason, count = device._probe(device_type)
@@ -58,6 +88,6 @@ def report() -> str:
     return "\n".join(lines)
 
 
-def main(args: list[str]) -> int:
+def run(args: argparse.Namespace) -> int:
     print(report())
     return 0
