@@ -51,8 +51,8 @@ def _train(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
 def test_train_command_reports_epochs_and_saves_a_loadable_checkpoint(tmp_path):
     result = _train(tmp_path)
     assert result.returncode == 0, result.stderr
-    epochs = re.findall(r"epoch\s+(\d+)\s+loss ([\d.]+)\s+test accuracy ([\d.]+)%\s+time "
-                        r"([\d.]+)s", result.stdout)
+    epochs = re.findall(r"epoch\s+(\d+)\s+loss ([\d.]+)\s+test loss [\d.]+\s+test accuracy "
+                        r"([\d.]+)%\s+time ([\d.]+)s", result.stdout)
     assert [e[0] for e in epochs] == ["1", "2"]
     assert all(0.0 <= float(e[2]) <= 100.0 for e in epochs)
     checkpoint = plugrad.load(str(tmp_path / "lenet.pgd"))
@@ -64,11 +64,13 @@ def test_train_command_reports_epochs_and_saves_a_loadable_checkpoint(tmp_path):
 
 
 def test_train_command_without_data_explains_where_to_put_the_files(tmp_path):
+    (tmp_path / "empty").mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "plugrad", "train", "--data", str(tmp_path / "empty"),
          "--epochs", "1"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "train-images-idx3-ubyte" in result.stderr and str(tmp_path / "empty") in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_train_command_help_lists_its_options():
@@ -80,11 +82,16 @@ def test_train_command_help_lists_its_options():
 
 
 def test_learning_rate_decay_epochs():
+    from plugrad.cli import UsageError
     from plugrad.cli.train import decay_epochs
 
     assert decay_epochs("auto", 10) == [6, 8]
-    assert decay_epochs("auto", 2) == []
+    # 60% and 80% of the epochs, rounded; a decay after the last epoch would change nothing.
+    assert decay_epochs("auto", 4) == [2, 3]
+    assert decay_epochs("auto", 3) == [2]
+    assert decay_epochs("auto", 2) == [1]
+    assert decay_epochs("auto", 1) == []
     assert decay_epochs("none", 10) == []
     assert decay_epochs("7,3", 10) == [3, 7]
-    with pytest.raises(SystemExit, match="lr-decay-epochs"):
+    with pytest.raises(UsageError, match="lr-decay-epochs"):
         decay_epochs("six", 10)
