@@ -75,6 +75,9 @@ def checkpoint(path: str) -> dict[str, Any]:
     import plugrad
     from plugrad.serialization import CorruptFileError
 
+    if os.path.isdir(path):
+        raise UsageError(f"checkpoint {path} is a folder; expected a file written by "
+                         f"'plugrad train'")
     if not os.path.isfile(path):
         raise UsageError(f"checkpoint {path} does not exist; 'plugrad train' writes one")
     try:
