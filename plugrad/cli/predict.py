@@ -33,7 +33,8 @@ def preprocess(path: str) -> np.ndarray:
             gray = np.asarray(image.convert("L").resize((32, 32), Image.BILINEAR),
                               dtype=np.float32)
     except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
-        raise UsageError(f"{path}: cannot read it as an image ({exc}); expected PNG or JPEG")
+        raise UsageError(f"{path}: cannot read it as an image ({exc}); expected PNG or "
+                         f"JPEG") from exc
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if border.mean() > 127.5:  # a dark digit on light paper, like the quick start's photo
         gray = 255 - gray
