@@ -197,6 +197,7 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                     seen += len(labels)
                     bar.set_postfix_str(f"loss {value:.4f}", refresh=False)
                     bar.update(len(labels))
+                bar.refresh()  # the epoch's last state, however short the epoch was
             seconds = time.perf_counter() - start
             scheduler.step()
             scored = job.evaluate(model, test_loader, device)
