@@ -67,11 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(debug: bool) -> None:
     """plugrad's library messages (``logging.getLogger("plugrad...")``) go to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+    logger = logging.getLogger("plugrad")
+    handler = next((h for h in logger.handlers if h.get_name() == "plugrad.cli"), None)
+    if handler is None:  # one handler however often main() runs in a process
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name("plugrad.cli")
+        logger.addHandler(handler)
     handler.setFormatter(logging.Formatter("plugrad: %(levelname)s: %(message)s" if debug
                                            else "plugrad: %(message)s"))
-    logger = logging.getLogger("plugrad")
-    logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
 
 

@@ -12,10 +12,7 @@ from typing import Any
 
 from plugrad.cli import UsageError
 
-__all__ = ["MNIST_FILES", "checkpoint", "device", "mnist_folder", "need", "output_path"]
-
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte")
+__all__ = ["checkpoint", "device", "mnist_folder", "need", "output_path"]
 
 
 def device(name: str | None) -> Any:
@@ -33,12 +30,14 @@ def device(name: str | None) -> Any:
 
 def mnist_folder(path: str | None, *, train: bool = True) -> str | None:
     """``--data``: a folder holding the MNIST IDX files (gzipped or not); None downloads them."""
+    from plugrad.data.dataset import MNIST
+
     if path is None:
         return None
     if not os.path.isdir(path):
         raise UsageError(f"--data: {path} is not a folder; expected one holding the MNIST IDX "
                          f"files, or omit --data to download them")
-    wanted = MNIST_FILES if train else MNIST_FILES[2:]
+    wanted = MNIST.split_files[False] + (MNIST.split_files[True] if train else ())
     missing = [name for name in wanted if not os.path.exists(os.path.join(path, name))
                and not os.path.exists(os.path.join(path, name + ".gz"))]
     if missing:

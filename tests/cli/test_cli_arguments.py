@@ -43,7 +43,8 @@ def _bad_arguments(tmp_path: Path) -> list[tuple[list[str], str]]:
     (tmp_path / "empty").mkdir()
     cases = [
         (["train", "--data", str(tmp_path / "nowhere")], "--data: .*nowhere is not a folder"),
-        (["train", "--data", str(tmp_path / "empty")], "--data: .*lacks train-images-idx3-ubyte"),
+        (["train", "--data", str(tmp_path / "empty")],
+         "--data: .*lacks t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, train-images-idx3"),
         (["train", "--data", data, "--device", "foo"], "--device: device 'foo': no backend "
                                                        "provides device type 'foo'"),
         (["train", "--data", data, "--checkpoint", "/no/such/dir/x.pgd"],

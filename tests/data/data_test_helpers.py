@@ -14,12 +14,10 @@ import time
 
 import numpy as np
 
-from plugrad.data.dataset import Dataset, StreamDataset
+from plugrad.data.dataset import MNIST, Dataset, StreamDataset
 from plugrad.data.transform import Transform
 
 
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte")
 _BESIDE_CHECKOUT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets",
                                 "mnist")
 
@@ -35,7 +33,8 @@ def real_mnist() -> str | None:
         candidates.insert(0, os.path.join(os.environ["PLUGRAD_DATA_DIR"], "mnist"))
     for folder in candidates:
         if all(os.path.exists(os.path.join(folder, name)) or
-               os.path.exists(os.path.join(folder, name + ".gz")) for name in MNIST_FILES):
+               os.path.exists(os.path.join(folder, name + ".gz"))
+               for name in MNIST.split_files[True] + MNIST.split_files[False]):
             return os.path.abspath(folder)
     return None
 
