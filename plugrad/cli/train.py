@@ -126,12 +126,20 @@ def _random_state(sampler: Any) -> dict[str, Any]:
             "sampler": sampler.rng.get_state()}
 
 
-def _restore_random_state(state: dict[str, Any], sampler: Any) -> None:
+def _restore(state: dict[str, Any], model: Any, optimizer: Any, scheduler: Any,
+             sampler: Any) -> list[dict[str, float]]:
+    """Put a checkpoint's run back in place; returns its history."""
     import plugrad
 
-    np.random.set_state(tuple(state["numpy"]))
-    plugrad.random.set_state(state["plugrad"])
-    sampler.rng.set_state(tuple(state["sampler"]))
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    # The milestones follow --epochs (which a resume may raise); the epoch count is saved.
+    scheduler.load_state_dict({**state["scheduler"], "milestones": scheduler.milestones})
+    scheduler.step(scheduler.current_epoch)
+    np.random.set_state(tuple(state["random"]["numpy"]))
+    plugrad.random.set_state(state["random"]["plugrad"])
+    sampler.rng.set_state(tuple(state["random"]["sampler"]))
+    return json.loads(state["history"])
 
 
 def _progress(total: int, epoch: int) -> Any:
@@ -163,15 +171,8 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     epochs = settings["epochs"]
     scheduler = optim.MultiStepLR(optimizer, decay_epochs(settings["lr_decay_epochs"], epochs),
                                   gamma=settings["lr_decay"])
-    history: list[dict[str, float]] = []
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        # The milestones follow --epochs (which a resume may raise); the epoch count is saved.
-        scheduler.load_state_dict({**state["scheduler"], "milestones": scheduler.milestones})
-        scheduler.step(scheduler.current_epoch)
-        _restore_random_state(state["random"], train_loader.sampler)
-        history = json.loads(state["history"])
+    history = [] if state is None else _restore(state, model, optimizer, scheduler,
+                                                train_loader.sampler)
     limit = settings["limit"]
     steps = len(train_loader) if limit is None else min(limit, len(train_loader))
     first = len(history) + 1
@@ -217,7 +218,7 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
         where = (f"epoch {saved} is saved in {path}; continue with: plugrad train --resume "
                  f"{args.checkpoint}") if saved else "no epoch finished, nothing was saved"
         print(f"interrupted; {where}", file=sys.stderr, flush=True)
-        raise
+        raise SystemExit(130) from None
     print(f"saved checkpoint to {Path(args.checkpoint).resolve()}")
     if args.plot:
         plot(history, args.plot)
@@ -249,8 +250,5 @@ def plot(history: list[dict[str, float]], path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        train(args)
-    except KeyboardInterrupt:
-        return 130
+    train(args)
     return 0
