@@ -41,6 +41,11 @@ def _assert_same_run(resumed: Path, uninterrupted: Path) -> None:
                                           np.asarray(value))
 
 
+def _default_sigint() -> None:
+    """Python ignores SIGINT in a child started with it ignored (a background job's)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_run_stopped_by_ctrl_c_and_resumed_matches_an_uninterrupted_run(tmp_path):
     data = str(small_mnist(tmp_path / "mnist", train=640))
     whole = plugrad("train", "--data", data, "--epochs", "4", *TRAIN, "--checkpoint",
@@ -50,7 +55,8 @@ def test_a_run_stopped_by_ctrl_c_and_resumed_matches_an_uninterrupted_run(tmp_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGRAD_")}
     run = subprocess.Popen([sys.executable, "-m", "plugrad", "train", "--data", data, "--epochs",
                             "4", *TRAIN, "--checkpoint", "part.pgd"], cwd=tmp_path, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=_default_sigint)
     for line in run.stdout:
         if line.startswith("epoch  1"):
             run.send_signal(signal.SIGINT)
