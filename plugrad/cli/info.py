@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from plugrad.core.plugins import BackendRecord
 
 HELP = "versions, backends (loaded, not installed or failed), devices, op coverage"
 
@@ -18,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """No options yet."""
 
 
-def backend_state(record) -> tuple[str, str | None]:
+def backend_state(record: BackendRecord) -> tuple[str, str | None]:
     """("loaded" | "not installed" | "failed", reason): a plugin that registered but whose every
     device type lacks its library is "not installed", with the command that installs it."""
     from plugrad.core import device, plugins

@@ -11,12 +11,12 @@ import contextlib
 import gzip
 import hashlib
 import http.client
+import logging
 import os
 import socket
 import tempfile
 import time
 import urllib.error
-import logging
 import urllib.request
 from typing import Any, Callable, List, Optional, Sequence
 
