@@ -28,8 +28,9 @@ def loaders(data: str | None, batch_size: int, seed: int, workers: int,
 
     download = data is None
     test_set = MNIST(data, train=False, download=download)
-    test = pdata.DataLoader(test_set, pdata.SequentialSampler(test_set, batch_size=500),
-                            transform(), num_workers=workers)
+    # Scored by one process (rank 0 when data-parallel): the whole test set, unsplit.
+    whole = pdata.SequentialSampler(test_set, batch_size=500, world_size=1, rank=0)
+    test = pdata.DataLoader(test_set, whole, transform(), num_workers=workers)
     if not train:
         return None, test
     train_set = MNIST(data, train=True, download=download)

@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write loss/accuracy curves (needs matplotlib: plugrad[plot])")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use only the first N training batches of each epoch (quick checks)")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="train data-parallel on this many processes (MPI ranks; needs "
+                             "plugrad[mpi]); --batch-size is per process, rank 0 reports "
+                             "and saves")
 
 
 def decay_epochs(spec: str, epochs: int) -> list[int]:
@@ -109,6 +113,8 @@ def _check(args: argparse.Namespace, settings: dict[str, Any]) -> None:
                              f"got {value}")
     if args.workers < 0:
         raise UsageError(f"--workers: expected 0 or more; got {args.workers}")
+    if args.nproc < 1:
+        raise UsageError(f"--nproc: expected 1 or more processes; got {args.nproc}")
     if settings["lr"] <= 0:
         raise UsageError(f"--lr: expected a positive learning rate; got {settings['lr']}")
     decay_epochs(settings["lr_decay_epochs"], settings["epochs"])
@@ -142,12 +148,13 @@ def _restore(state: dict[str, Any], model: Any, optimizer: Any, scheduler: Any,
     return json.loads(state["history"])
 
 
-def _progress(total: int, epoch: int) -> Any:
+def _progress(total: int, epoch: int, shown: bool) -> Any:
     """A bar with ETA and images/s on a terminal; nothing otherwise (each epoch prints a line)."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"epoch {epoch}", unit="img", unit_scale=True, leave=False,
-                dynamic_ncols=True, mininterval=0.25, disable=not sys.stderr.isatty())
+                dynamic_ncols=True, mininterval=0.25,
+                disable=not (shown and sys.stderr.isatty()))
 
 
 def train(args: argparse.Namespace) -> list[dict[str, float]]:
@@ -156,6 +163,7 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     import plugrad.functional as F
     import plugrad.optimizer as optim
     from plugrad.autodiff import GradManager
+    from plugrad.distributed.data_parallel import setup
 
     settings, state = _settings(args)
     _check(args, settings)
@@ -165,7 +173,9 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     train_loader, test_loader = job.loaders(args.data, settings["batch_size"], settings["seed"],
                                             args.workers)
     model = job.lenet()
-    gm = GradManager().attach(model.parameters())
+    callbacks, reports = setup(model)  # data-parallel ranks: only rank 0 reports and saves
+    say = print if reports else lambda *args, **kwargs: None
+    gm = GradManager().attach(model.parameters(), callbacks=callbacks)
     optimizer = optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
                           weight_decay=settings["weight_decay"])
     epochs = settings["epochs"]
@@ -176,15 +186,15 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     limit = settings["limit"]
     steps = len(train_loader) if limit is None else min(limit, len(train_loader))
     first = len(history) + 1
-    print(f"training LeNet on MNIST: epochs {first}-{epochs} of {epochs}, batch "
-          f"{settings['batch_size']}, {steps} steps/epoch, device {device.logical} "
-          f"({device.physical})", flush=True)
+    say(f"training LeNet on MNIST: epochs {first}-{epochs} of {epochs}, batch "
+        f"{settings['batch_size']}, {steps} steps/epoch, device {device.logical} "
+        f"({device.physical})", flush=True)
     saved = None
     try:
         for epoch in range(first, epochs + 1):
             start, total_loss, seen = time.perf_counter(), 0.0, 0
             lr = optimizer.param_groups[0]["lr"]
-            with _progress(steps * settings["batch_size"], epoch) as bar:
+            with _progress(steps * settings["batch_size"], epoch, reports) as bar:
                 for step, (images, labels) in enumerate(train_loader):
                     if step >= steps:
                         break
@@ -201,6 +211,8 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                 bar.refresh()  # the epoch's last state, however short the epoch was
             seconds = time.perf_counter() - start
             scheduler.step()
+            if not reports:
+                continue
             scored = job.evaluate(model, test_loader, device)
             history.append({"epoch": epoch, "loss": total_loss / max(seen, 1),
                             "test_loss": scored.loss, "accuracy": scored.accuracy,
@@ -214,11 +226,15 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                   f"{scored.loss:.4f}  test accuracy {100 * scored.accuracy:.2f}%  "
                   f"time {seconds:.1f}s  lr {lr:g}", flush=True)
     except KeyboardInterrupt:
+        if not reports:
+            raise SystemExit(130) from None
         path = Path(args.checkpoint).resolve()
         where = (f"epoch {saved} is saved in {path}; continue with: plugrad train --resume "
                  f"{args.checkpoint}") if saved else "no epoch finished, nothing was saved"
         print(f"interrupted; {where}", file=sys.stderr, flush=True)
         raise SystemExit(130) from None
+    if not reports:
+        return history
     print(f"saved checkpoint to {Path(args.checkpoint).resolve()}")
     if args.plot:
         plot(history, args.plot)
@@ -249,6 +265,25 @@ def plot(history: list[dict[str, float]], path: str) -> None:
     plt.close(fig)
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--nproc N`` / ``--nproc=N``: what each rank runs."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.nproc > 1:
+        from plugrad.distributed.data_parallel import start
+
+        _check(args, _settings(args)[0])  # one line here, not one per rank
+        checks.device(args.device)
+        return start(["-m", "plugrad", *_without_nproc(args.argv)], args.nproc)
     train(args)
     return 0

@@ -52,6 +52,9 @@ def _bad_arguments(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["train", "--data", data, "--plot", "/no/such/dir/c.png"],
          "--plot: the folder /no/such/dir does not exist"),
         (["train", "--data", data, "--epochs", "0"], "--epochs: expected a positive number"),
+        (["train", "--data", data, "--nproc", "2", "--device", "foo"],
+         "--device: device 'foo'"),
+        (["train", "--data", data, "--nproc", "0"], "--nproc: expected 1 or more processes"),
         (["train", "--data", data, "--lr-decay-epochs", "six"], "--lr-decay-epochs: expected"),
         (["train", "--resume", str(tmp_path / "missing.pgd")], "checkpoint .*missing.pgd does "
                                                               "not exist"),
