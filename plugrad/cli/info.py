@@ -61,10 +61,13 @@ def report() -> str:
 
 def blas_lines() -> list[str]:
     """The BLAS and OpenMP libraries loaded, with their thread counts now (threadpoolctl)."""
-    from threadpoolctl import threadpool_info
-
     from plugrad.backends.numpy_backend._blas import blas_threads
 
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["BLAS: threadpoolctl is not installed (pip install threadpoolctl), so plugrad "
+                "leaves BLAS threads alone and cannot list them"]
     scoped = blas_threads()
     lines = ["BLAS (threads: the process's setting; " + (
         f"plugrad's GEMM kernels use {scoped} while they run, PLUGRAD_BLAS_THREADS changes it):"

@@ -167,3 +167,14 @@ def test_info_lists_the_blas_libraries_and_their_threads(user_setting):
         row = next(line for line in lines[1:] if library["filepath"] in line)
         assert library["internal_api"] in row and f" {library['num_threads']} threads" in row
     assert any(f" {USER_THREADS} threads" in line for line in lines[1:])
+
+
+def test_without_threadpoolctl_blas_is_left_alone_and_info_says_so(monkeypatch):
+    monkeypatch.delenv("PLUGRAD_BLAS_THREADS", raising=False)
+    for name in _blas._USER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # as if it were not installed
+    table = {"matmul": np.matmul}
+    assert _blas.scoped(table) is table
+    assert blas_lines() == ["BLAS: threadpoolctl is not installed (pip install threadpoolctl), "
+                            "so plugrad leaves BLAS threads alone and cannot list them"]

@@ -98,8 +98,10 @@ class _Scope:
 
 
 def _blas_libraries() -> list[Any]:
-    from threadpoolctl import ThreadpoolController
-
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a dependency, but a bare checkout on PYTHONPATH may lack it
+        return []
     return [library for library in ThreadpoolController().lib_controllers
             if library.user_api == "blas"]
 

@@ -14,7 +14,7 @@ def _kernels():
     from plugrad.backends.numpy_backend.kernels import kernel_table
 
     keep_freed_memory()  # numpy frees and re-allocates each step's arrays: keep them mapped
-    # small GEMMs: one BLAS thread is as fast idle, far steadier busy (only inside plugrad's)
+    # one BLAS thread inside its GEMM kernels only: as fast idle, far steadier busy (_blas.py)
     return scoped(kernel_table(np))
 
 
