@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
-import socket
 from typing import BinaryIO, Callable
 
 __all__ = ["write_atomically", "temp_name_pattern"]
 
-_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_NODE = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+_HOST = re.sub(r"[^A-Za-z0-9]", "", _NODE)[:32] or "host"
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) \
     | getattr(os, "O_BINARY", 0)
 
@@ -61,7 +60,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
 def _create_temp(folder: str, target: str, path: str, who: str) -> tuple[BinaryIO, str]:
     for _ in range(100):
         temp = os.path.join(folder, f".{target}.{_HOST}-{os.getpid()}."
-                                    f"{secrets.token_hex(4)}.tmp")
+                                    f"{os.urandom(4).hex()}.tmp")
         try:
             fd = os.open(temp, _CREATE_FLAGS, 0o666)  # the umask applies, as for open()
         except FileExistsError:
