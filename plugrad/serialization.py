@@ -382,7 +382,7 @@ def _open_source(f: PathOrFile) -> tuple[BinaryIO, str, bool]:
         raise TypeError(f"load: f must be a path or a binary file object; got "
                         f"{type(f).__name__}")
     name = repr(getattr(f, "name", f"<{type(f).__name__}>"))
-    if f.seekable():
+    if getattr(f, "seekable", lambda: False)():
         return f, name, False
     return io.BytesIO(f.read()), name, True
 

@@ -289,3 +289,19 @@ def test_arrays_read_from_entries_are_writable_and_exact(tmp_path):
         np.testing.assert_array_equal(back[name], array)
         assert back[name].dtype == array.dtype and back[name].flags.writeable
     assert back["f"].flags.f_contiguous
+
+
+class ReadOnly:
+    """A stream with only ``read``, as a socket or pipe wrapper may be."""
+
+    def __init__(self, data):
+        self.stream = io.BytesIO(data)
+
+    def read(self, *size):
+        return self.stream.read(*size)
+
+
+def test_streams_that_cannot_seek_load_too(tmp_path):
+    P.save({"w": np.arange(3)}, tmp_path / "f")
+    np.testing.assert_array_equal(P.load(ReadOnly((tmp_path / "f").read_bytes()))["w"],
+                                  [0, 1, 2])
