@@ -329,7 +329,7 @@ class _Reader:
             try:
                 return OrderedDict(pairs) if kind == "odict" else dict(pairs)
             except TypeError as exc:  # an unhashable key
-                raise _corrupt(self.name, f"a dict key cannot be a key ({exc})") from None
+                raise _corrupt(self.name, f"a dict key is unhashable ({exc})") from None
         if kind in ("list", "tuple"):
             items = [self.decode(v) for v in node["items"]]
             return items if kind == "list" else tuple(items)
@@ -429,6 +429,12 @@ def _load_pickle(source: BinaryIO, name: str, allow_pickle: bool) -> Any:
             f"allow_pickle=True), then plugrad.save it again to get a file that loads safely")
     try:
         return pickle.load(source)
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"load: {name} pickles objects of the module {exc.name!r}, which is not installed "
+            f"here; a MegEngine file of Tensors needs megengine to unpickle, so save the state "
+            f"dict of NumPy arrays instead (megengine.save(model.state_dict(), path))",
+            name=exc.name) from exc
     except (pickle.UnpicklingError, EOFError) as exc:
         raise CorruptFileError(f"load: {name} is a truncated or corrupt pickle file "
                                f"({type(exc).__name__}: {exc})") from exc

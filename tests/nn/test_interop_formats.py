@@ -137,3 +137,12 @@ def test_without_the_package_the_error_names_the_extra(tmp_path, monkeypatch):
         assert str(error.value).count("\n") == 0
         assert "pip install 'plugrad[safetensors]'" in str(error.value)
     assert not os.path.exists(tmp_path / "new.safetensors")
+
+
+def test_a_pickle_of_objects_from_a_missing_module_names_it(tmp_path):
+    # What megengine.save writes for a dict of MegEngine Tensors (keep_var=True): a reference
+    # to megengine.tensor.Tensor, which cannot be rebuilt without megengine installed.
+    (tmp_path / "tensors.pkl").write_bytes(b"\x80\x02cmegengine.tensor\nTensor\n)\x81.")
+    with pytest.raises(ModuleNotFoundError, match="tensors.pkl' pickles objects of the module "
+                                                  "'megengine'.*state_dict"):
+        P.load(tmp_path / "tensors.pkl", allow_pickle=True)
