@@ -20,9 +20,9 @@ process-wide, which also holds for BLAS calls of the user's own made on other th
 Only BLAS's own setters are used: the OpenMP runtime's ``omp_set_num_threads`` is per thread and
 plugrad's kernels run no OpenMP regions of their own.
 
-Scoping a kernel call costs about 3 us (one get and two sets through threadpoolctl's
-controllers, built once; ``threadpoolctl.threadpool_limits`` rescans the process's libraries
-on every use, about 450 us here). On the LeNet step at batch 64 (``benchmarks/blas_scope_ab.py``,
+Scoping a kernel call costs 3-8 us (one get and two sets through threadpoolctl's controllers,
+built once; ``threadpoolctl.threadpool_limits`` rescans the process's libraries on every use,
+about 450 us here), some 11 calls in a LeNet step. On the LeNet step at batch 64 (``benchmarks/blas_scope_ab.py``,
 one process, a busy 2-core VM) the per-kernel scope was as fast as one limit held around the
 whole step (medians 6.40 vs 6.47 ms), against 303 ms with BLAS left at its 2 threads. GEMMs
 too small for OpenBLAS to thread skip the scope (``ONE_THREAD_GEMM_WORK``).
