@@ -22,10 +22,11 @@ plugrad's kernels run no OpenMP regions of their own.
 
 Scoping a kernel call costs 3-8 us (one get and two sets through threadpoolctl's controllers,
 built once; ``threadpoolctl.threadpool_limits`` rescans the process's libraries on every use,
-about 450 us here), some 11 calls in a LeNet step. On the LeNet step at batch 64 (``benchmarks/blas_scope_ab.py``,
-one process, a busy 2-core VM) the per-kernel scope was as fast as one limit held around the
-whole step (medians 6.40 vs 6.47 ms), against 303 ms with BLAS left at its 2 threads. GEMMs
-too small for OpenBLAS to thread skip the scope (``ONE_THREAD_GEMM_WORK``).
+about 450 us here), for some 11 calls in a LeNet step. On that step at batch 64
+(``benchmarks/blas_scope_ab.py``, one process, a busy 2-core VM) the per-kernel scope was as
+fast as one limit held around the whole step (medians 6.40 vs 6.47 ms, and 6.48 vs 6.84 in a
+second run), against 302-303 ms with BLAS left at its 2 threads. GEMMs too small for OpenBLAS
+to thread skip the scope (``ONE_THREAD_GEMM_WORK``).
 
 ``PLUGRAD_BLAS_THREADS`` picks the count; 0 leaves BLAS alone. When it is unset and one of
 ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``BLIS_NUM_THREADS`` is set,
