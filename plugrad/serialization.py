@@ -14,8 +14,9 @@ first bytes (not by the file name):
   and Hugging Face tools exchange weights in, so a state dict moves both ways. Needs the
   ``safetensors`` extra (``pip install 'plugrad[safetensors]'``); only flat dicts of Tensors or
   arrays fit. Loading gives a dict of NumPy arrays.
-* **plain pickle** (read only, protocol 2 or later): what ``megengine.save`` and ``pickle.dump`` write, loaded only
-  with ``allow_pickle=True``. MegEngine's state dicts map names to NumPy arrays, so
+* **plain pickle** (read only, protocol 2 or later): what ``megengine.save`` and
+  ``pickle.dump`` write, loaded only with ``allow_pickle=True``. MegEngine's state dicts map
+  names to NumPy arrays, so
   ``model.load_state_dict(plugrad.load("megengine.pkl", allow_pickle=True))`` migrates weights.
 
 Safety
