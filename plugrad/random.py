@@ -18,7 +18,7 @@ from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import shape_tuple
 
 __all__ = ["RNG", "seed", "uniform", "normal", "gamma", "beta", "poisson", "permutation",
-           "shuffle", "next_seed"]
+           "shuffle", "next_seed", "get_state", "set_state"]
 
 
 def _size(size: Any) -> tuple[int, ...]:
@@ -245,6 +245,16 @@ def seed(value: int) -> None:
 def next_seed() -> int:
     """A fresh seed from the global generator (for kernels and data loaders)."""
     return _default._next_seed()
+
+
+def get_state() -> dict[str, Any]:
+    """The default generator's state, for :func:`set_state` (a checkpoint that resumes exactly)."""
+    return _default._generator.bit_generator.state
+
+
+def set_state(state: dict[str, Any]) -> None:
+    """Restore a state :func:`get_state` returned."""
+    _default._generator.bit_generator.state = state
 
 
 def uniform(low: float = 0, high: float = 1, size: Any = None, *,
