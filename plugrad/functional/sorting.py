@@ -90,7 +90,7 @@ def topk(inp: Tensor, k: int, descending: bool = True, kth_only: bool = False,
         picked = apply("getitem", order, index=lead + (slice(k - 1, k),))
         kth = apply("gather", x, picked, axis=axis)
         # MegEngine reports where the k-th value first occurs in the row.
-        first = argmax(astype(equal(x, kth), "int8"), axis=axis)
+        first = argmax(astype(equal(x, kth), "int32"), axis=axis)
         return apply("reshape", kth, shape=x.shape[:-1]), first
     picked = apply("getitem", order, index=lead + (slice(0, k),))
     return apply("gather", x, picked, axis=axis), picked
