@@ -30,15 +30,31 @@ def test_brightness_contrast_saturation_by_hand():
     assert floats.dtype == np.float32 and floats.tolist() == [[[1.5, 2.5, 3.5]]]
 
 
-def test_hue_rotates_primaries_and_keeps_greys():
-    red = np.array([[[0, 0, 255]]], np.uint8)
-    assert adjust_hue(red, 1 / 3).tolist() == [[[0, 255, 0]]]  # red -> green
-    assert adjust_hue(red, -1 / 3).tolist() == [[[255, 0, 0]]]  # red -> blue
+def test_hue_turns_in_opencvs_8_bit_hsv_by_hand():
+    red = np.array([[[0, 0, 255]]], np.uint8)  # BGR
+    # red has hue 0; alpha 1/3 adds uint8(85) of 256 steps. Back, OpenCV reads 255 as the
+    # full turn: 85 * 6 / 255 = 2 exactly, sector 2 at its start, so pure green
+    assert adjust_hue(red, 1 / 3).tolist() == [[[0, 255, 0]]]
+    # alpha -1/3: int(-85) -> 171 steps; 171 * 6 / 255 = 4.0235..., sector 4 with f = 0.0235:
+    # B = v = 255, G = v (1 - s) = 0, R = v (1 - s (1 - f)) = 255 * 0.0235 = 6.0 -> 6
+    assert adjust_hue(red, -1 / 3).tolist() == [[[255, 0, 6]]]
     grey = np.full((2, 2, 3), 77.0, np.float32)
     assert np.array_equal(adjust_hue(grey, 0.3), grey)
     # as MegEngine, a float image is cast to uint8 before its hue turns
     assert adjust_hue(np.array([[[0.9, 0.9, 255.0]]], np.float32), 1 / 3).tolist() \
         == [[[0.0, 255.0, 0.0]]]
+
+
+def test_hue_matches_opencv_where_it_is_installed():
+    cv2 = pytest.importorskip("cv2")
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    for alpha in (-0.5, -0.37, 0.013, 0.2, 0.49):  # MegEngine's HueTransform, step by step
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
+        hue = ((hsv[..., 0].astype(int) + int(alpha * 255)) % 256).astype(np.uint8)
+        expected = cv2.cvtColor(cv2.merge([hue, hsv[..., 1], hsv[..., 2]]),
+                                cv2.COLOR_HSV2BGR_FULL)
+        # float32 rounding in OpenCV's vector code moves a rare pixel by one level
+        assert np.abs(adjust_hue(img, alpha).astype(int) - expected).max() <= 1
 
 
 def test_color_jitter_draws_in_megengines_order():
@@ -53,8 +69,7 @@ def test_color_jitter_draws_in_megengines_order():
     factors = {int(i): np.random.uniform(*ranges[i]) for i in order}
     steps = [step for step, _ in jitter._steps]
     assert steps == [(adjust_brightness, adjust_contrast, adjust_hue)[i] for i in order]
-    hue_alpha = factors[2]
-    assert dict(jitter._steps)[adjust_hue] == (int(hue_alpha * 255) % 256) / 256
+    assert dict(jitter._steps)[adjust_hue] == factors[2]
     assert dict(jitter._steps)[adjust_brightness] == factors[0]
     expected = img
     for i in order:  # a grey pixel: hue leaves it, contrast keeps it (its own mean)

@@ -21,12 +21,9 @@ __all__ = ["ColorJitter", "Lighting"]
 _GRAY = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 
 
-def _finish(out: np.ndarray, dtype: np.dtype, rounded: bool = False) -> np.ndarray:
-    """Clip to [0, 255] and cast to ``dtype``: truncating, or ``rounded`` half up."""
-    out = np.clip(out, 0.0, 255.0)
-    if rounded and np.issubdtype(dtype, np.integer):
-        out = np.floor(out + 0.5)
-    return out.astype(dtype, copy=False)
+def _finish(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Clip to [0, 255] and cast to ``dtype`` (truncating fractions, as NumPy's astype)."""
+    return np.clip(out, 0.0, 255.0).astype(dtype, copy=False)
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -55,34 +52,58 @@ def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
                    image.dtype)
 
 
-def adjust_hue(image: np.ndarray, shift: float) -> np.ndarray:
-    """Rotate every pixel's hue by ``shift`` turns; grey stays grey.
+# OpenCV's 8-bit BGR <-> HSV_FULL conversion (hue in 256 steps), reproduced in NumPy: integer
+# tables with 12 fractional bits one way, float32 sectors and round-to-nearest the other way.
+_HSV_SHIFT = 12
+_STEPS = np.arange(1, 256, dtype=np.float64)
+_SAT_DIV = np.concatenate([[0], np.rint((255 << _HSV_SHIFT) / _STEPS)]).astype(np.int64)
+_HUE_DIV = np.concatenate([[0], np.rint((256 << _HSV_SHIFT) / (6 * _STEPS))]).astype(np.int64)
+# which of (v, v (1 - s), v (1 - s f), v (1 - s (1 - f))) each of B, G, R takes, per sector
+_SECTORS = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]])
 
-    As MegEngine, the image is first cast to uint8, and the result rounded to integers; the hue
-    turns continuously here, where OpenCV would also round H, S and V to 8 bits on the way.
+
+def _bgr_to_hsv(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 BGR -> (h, s, v), each an int64 array in [0, 255] (OpenCV's BGR2HSV_FULL)."""
+    b, g, r = (image[..., i].astype(np.int64) for i in range(3))
+    v = np.maximum(np.maximum(b, g), r)
+    diff = v - np.minimum(np.minimum(b, g), r)
+    half = 1 << (_HSV_SHIFT - 1)
+    s = (diff * _SAT_DIV[v] + half) >> _HSV_SHIFT
+    h = np.where(v == r, g - b, np.where(v == g, b - r + 2 * diff, r - g + 4 * diff))
+    h = (h * _HUE_DIV[diff] + half) >> _HSV_SHIFT
+    return np.clip(np.where(h < 0, h + 256, h), 0, 255), s, v
+
+
+def _hsv_to_bgr(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(h, s, v) in [0, 255] -> uint8 BGR (OpenCV's HSV2BGR_FULL)."""
+    hue = h.astype(np.float32) * np.float32(6.0 / 255)  # OpenCV reads 255 as the full turn here
+    sat = s.astype(np.float32) * np.float32(1.0 / 255)
+    val = v.astype(np.float32) * np.float32(1.0 / 255)
+    sector = np.floor(hue)
+    frac = hue - sector
+    full = sector >= 6  # hue 255 is a whole turn: back to sector 0
+    sector, frac = np.where(full, 0, sector), np.where(full, np.float32(0), frac)
+    one = np.float32(1.0)
+    table = np.stack([val, val * (one - sat), val * (one - sat * frac),
+                      val * (one - sat * (one - frac))], axis=-1)
+    picks = _SECTORS[sector.astype(np.intp)]
+    out = np.take_along_axis(table, picks, axis=-1)
+    out = np.where((s == 0)[..., None], val[..., None], out)
+    return np.clip(np.rint(out * np.float32(255.0)), 0, 255).astype(np.uint8)
+
+
+def adjust_hue(image: np.ndarray, alpha: float) -> np.ndarray:
+    """Turn every pixel's hue by ``alpha`` (in [-0.5, 0.5] turns), as MegEngine does it.
+
+    The image is cast to uint8 and converted to 8-bit HSV with a 256-step hue, the hue gets
+    ``uint8(alpha * 255)`` added modulo 256 (whole steps of 1/256 turn), and the result is
+    converted back and cast to the image's dtype: OpenCV's arithmetic, without OpenCV.
     """
-    if image.shape[-1] != 3 or shift == 0:
+    if image.shape[-1] != 3 or alpha == 0:
         return image
-    work = image.astype(np.uint8).astype(np.float32) / np.float32(255.0)
-    b, g, r = work[..., 0], work[..., 1], work[..., 2]
-    high, low = work.max(axis=-1), work.min(axis=-1)
-    span = high - low
-    safe = np.where(span > 0, span, 1.0)
-    hue = np.where(high == r, ((g - b) / safe) % 6.0,
-                   np.where(high == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)) / 6.0
-    hue = (hue + np.float32(shift)) % 1.0
-    # Back from (hue, span, high): each channel's distance along the hexagon, as in HSV -> RGB.
-    def channel(n: float) -> np.ndarray:
-        k = (n + hue * 6.0) % 6.0
-        return high - span * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
-
-    out = np.stack([channel(1.0), channel(3.0), channel(5.0)], axis=-1)  # B, G, R
-    return _finish(out * np.float32(255.0), image.dtype, rounded=True)
-
-
-def _hue_turns(alpha: float) -> float:
-    """MegEngine adds ``uint8(alpha * 255)`` to OpenCV's 256-step hue: whole steps of 1/256."""
-    return (int(alpha * 255) % 256) / 256.0
+    h, s, v = _bgr_to_hsv(image.astype(np.uint8))
+    h = (h + int(alpha * 255)) % 256
+    return _hsv_to_bgr(h, s, v).astype(image.dtype, copy=False)
 
 
 def _factor_range(name: str, value: float, centre: float, limit: Optional[float]
@@ -101,8 +122,8 @@ class ColorJitter(VisionTransform):
     Args:
         brightness, contrast, saturation: each factor is drawn from
             ``U[max(0, 1 - v), 1 + v]``; 0 leaves that property alone.
-        hue: the hue rotates by ``alpha`` turns, ``alpha`` drawn from ``U[-hue, hue]``
-            (``hue <= 0.5``) and cut to whole 1/256 turns as MegEngine's uint8 hue shift.
+        hue: the hue turns by ``alpha`` drawn from ``U[-hue, hue]`` (``hue <= 0.5``), in
+            whole 1/256 turns of OpenCV's 8-bit HSV (see :func:`adjust_hue`).
     """
 
     def __init__(self, brightness: float = 0, contrast: float = 0, saturation: float = 0,
@@ -125,7 +146,7 @@ class ColorJitter(VisionTransform):
         for i in np.random.permutation(len(active)):
             fn, bounds = active[i]
             factor = float(np.random.uniform(*bounds))
-            self._steps.append((fn, _hue_turns(factor) if fn is adjust_hue else factor))
+            self._steps.append((fn, factor))
         return super().apply(input)
 
     def _apply_image(self, image: np.ndarray) -> np.ndarray:
