@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from plugrad.core.tensor import Tensor, wrap
 from plugrad.jit.recorder import Recorder, Step
 
@@ -17,7 +19,10 @@ __all__ = ["Program"]
 
 @dataclass
 class Program:
-    """What one input signature of a traced function runs."""
+    """What one input signature of a traced function runs.
+
+    ``plan`` is the flat list the replay runs: ``(kernel, input slots, attrs, output slot)``.
+    """
 
     steps: list[Step]
     inputs: tuple[int, ...]
@@ -27,6 +32,7 @@ class Program:
     specs: dict[int, tuple]
     constants: dict[int, Any]
     loads: dict[int, Tensor]
+    constant_devices: dict[int, Any]
 
     @classmethod
     def from_recorder(cls, recorder: Recorder, inputs: tuple[int, ...], outputs: list,
@@ -35,9 +41,17 @@ class Program:
         for slot, array in recorder.constants.items():
             template[slot] = array
         program = cls(list(recorder.steps), inputs, outputs, rebuild, template,
-                      dict(recorder.specs), dict(recorder.constants), dict(recorder.loads))
-        program._plan = [(s.fn, s.inputs, s.attrs, s.out) for s in program.steps]
+                      dict(recorder.specs), dict(recorder.constants), dict(recorder.loads),
+                      dict(recorder.constant_devices))
+        program.plan = [(s.fn, s.inputs, s.attrs, s.out) for s in program.steps]
         return program
+
+    def host_value(self, slot: int) -> np.ndarray:
+        """A NumPy copy of a loaded state tensor's current value or of a constant."""
+        owner = self.loads.get(slot)
+        if owner is not None:
+            return np.asarray(owner._device.type.to_host(owner._data))
+        return np.asarray(self.constant_devices[slot].type.to_host(self.constants[slot]))
 
     @property
     def kernel_calls(self) -> int:
@@ -49,7 +63,7 @@ class Program:
         slots = self.template.copy()
         for slot, tensor in zip(self.inputs, tensors):
             slots[slot] = tensor._data
-        for fn, inputs, attrs, out in self._plan:
+        for fn, inputs, attrs, out in self.plan:
             slots[out] = fn(*[slots[i] for i in inputs], **attrs)
         return self.rebuild([None if spec is None else wrap(slots[spec[0]], spec[1])
                              for spec in self.outputs])

@@ -61,6 +61,7 @@ class Recorder:
     origins: bool = True
     steps: list[Step] = field(default_factory=list)
     constants: dict[int, Any] = field(default_factory=dict)
+    constant_devices: dict[int, Any] = field(default_factory=dict)
     loads: dict[int, Tensor] = field(default_factory=dict)
     specs: dict[int, tuple[tuple[int, ...], np.dtype]] = field(default_factory=dict)
     slot_of: dict[int, int] = field(default_factory=dict)
@@ -105,6 +106,7 @@ class Recorder:
         slot = self._new_slot(array)
         if owner is None:
             self.constants[slot] = array
+            self.constant_devices[slot] = tensor._device
         else:
             self.loads[slot] = owner
             self.steps.append(Step(_loader(owner), (), {}, slot, "<load>"))
@@ -118,6 +120,9 @@ class Recorder:
         if self.paused or threading.get_ident() != self.thread:
             return
         slots = tuple([self.slot(t) for t in inputs])
+        index = attrs.get("index")
+        if index is not None:
+            self._check_index(op, index)
         scope = device.type.device_scope
         if not inputs and scope is not None:  # creation ops run in their device's scope
             kernel = _scoped(kernel, scope, device.index)
@@ -125,6 +130,16 @@ class Recorder:
             kernel = _reseeded(kernel)
         self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op,
                                _origin() if self.origins else "", device))
+
+    def _check_index(self, op: str, index: tuple) -> None:
+        """An index array computed in the trace would be replayed with this call's value."""
+        for item in index:
+            slot = self.slot_of.get(id(item)) if hasattr(item, "shape") else None
+            if slot is not None and slot not in self.constants:
+                raise TraceError(
+                    f"trace: {op} at {_origin() or 'the traced function'} indexes with an array "
+                    f"computed inside the traced function; a replay would reuse this call's "
+                    f"indices. Use F.gather / F.indexing_one_hot, or index outside the trace")
 
     def read(self, tensor: Tensor) -> None:
         """The traced function reads ``tensor``'s value on the host (``.numpy()``, ``bool``...)."""
