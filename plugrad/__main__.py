@@ -7,6 +7,7 @@ import sys
 COMMANDS = {
     "info": "versions, backends (loaded or failed, with the reason), devices, op coverage",
     "train": "train LeNet on MNIST (the quick-start job); see 'plugrad train --help'",
+    "export": "write a trained LeNet checkpoint as an ONNX model; see 'plugrad export --help'",
 }
 
 
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parsed = parser.parse_args(argv[:1])
     if parsed.command == "info":
         from plugrad.cli.info import main as run
+    elif parsed.command == "export":
+        from plugrad.cli.export import main as run
     else:
         from plugrad.cli.train import main as run
     return run(argv[1:])
