@@ -1,12 +1,15 @@
-"""plugrad's numpy backend against PyTorch CPU, in one run: the LeNet step, the framework's
-overhead, per-op overhead on small tensors, and scaling with the batch size.
+"""plugrad's numpy backend against PyTorch CPU, in one run: the LeNet step (eager and traced
+with plugrad.jit.trace), the framework's overhead, per-op overhead on small tensors (eager and
+inside a traced function), and scaling with the batch size.
 
     PYTHONPATH=. python benchmarks/report.py [--steps 200] [--batches 16,64,256] [--out FILE]
 
 Every comparison interleaves its contenders in rounds (each round starts with two untimed
 steps), so a shared machine's drift hits them alike; medians are reported with minimums beside
 them. "kernels" is the LeNet step written by hand over the numpy backend's kernel functions (no
-Tensors, tape or dispatch): plugrad's framework overhead is (plugrad - kernels) / plugrad.
+Tensors, tape or dispatch): plugrad's framework overhead is (plugrad - kernels) / plugrad, and
+the traced step's (traced - kernels) / traced. The traced replay's own cost is also timed alone,
+its kernels replaced by the arrays they returned.
 PyTorch is optional (without it only plugrad and the direct kernels are timed); it runs with its
 default thread count unless ``--torch-threads`` is given.
 """
@@ -19,9 +22,11 @@ from typing import Callable
 
 import numpy as np
 from compare_torch import _time_rounds
-from lenet_step import initial_state, kernels_step, make_batch, plugrad_step, torch_step
+from lenet_step import (initial_state, kernels_step, make_batch, plugrad_step, torch_step,
+                        traced_step)
 
 import plugrad  # noqa: E402
+import plugrad.jit  # noqa: E402,F401
 
 try:
     import torch
@@ -37,7 +42,8 @@ def lenet(batch: int, steps: int, warmup: int, with_kernels: bool = True) -> dic
     """Median and minimum ms per step of each side, interleaved in rounds."""
     state = initial_state()
     images, labels = make_batch(batch)
-    sides: dict[str, Callable] = {"plugrad": plugrad_step(state, images, labels)}
+    sides: dict[str, Callable] = {"plugrad": plugrad_step(state, images, labels),
+                                  "traced": traced_step(state, images, labels)}
     if with_kernels:
         sides["kernels"] = kernels_step(state, images, labels)
     if torch is not None:
@@ -50,9 +56,13 @@ def step_section(result: dict, batch: int) -> list[str]:
     lines = [f"## LeNet training step, batch {batch} (median ms, min in brackets)"]
     for name, (median, low) in result.items():
         lines.append(f"  {name:8s} {median:7.2f}  ({low:.2f})")
-    plug, kern = result["plugrad"], result["kernels"]
-    lines.append(f"  framework overhead: {(plug[0] - kern[0]) / plug[0] * 100:5.1f}% of the step "
-                 f"(medians; {(plug[1] - kern[1]) / plug[1] * 100:.1f}% on minimums)")
+    kern = result["kernels"]
+    for name in ("plugrad", "traced"):
+        side = result[name]
+        lines.append(f"  {name} framework overhead: {(side[0] - kern[0]) / side[0] * 100:5.1f}% "
+                     f"of the step (medians; {(side[1] - kern[1]) / side[1] * 100:.1f}% on "
+                     f"minimums)")
+    plug = result["plugrad"]
     if "torch" in result:
         lines.append(f"  plugrad / torch:    {plug[0] / result['torch'][0]:5.2f}   "
                      f"(minimums {plug[1] / result['torch'][1]:.2f})")
@@ -98,6 +108,65 @@ def op_section(number: int = 20000, rounds: int = 5) -> list[str]:
     return lines
 
 
+def _stubbed_plan(program, run) -> list:
+    """``program``'s plan with every kernel (and the optimizer's host update) replaced by the
+    value it returned when ``run`` ran the real plan once: what remains is the replay's own
+    work (the slot loop, state loads, gradient writes)."""
+    returned: dict[int, object] = {}
+
+    def keep(kernel, slot):
+        def call(*arrays, **attrs):
+            returned[slot] = out = kernel(*arrays, **attrs)
+            return out
+        return call
+
+    real = program.plan
+    program.plan = [(keep(fn, out), gather, attrs, out) for fn, gather, attrs, out in real]
+    run()
+    program.plan = real
+    own = ("<load>", "<set data>", "<set grad>")
+    return [(fn, gather, attrs, out) if step.op in own
+            else ((lambda value: lambda *a, **k: value)(returned[out]), gather, attrs, out)
+            for step, (fn, gather, attrs, out) in zip(program.steps, real)]
+
+
+def traced_section(batch: int, steps: int, rounds: int = 5) -> list[str]:
+    """The traced LeNet step's time outside kernels, and a 4x4 add inside a traced function."""
+    step = traced_step(initial_state(), *make_batch(batch))
+    for _ in range(3):
+        step()
+    program = next(iter(step.trace.programs.values()))
+    real, program.plan = program.plan, _stubbed_plan(program, step)
+    alone = min(timeit.repeat(step, number=steps, repeat=rounds)) / steps
+    program.plan = real
+    full = min(timeit.repeat(step, number=max(steps // 20, 5), repeat=rounds)) \
+        / max(steps // 20, 5)
+    lines = [f"## Traced LeNet step, batch {batch}: {len(program.steps)} replay steps, "
+             f"{program.kernel_calls} of them kernels",
+             f"  replay alone (kernels and optimizer update stubbed): {alone * 1e6:6.1f} us = "
+             f"{alone / full * 100:.2f}% of the traced step ({full * 1e3:.2f} ms, best of rounds)"]
+    chain = 100
+    a, b = (plugrad.Tensor(np.full((4, 4), v, np.float32)) for v in (1.0, 0.5))
+    x, y = a._data, b._data
+
+    @plugrad.jit.trace(symbolic=True)
+    def adds(p, q):
+        for _ in range(chain):
+            p = p + q
+        return p
+
+    adds(a, b)
+    number = 2000
+    traced = min(timeit.repeat(lambda: adds(a, b), number=number, repeat=rounds)) / number
+    direct = min(timeit.repeat(lambda: x + y, number=number * chain, repeat=rounds)) \
+        / (number * chain)
+    per_op = traced / chain
+    lines.append(f"  4x4 add inside a traced function ({chain} adds per call): {per_op * 1e6:.2f} "
+                 f"us per op; numpy's a + b {direct * 1e6:.2f} us; replay cost "
+                 f"{(per_op - direct) * 1e6:+.2f} us per op")
+    return lines
+
+
 def scaling_section(batches: list[int], steps: int, warmup: int) -> list[str]:
     lines = ["## Batch scaling (median ms per step; min in brackets)",
              "  batch     plugrad          kernels          torch            plugrad/torch"]
@@ -132,6 +201,7 @@ def main() -> None:
                   f"threads {_blas.limit_blas_threads() or 'untouched'}")
     lines = ["# plugrad vs PyTorch CPU: " + ", ".join(header), ""]
     lines += step_section(lenet(args.batch, args.steps, args.warmup), args.batch) + [""]
+    lines += traced_section(args.batch, args.steps) + [""]
     lines += op_section() + [""]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     if batches:

@@ -7,6 +7,7 @@ program when it is reached, and effects (gradients, rebound buffers, host calls)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Callable
 
 import numpy as np
@@ -21,7 +22,8 @@ __all__ = ["Program"]
 class Program:
     """What one input signature of a traced function runs.
 
-    ``plan`` is the flat list the replay runs: ``(kernel, input slots, attrs, output slot)``.
+    ``plan`` is the flat list the replay runs: ``(kernel, gather, attrs, output slot)``, where
+    ``gather(slots)`` picks the kernel's input arrays.
     """
 
     steps: list[Step]
@@ -43,7 +45,7 @@ class Program:
         program = cls(list(recorder.steps), inputs, outputs, rebuild, template,
                       dict(recorder.specs), dict(recorder.constants), dict(recorder.loads),
                       dict(recorder.constant_devices))
-        program.plan = [(s.fn, s.inputs, s.attrs, s.out) for s in program.steps]
+        program.plan = [(s.fn, _getter(s.inputs), s.attrs, s.out) for s in program.steps]
         return program
 
     def host_value(self, slot: int) -> np.ndarray:
@@ -63,7 +65,14 @@ class Program:
         slots = self.template.copy()
         for slot, tensor in zip(self.inputs, tensors):
             slots[slot] = tensor._data
-        for fn, inputs, attrs, out in self.plan:
-            slots[out] = fn(*[slots[i] for i in inputs], **attrs)
+        for fn, gather, attrs, out in self.plan:
+            slots[out] = fn(*gather(slots), **attrs)
         return self.rebuild([None if spec is None else wrap(slots[spec[0]], spec[1])
                              for spec in self.outputs])
+
+
+def _getter(inputs: tuple[int, ...]) -> Callable[[list[Any]], Any]:
+    """The inputs of a step as a sequence, by one C call (a comprehension costs a frame)."""
+    if len(inputs) > 1:
+        return itemgetter(*inputs)
+    return itemgetter(slice(inputs[0], inputs[0] + 1) if inputs else slice(0, 0))
