@@ -74,7 +74,7 @@ def traced_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable
     def step() -> float:
         return train_step(x, y)
 
-    step.trace = train_step
+    step.trace, step.inputs = train_step, (x, y)  # for the benchmarks that look inside
     return step
 
 

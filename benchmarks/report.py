@@ -130,21 +130,50 @@ def _stubbed_plan(program, run) -> list:
             for step, (fn, gather, attrs, out) in zip(program.steps, real)]
 
 
-def traced_section(batch: int, steps: int, rounds: int = 5) -> list[str]:
-    """The traced LeNet step's time outside kernels, and a 4x4 add inside a traced function."""
-    step = traced_step(initial_state(), *make_batch(batch))
+def _unrolled(program, inputs) -> Callable[[], object]:
+    """``program``'s kernels called directly, as straight-line code over local variables: the
+    same calls the replay makes, without its loop and slot list."""
+    names, lines = {}, ["def run(inputs):"]
+    lines += [f"    s{slot} = inputs[{i}]._data" for i, slot in enumerate(program.inputs)]
+    for slot in program.constants:
+        lines.append(f"    s{slot} = const{slot}")
+        names[f"const{slot}"] = program.constants[slot]
+    for i, step in enumerate(program.steps):
+        names[f"f{i}"], names[f"a{i}"] = step.fn, step.attrs
+        args = "".join(f"s{slot}, " for slot in step.inputs)
+        lines.append(f"    s{step.out} = f{i}({args}**a{i})")
+    lines.append(f"    return s{program.outputs[0][0]}")
+    exec("\n".join(lines), names)  # noqa: S102  (code generated from the program above)
+    run = names["run"]
+    return lambda: run(inputs)
+
+
+def traced_section(batch: int, steps: int, warmup: int, rounds: int = 5) -> list[str]:
+    """The traced LeNet step against the same kernels called directly, the replay's own time,
+    and a 4x4 add inside a traced function."""
+    state, (images, labels) = initial_state(), make_batch(batch)
+    step = traced_step(state, images, labels)
     for _ in range(3):
         step()
     program = next(iter(step.trace.programs.values()))
+    direct = traced_step(state, images, labels)
+    for _ in range(3):
+        direct()
+    same_kernels = _unrolled(next(iter(direct.trace.programs.values())), direct.inputs)
+    times = _time_rounds({"traced": step, "same kernels": same_kernels}, steps, warmup)
+    (traced, traced_min), (kernels, kernels_min) = (_ms(times[k]) for k in times)
     real, program.plan = program.plan, _stubbed_plan(program, step)
-    alone = min(timeit.repeat(step, number=steps, repeat=rounds)) / steps
+    alone = min(timeit.repeat(step, number=steps, repeat=rounds)) / steps * 1e3
     program.plan = real
-    full = min(timeit.repeat(step, number=max(steps // 20, 5), repeat=rounds)) \
-        / max(steps // 20, 5)
     lines = [f"## Traced LeNet step, batch {batch}: {len(program.steps)} replay steps, "
-             f"{program.kernel_calls} of them kernels",
-             f"  replay alone (kernels and optimizer update stubbed): {alone * 1e6:6.1f} us = "
-             f"{alone / full * 100:.2f}% of the traced step ({full * 1e3:.2f} ms, best of rounds)"]
+             f"{program.kernel_calls} of them kernels (median ms, min in brackets)",
+             f"  traced         {traced:7.2f}  ({traced_min:.2f})",
+             f"  same kernels   {kernels:7.2f}  ({kernels_min:.2f})   (the recorded calls "
+             f"unrolled into straight-line code)",
+             f"  replay overhead: {(traced - kernels) / traced * 100:5.2f}% of the step (medians; "
+             f"{(traced_min - kernels_min) / traced_min * 100:.2f}% on minimums)",
+             f"  replay alone (kernels and optimizer update stubbed): {alone * 1e3:6.1f} us = "
+             f"{alone / traced_min * 100:.2f}% of the fastest traced step"]
     chain = 100
     a, b = (plugrad.Tensor(np.full((4, 4), v, np.float32)) for v in (1.0, 0.5))
     x, y = a._data, b._data
@@ -157,13 +186,13 @@ def traced_section(batch: int, steps: int, rounds: int = 5) -> list[str]:
 
     adds(a, b)
     number = 2000
-    traced = min(timeit.repeat(lambda: adds(a, b), number=number, repeat=rounds)) / number
-    direct = min(timeit.repeat(lambda: x + y, number=number * chain, repeat=rounds)) \
+    in_trace = min(timeit.repeat(lambda: adds(a, b), number=number, repeat=rounds)) / number
+    numpy_add = min(timeit.repeat(lambda: x + y, number=number * chain, repeat=rounds)) \
         / (number * chain)
-    per_op = traced / chain
+    per_op = in_trace / chain
     lines.append(f"  4x4 add inside a traced function ({chain} adds per call): {per_op * 1e6:.2f} "
-                 f"us per op; numpy's a + b {direct * 1e6:.2f} us; replay cost "
-                 f"{(per_op - direct) * 1e6:+.2f} us per op")
+                 f"us per op; numpy's a + b {numpy_add * 1e6:.2f} us; replay cost "
+                 f"{(per_op - numpy_add) * 1e6:+.2f} us per op")
     return lines
 
 
@@ -201,7 +230,7 @@ def main() -> None:
                   f"threads {_blas.limit_blas_threads() or 'untouched'}")
     lines = ["# plugrad vs PyTorch CPU: " + ", ".join(header), ""]
     lines += step_section(lenet(args.batch, args.steps, args.warmup), args.batch) + [""]
-    lines += traced_section(args.batch, args.steps) + [""]
+    lines += traced_section(args.batch, args.steps, args.warmup) + [""]
     lines += op_section() + [""]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     if batches:

@@ -8,6 +8,7 @@ recorded kernels. A whole training step can be traced: the forward ops, the vjp 
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, Callable
 
 from plugrad.core import dispatch
@@ -17,6 +18,9 @@ from plugrad.jit.recorder import Recorder, TraceError
 from plugrad.jit.state import find_state
 
 __all__ = ["trace"]
+
+#: Dispatch has one recorder slot: one thread records at a time (the others run eagerly).
+_recording = threading.Lock()
 
 
 class trace:
@@ -74,13 +78,19 @@ class trace:
         return bound
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if dispatch.tracer is not None:  # inside another trace: its recorder sees our ops
-            return self.__wrapped__(*args, **kwargs)
+        active = dispatch.tracer
+        if active is not None and active.thread == threading.get_ident():
+            return self.__wrapped__(*args, **kwargs)  # inside another trace: it records our ops
         key = _signature(args, kwargs)
         program = self._programs.get(key)
         if program is not None:
             return program.run(_tensor_args(args, kwargs))
-        return self._record(key, args, kwargs)
+        if not _recording.acquire(blocking=False):  # another thread records: run eagerly
+            return self.__wrapped__(*args, **kwargs)
+        try:
+            return self._record(key, args, kwargs)
+        finally:
+            _recording.release()
 
     @property
     def programs(self) -> dict[tuple, Program]:

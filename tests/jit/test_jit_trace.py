@@ -239,3 +239,29 @@ def test_importing_plugrad_jit_imports_no_onnx():
     code = ("import sys, plugrad, plugrad.jit; "
             "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_trace_called_while_another_thread_records_runs_eagerly_and_correctly():
+    started, release = threading.Event(), threading.Event()
+
+    @trace
+    def slow(x):
+        started.set()
+        release.wait(10)
+        return x * 2.0
+
+    @trace
+    def fast(x):
+        return x + 1.0
+
+    results = {}
+    thread = threading.Thread(target=lambda: results.update(slow=slow(P.Tensor([1.0]))))
+    thread.start()
+    started.wait(10)
+    results["fast"] = [fast(P.Tensor([1.0])).numpy() for _ in range(2)]
+    release.set()
+    thread.join()
+    np.testing.assert_array_equal(results["slow"].numpy(), [2.0])
+    assert [r.tolist() for r in results["fast"]] == [[2.0], [2.0]]
+    assert not fast.programs  # it never recorded while slow did
+    assert [step.op for step in next(iter(slow.programs.values())).steps] == ["mul"]
