@@ -69,6 +69,7 @@ class Recorder:
 
     def __post_init__(self) -> None:
         self.thread = threading.get_ident()
+        self._seed_source: Any = None
         self.count = SCRATCH + 1
         self._alive: list[Any] = []  # every array seen stays alive, so ids stay unique
         self._owner: dict[int, Tensor] = {}
@@ -127,7 +128,8 @@ class Recorder:
         if not inputs and scope is not None:  # creation ops run in their device's scope
             kernel = _scoped(kernel, scope, device.index)
         if "seed" in attrs:  # a random op draws a new seed per call, as eager does
-            kernel = _reseeded(kernel)
+            kernel = _reseeded(kernel, self._seed_source)
+            self._seed_source = None
         self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op,
                                _origin() if self.origins else "", device))
 
@@ -140,6 +142,16 @@ class Recorder:
                     f"trace: {op} at {_origin() or 'the traced function'} indexes with an array "
                     f"computed inside the traced function; a replay would reuse this call's "
                     f"indices. Use F.gather / F.indexing_one_hot, or index outside the trace")
+
+    def seeded_by(self, generator: Any) -> None:
+        """The next random op's seed comes from ``generator`` (a ``plugrad.random.RNG``)."""
+        if not self.paused and threading.get_ident() == self.thread:
+            self._seed_source = generator
+
+    def refuse(self, why: str) -> None:
+        """Something the traced function does cannot be replayed."""
+        if not self.paused and threading.get_ident() == self.thread:
+            raise TraceError(f"trace: {_origin() or 'the traced function'}: {why}")
 
     def read(self, tensor: Tensor) -> None:
         """The traced function reads ``tensor``'s value on the host (``.numpy()``, ``bool``...)."""
@@ -240,11 +252,13 @@ def _scoped(kernel: Callable, scope: Callable, index: int) -> Callable:
     return run
 
 
-def _reseeded(kernel: Callable) -> Callable:
-    from plugrad.random import next_seed
+def _reseeded(kernel: Callable, generator: Any) -> Callable:
+    if generator is None:
+        raise TraceError("trace: a random op's seed did not come from a plugrad.random "
+                         "generator, so a replay could not draw a new one")
 
     def run(*arrays: Any, seed: int, **attrs: Any) -> Any:
-        return kernel(*arrays, seed=next_seed(), **attrs)
+        return kernel(*arrays, seed=generator._next_seed(), **attrs)
     return run
 
 

@@ -265,3 +265,26 @@ def test_a_trace_called_while_another_thread_records_runs_eagerly_and_correctly(
     assert [r.tolist() for r in results["fast"]] == [[2.0], [2.0]]
     assert not fast.programs  # it never recorded while slow did
     assert [step.op for step in next(iter(slow.programs.values())).steps] == ["mul"]
+
+
+def test_a_random_op_replays_with_seeds_from_its_own_generator():
+    def sample(x, rng):
+        return x + rng.normal(size=(4,))
+
+    x = P.Tensor(np.zeros(4, np.float32))
+    expected_rng, traced_rng = P.random.RNG(11), P.random.RNG(11)
+    expected = [sample(x, expected_rng).numpy() for _ in range(3)]
+    traced = trace(sample)
+    got = [traced(x, traced_rng).numpy() for _ in range(3)]
+    assert len(traced.programs) == 1 and not np.array_equal(got[0], got[1])
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_host_drawn_permutation_is_refused():
+    @trace
+    def shuffled(x):
+        return x[P.random.permutation(4)]
+
+    with pytest.raises(TraceError, match="permutation draws on the host"):
+        shuffled(P.Tensor(np.arange(4, dtype=np.float32)))
