@@ -38,7 +38,6 @@ class Step:
     out: int
     op: str
     origin: str = ""
-    device: Any = None
 
 
 @dataclass
@@ -58,7 +57,6 @@ class Recorder:
 
     state: dict[int, Tensor]
     symbolic: bool = False
-    origins: bool = True
     steps: list[Step] = field(default_factory=list)
     constants: dict[int, Any] = field(default_factory=dict)
     constant_devices: dict[int, Any] = field(default_factory=dict)
@@ -130,8 +128,7 @@ class Recorder:
         if "seed" in attrs:  # a random op draws a new seed per call, as eager does
             kernel = _reseeded(kernel, self._seed_source)
             self._seed_source = None
-        self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op,
-                               _origin() if self.origins else "", device))
+        self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op, _origin()))
 
     def _check_index(self, op: str, index: tuple) -> None:
         """An index array computed in the trace would be replayed with this call's value."""
@@ -187,7 +184,7 @@ class Recorder:
             function()
         finally:
             self.paused = False
-        self.steps.append(Step(_host_call(function), (), {}, SCRATCH, f"<{what}>"))
+        self.steps.append(Step(function, (), {}, SCRATCH, f"<{what}>"))
         for t in self.state.values():  # what it wrote is read from the tensors from now on
             self.slot_of.pop(id(t._data), None)
             if t.grad is not None:
@@ -237,12 +234,6 @@ def _grad_wrapper(owner: Tensor, device: Any) -> Callable[[Any], None]:
     def set_grad(array: Any) -> None:
         owner.grad = wrap(array, device)
     return set_grad
-
-
-def _host_call(function: Callable[[], None]) -> Callable[[], None]:
-    def call() -> None:
-        function()
-    return call
 
 
 def _scoped(kernel: Callable, scope: Callable, index: int) -> Callable:
