@@ -124,7 +124,7 @@ def _stubbed_plan(program, run) -> list:
     program.plan = [(keep(fn, out), gather, attrs, out) for fn, gather, attrs, out in real]
     run()
     program.plan = real
-    own = ("<load>", "<set data>", "<set grad>")
+    own = ("<load>", "<set data>", "<set grad>", "<free>")
     return [(fn, gather, attrs, out) if step.op in own
             else ((lambda value: lambda *a, **k: value)(returned[out]), gather, attrs, out)
             for step, (fn, gather, attrs, out) in zip(program.steps, real)]

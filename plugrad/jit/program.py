@@ -6,6 +6,7 @@ program when it is reached, and effects (gradients, rebound buffers, host calls)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable
@@ -42,7 +43,9 @@ class Program:
         template: list[Any] = [None] * recorder.count
         for slot, array in recorder.constants.items():
             template[slot] = array
-        program = cls(list(recorder.steps), inputs, outputs, rebuild, template,
+        kept = set(inputs) | {spec[0] for spec in outputs if spec is not None}
+        steps = _with_frees(recorder.steps, recorder.specs, kept | set(recorder.constants))
+        program = cls(steps, inputs, outputs, rebuild, template,
                       dict(recorder.specs), dict(recorder.constants), dict(recorder.loads),
                       dict(recorder.constant_devices))
         program.plan = [(s.fn, _getter(s.inputs), s.attrs, s.out) for s in program.steps]
@@ -69,6 +72,33 @@ class Program:
             slots[out] = fn(*gather(slots), **attrs)
         return self.rebuild([None if spec is None else wrap(slots[spec[0]], spec[1])
                              for spec in self.outputs])
+
+
+#: Arrays at least this large are dropped from the slots after their last use, as eager's
+#: backward frees activations; smaller ones live until the replay returns (a step costs more).
+FREE_BYTES = 1 << 18
+
+
+def _free() -> None:
+    return None
+
+
+def _with_frees(steps: list[Step], specs: dict[int, tuple], kept: set[int]) -> list[Step]:
+    """``steps`` with a step that empties each large slot after the last step reading it."""
+    last: dict[int, int] = {}
+    for position, step in enumerate(steps):
+        for slot in step.inputs:
+            last[slot] = position
+    after: dict[int, list[int]] = {}
+    for slot, position in last.items():
+        shape, dtype = specs[slot]
+        if slot not in kept and math.prod(shape) * np.dtype(dtype).itemsize >= FREE_BYTES:
+            after.setdefault(position, []).append(slot)
+    out = []
+    for position, step in enumerate(steps):
+        out.append(step)
+        out.extend(Step(_free, (), {}, slot, "<free>") for slot in after.get(position, ()))
+    return out
 
 
 def _getter(inputs: tuple[int, ...]) -> Callable[[list[Any]], Any]:

@@ -288,3 +288,17 @@ def test_a_host_drawn_permutation_is_refused():
 
     with pytest.raises(TraceError, match="permutation draws on the host"):
         shuffled(P.Tensor(np.arange(4, dtype=np.float32)))
+
+
+def test_the_replay_drops_large_activations_after_their_last_use():
+    step, _ = _training_step(M.LeNet, optim.SGD, lr=0.01)
+    traced = trace(step)
+    x, y = (P.Tensor(a) for a in _batches(1, batch=64)[0])
+    traced(x, y)
+    program = next(iter(traced.programs.values()))
+    freed = [s.out for s in program.steps if s.op == "<free>"]
+    conv1 = next(s.out for s in program.steps if s.op == "conv2d_bias")
+    assert conv1 in freed  # (64, 6, 28, 28) float32: 1.2 MB
+    last_read = max(i for i, s in enumerate(program.steps) if conv1 in s.inputs)
+    assert program.steps[last_read + 1].op == "<free>"
+    assert [s.out for s in program.steps[last_read + 1:]].count(conv1) == 1
