@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 import timeit
 from typing import Callable
 
@@ -148,6 +149,21 @@ def _unrolled(program, inputs) -> Callable[[], object]:
     return lambda: run(inputs)
 
 
+def _paired(first: Callable, second: Callable, count: int, warmup: int) -> tuple:
+    """Per-pair time differences ``first - second`` (the order alternates each pair, so drift on
+    a shared machine cancels), and each side's times."""
+    for _ in range(warmup):
+        first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(count):
+        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+            fn = first if side == 0 else second
+            start = time.perf_counter()
+            fn()
+            times[side].append(time.perf_counter() - start)
+    return [a - b for a, b in zip(*times)], times
+
+
 def traced_section(batch: int, steps: int, warmup: int, rounds: int = 5) -> list[str]:
     """The traced LeNet step against the same kernels called directly, the replay's own time,
     and a 4x4 add inside a traced function."""
@@ -160,8 +176,8 @@ def traced_section(batch: int, steps: int, warmup: int, rounds: int = 5) -> list
     for _ in range(3):
         direct()
     same_kernels = _unrolled(next(iter(direct.trace.programs.values())), direct.inputs)
-    times = _time_rounds({"traced": step, "same kernels": same_kernels}, steps, warmup)
-    (traced, traced_min), (kernels, kernels_min) = (_ms(times[k]) for k in times)
+    differences, times = _paired(step, same_kernels, steps * 2, warmup)
+    (traced, traced_min), (kernels, kernels_min) = (_ms(times[k]) for k in (0, 1))
     real, program.plan = program.plan, _stubbed_plan(program, step)
     alone = min(timeit.repeat(step, number=steps, repeat=rounds)) / steps * 1e3
     program.plan = real
@@ -170,8 +186,10 @@ def traced_section(batch: int, steps: int, warmup: int, rounds: int = 5) -> list
              f"  traced         {traced:7.2f}  ({traced_min:.2f})",
              f"  same kernels   {kernels:7.2f}  ({kernels_min:.2f})   (the recorded calls "
              f"unrolled into straight-line code)",
-             f"  replay overhead: {(traced - kernels) / traced * 100:5.2f}% of the step (medians; "
-             f"{(traced_min - kernels_min) / traced_min * 100:.2f}% on minimums)",
+             f"  replay overhead: {statistics.median(differences) * 1e6:+.1f} us = "
+             f"{statistics.median(differences) * 1e3 / traced * 100:+.2f}% of the step (median of "
+             f"the paired differences; medians alone: "
+             f"{(traced - kernels) / traced * 100:+.2f}%)",
              f"  replay alone (kernels and optimizer update stubbed): {alone * 1e3:6.1f} us = "
              f"{alone / traced_min * 100:.2f}% of the fastest traced step"]
     chain = 100
