@@ -23,8 +23,14 @@ from typing import Callable
 
 import numpy as np
 from compare_torch import _time_rounds
-from lenet_step import (initial_state, kernels_step, make_batch, plugrad_step, torch_step,
-                        traced_step)
+from lenet_step import (
+    initial_state,
+    kernels_step,
+    make_batch,
+    plugrad_step,
+    torch_step,
+    traced_step,
+)
 
 import plugrad  # noqa: E402
 import plugrad.jit  # noqa: E402,F401

@@ -11,8 +11,6 @@ import argparse
 from pathlib import Path
 
 
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plugrad export",
                                      description="Write a LeNet checkpoint as an ONNX model.")

@@ -5,4 +5,4 @@ from __future__ import annotations
 from plugrad.jit.recorder import TraceError
 from plugrad.jit.trace import trace
 
-__all__ = ["trace", "TraceError"]
+__all__ = ["TraceError", "trace"]

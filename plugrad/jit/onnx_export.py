@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("trace.dump writes ONNX and needs the onnx package: "
                       "pip install \"plugrad[onnx]\"") from exc
 
-__all__ = ["to_onnx", "ONNX_OPS"]
+__all__ = ["ONNX_OPS", "to_onnx"]
 
 MIN_OPSET = 17
 

@@ -35,7 +35,7 @@ def _roots(function: Callable, seen: set[int]) -> list[Any]:
     names = function.__globals__
     roots.extend(names[name] for name in code.co_names if name in names)
     for value in list(roots):
-        if isinstance(value, FunctionType) or isinstance(value, MethodType):
+        if isinstance(value, (FunctionType, MethodType)):
             roots.extend(_roots(value, seen))
     return roots
 

@@ -96,7 +96,7 @@ def test_traced_lenet_step_matches_eager_bit_for_bit_over_50_steps(opt_class, op
 
 
 def test_replay_runs_the_recorded_kernels_without_dispatch():
-    step, model = _training_step(M.LeNet, optim.SGD, lr=0.01, momentum=0.9)
+    step, _model = _training_step(M.LeNet, optim.SGD, lr=0.01, momentum=0.9)
     traced = trace(step)
     x, y = (P.Tensor(a) for a in _batches(1)[0])
     traced(x, y), traced(x, y)  # the first call creates momentum buffers: the second records
@@ -302,3 +302,26 @@ def test_the_replay_drops_large_activations_after_their_last_use():
     last_read = max(i for i, s in enumerate(program.steps) if conv1 in s.inputs)
     assert program.steps[last_read + 1].op == "<free>"
     assert [s.out for s in program.steps[last_read + 1:]].count(conv1) == 1
+
+
+def test_gradients_rewritten_before_the_optimizer_step_are_replayed():
+    def make():
+        P.random.seed(0)
+        model = M.LeNet()
+        gm = GradManager().attach(model.parameters())
+        opt = optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            with gm:
+                loss = F.nn.cross_entropy(model(x), y)
+                gm.backward(loss)
+                optim.clip_grad_norm(model.parameters(), max_norm=0.5)
+                opt.step().clear_grad()
+            return loss
+        return step
+
+    eager, traced = make(), trace(make(), symbolic=True)
+    for x, y in _batches(5, batch=8):
+        expected = eager(P.Tensor(x), P.Tensor(y)).numpy()
+        assert traced(P.Tensor(x), P.Tensor(y)).numpy().tobytes() == expected.tobytes()
+    assert len(traced.programs) == 1
