@@ -75,7 +75,7 @@ def find_state(function: Callable, args: Iterable[Any]) -> dict[int, Tensor]:
     """The tensors ``function`` can reach through its Modules, Optimizers and GradManagers,
     by ``id``."""
     found: dict[int, Tensor] = {}
-    for root in [*args, *_roots(function, set())]:
+    for root in [*args, function, *_roots(function, set())]:  # function: maybe a Module
         for tensor in _tensors_of(root):
             found.setdefault(id(tensor), tensor)
     return found

@@ -325,3 +325,18 @@ def test_gradients_rewritten_before_the_optimizer_step_are_replayed():
         expected = eager(P.Tensor(x), P.Tensor(y)).numpy()
         assert traced(P.Tensor(x), P.Tensor(y)).numpy().tobytes() == expected.tobytes()
     assert len(traced.programs) == 1
+
+
+def test_a_module_traced_directly_reads_its_buffers_at_replay():
+    P.random.seed(0)
+    net = _ConvBN()
+    traced = trace(net)
+    x = P.Tensor(_batches(1, batch=4)[0][0])
+    traced(x)  # training mode: the running statistics move on every call
+    traced(x)
+    after_two = net.bn.running_mean.numpy()
+    P.random.seed(0)
+    eager = _ConvBN()
+    eager(x), eager(x)
+    np.testing.assert_array_equal(after_two, eager.bn.running_mean.numpy())
+    assert len(traced.programs) == 1
