@@ -181,12 +181,31 @@ def _pad(g: _Graph, step: Step, ins: list[str], out: str) -> None:
     g.node("Pad", [ins[0], g.int64s(pads), value], out, mode="constant")
 
 
+def _gather(g: _Graph, step: Step, ins: list[str], out: str) -> bool:
+    """``x[..., ids, ...]`` with one integer array among full slices (an embedding) as Gather."""
+    index = step.attrs["index"]
+    arrays = [p for p, item in enumerate(index) if hasattr(item, "shape")]
+    if len(arrays) != 1 or any(item != slice(None) for p, item in enumerate(index)
+                               if p != arrays[0]) or index[arrays[0]].dtype.kind not in "iu":
+        return False
+    if len(ins) > 1:  # the indices are computed in the graph (an input, an op's output)
+        ids = ins[1]
+    else:
+        array = index[arrays[0]]
+        ids = g.constant(array.get() if hasattr(array, "get") else np.asarray(array), "index")
+    g.node("Gather", [ins[0], ids], out, axis=arrays[0])
+    return True
+
+
 def _getitem(g: _Graph, step: Step, ins: list[str], out: str) -> None:
-    """Basic indexing (ints and slices) as Slice, then Squeeze of the int axes."""
+    """Basic indexing (ints and slices) as Slice, then Squeeze of the int axes; one integer
+    array among full slices as Gather."""
+    if _gather(g, step, ins, out):
+        return
     index = step.attrs["index"]
     shape = g.program.specs[step.inputs[0]][0]
     if not all(isinstance(item, (int, slice)) and not isinstance(item, bool) for item in index):
-        raise _unsupported(step, "getitem with None, Ellipsis or array indices")
+        raise _unsupported(step, "getitem with None, Ellipsis, masks or several array indices")
     starts, ends, axes, steps, squeeze = [], [], [], [], []
     for axis, item in enumerate(index):
         if isinstance(item, int):

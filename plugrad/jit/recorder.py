@@ -120,8 +120,11 @@ class Recorder:
             return
         slots = tuple([self.slot(t) for t in inputs])
         index = attrs.get("index")
-        if index is not None:
-            self._check_index(op, index)
+        if index is not None:  # index arrays computed in the trace become inputs of the step
+            positions, traced = self._traced_index_arrays(index)
+            if positions:
+                kernel = _reindexed(kernel, len(inputs), positions)
+                slots += traced
         scope = device.type.device_scope
         if not inputs and scope is not None:  # creation ops run in their device's scope
             kernel = _scoped(kernel, scope, device.index)
@@ -130,15 +133,16 @@ class Recorder:
             self._seed_source = None
         self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op, _origin()))
 
-    def _check_index(self, op: str, index: tuple) -> None:
-        """An index array computed in the trace would be replayed with this call's value."""
-        for item in index:
+    def _traced_index_arrays(self, index: tuple) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Positions and slots of the index arrays a replay must take from its slots (an
+        embedding's indices are the function's input), not from this call."""
+        positions, slots = [], []
+        for position, item in enumerate(index):
             slot = self.slot_of.get(id(item)) if hasattr(item, "shape") else None
             if slot is not None and slot not in self.constants:
-                raise TraceError(
-                    f"trace: {op} at {_origin() or 'the traced function'} indexes with an array "
-                    f"computed inside the traced function; a replay would reuse this call's "
-                    f"indices. Use F.gather / F.indexing_one_hot, or index outside the trace")
+                positions.append(position)
+                slots.append(slot)
+        return tuple(positions), tuple(slots)
 
     def seeded_by(self, generator: Any) -> None:
         """The next random op's seed comes from ``generator`` (a ``plugrad.random.RNG``)."""
@@ -240,6 +244,16 @@ def _scoped(kernel: Callable, scope: Callable, index: int) -> Callable:
     def run(*arrays: Any, **attrs: Any) -> Any:
         with scope(index):
             return kernel(*arrays, **attrs)
+    return run
+
+
+def _reindexed(kernel: Callable, arity: int, positions: tuple[int, ...]) -> Callable:
+    """``kernel`` taking the traced index arrays as extra inputs, put back into ``index``."""
+    def run(*arrays: Any, index: tuple, **attrs: Any) -> Any:
+        items = list(index)
+        for position, array in zip(positions, arrays[arity:]):
+            items[position] = array
+        return kernel(*arrays[:arity], index=tuple(items), **attrs)
     return run
 
 

@@ -149,6 +149,22 @@ def test_common_inference_ops_export(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_an_embedding_exports_as_gather(tmp_path):
+    P.random.seed(0)
+    embedding, fc = M.Embedding(20, 6), M.Linear(6, 2)
+
+    @trace(symbolic=True, capture_as_const=True)
+    def classify(ids):
+        return fc(F.relu(embedding(ids))).sum(axis=1)
+
+    ids = np.array([[1, 19, 3], [0, 0, 7]], np.int32)
+    expected = classify(P.Tensor(ids)).numpy()
+    classify.dump(str(tmp_path / "emb.onnx"), arg_names=["ids"])
+    session = ort.InferenceSession(str(tmp_path / "emb.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"ids": ids})
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
 def test_an_op_without_onnx_mapping_names_the_op_and_the_layer(tmp_path):
     class Wrap(M.Module):
         def forward(self, x):

@@ -190,13 +190,23 @@ def test_random_ops_draw_a_new_seed_each_replay_like_eager():
         np.testing.assert_array_equal(a, b)
 
 
-def test_indexing_with_an_array_computed_in_the_trace_is_an_error():
-    @trace
-    def pick(x):
-        return x[F.argmax(x, axis=0) + 0]
+def test_index_arrays_computed_in_the_trace_are_taken_from_the_replay():
+    embedding = M.Embedding(5, 3)
 
-    with pytest.raises(TraceError, match="getitem.*indexes with an array computed inside"):
-        pick(P.Tensor(np.arange(6, dtype=np.float32).reshape(3, 2)))
+    @trace(symbolic=True)
+    def lookup(ids, x):
+        rows = embedding(ids)                 # the indices are an input
+        best = x[F.argmax(x, axis=0) + 0]     # the indices are computed
+        return rows, best
+
+    for ids, x in (([0, 4, 4], [[1.0, 5.0], [3.0, 2.0], [0.0, 9.0]]),
+                   ([2, 1, 3], [[7.0, 0.0], [1.0, 1.0], [2.0, 8.0]])):
+        ids_t, x_t = P.Tensor(np.array(ids, np.int32)), P.Tensor(np.array(x, np.float32))
+        rows, best = lookup(ids_t, x_t)
+        np.testing.assert_array_equal(rows.numpy(), embedding.weight.numpy()[ids])
+        x = np.array(x, np.float32)
+        np.testing.assert_array_equal(best.numpy(), x[x.argmax(0)])
+    assert len(lookup.programs) == 1
 
 
 def test_ops_of_other_threads_are_not_recorded():
