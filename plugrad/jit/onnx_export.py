@@ -157,6 +157,18 @@ def _conv(g: _Graph, step: Step, ins: list[str], out: str) -> None:
            dilations=list(attrs["dilation"]), group=int(attrs["groups"]))
 
 
+def _conv_transpose(g: _Graph, step: Step, ins: list[str], out: str) -> None:
+    """conv2d_grad_input, which ConvTranspose2d runs: ONNX's ConvTranspose, same weight layout."""
+    attrs = step.attrs
+    (ph, pw), (sh, sw), (dh, dw) = attrs["padding"], attrs["stride"], attrs["dilation"]
+    (_, _, h, w), (_, _, kh, kw) = (g.program.specs[s][0] for s in step.inputs[:2])
+    target = attrs["input_shape"][2:]
+    natural = ((h - 1) * sh - 2 * ph + dh * (kh - 1) + 1, (w - 1) * sw - 2 * pw + dw * (kw - 1) + 1)
+    g.node("ConvTranspose", ins[:2], out, strides=[sh, sw], pads=[ph, pw, ph, pw],
+           dilations=[dh, dw], group=int(attrs["groups"]),
+           output_padding=[target[0] - natural[0], target[1] - natural[1]])
+
+
 def _pool(op_type: str) -> Handler:
     def emit(g: _Graph, step: Step, ins: list[str], out: str) -> None:
         attrs = step.attrs
@@ -241,6 +253,7 @@ ONNX_OPS: dict[str, Handler] = {
     "reshape": _reshape, "broadcast_to": _broadcast_to, "transpose": _transpose,
     "concat": _concat, "pad": _pad, "getitem": _getitem,
     "linear": _linear, "conv2d": _conv, "conv2d_bias": _conv,
+    "conv2d_grad_input": _conv_transpose,
     "max_pool2d": _pool("MaxPool"), "avg_pool2d": _pool("AveragePool"),
 }
 

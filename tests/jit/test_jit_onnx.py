@@ -149,6 +149,31 @@ def test_common_inference_ops_export(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: M.ConvTranspose2d(3, 6, 3, stride=3, padding=1, output_padding=1),
+    lambda: M.ConvTranspose2d(3, 6, 3, stride=2, groups=3, dilation=2),
+    lambda: M.AdaptiveAvgPool2d(2), lambda: M.AdaptiveMaxPool2d((3, 2)),
+    lambda: M.Sequential(M.Dropout(0.5), M.GELU(), M.LeakyReLU(0.1), M.Softmax()),
+], ids=["conv_transpose", "conv_transpose_groups", "adaptive_avg", "adaptive_max", "activations"])
+def test_layers_export_in_eval_mode(tmp_path, make):
+    P.random.seed(0)
+    layer = make()
+    layer.eval()
+
+    @trace(symbolic=True, capture_as_const=True)
+    def infer(x):
+        return layer(x)
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    expected = infer(P.Tensor(x)).numpy()
+    infer.dump(str(tmp_path / "layer.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "layer.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"arg_0": x})
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
 def test_an_embedding_exports_as_gather(tmp_path):
     P.random.seed(0)
     embedding, fc = M.Embedding(20, 6), M.Linear(6, 2)
