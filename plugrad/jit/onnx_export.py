@@ -277,7 +277,7 @@ def _needed(program: Program, outputs: list[int]) -> list[Step]:
             continue
         wanted.add(slot)
         stack.extend(step.inputs)
-    return [step for step in program.steps if step.out in wanted and step.out in producer]
+    return [step for step in program.steps if step.out in wanted and producer[step.out] is step]
 
 
 def _value_info(name: str, spec: tuple) -> onnx.ValueInfoProto:
