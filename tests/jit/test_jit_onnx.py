@@ -258,5 +258,5 @@ def test_export_command_explains_a_missing_checkpoint(tmp_path):
     result = subprocess.run([sys.executable, "-m", "plugrad", "export", str(tmp_path / "no.pgd"),
                              str(tmp_path / "m.onnx")], capture_output=True, text=True,
                             timeout=300)
-    assert result.returncode != 0
-    assert "no.pgd" in result.stderr and "plugrad train" in result.stderr
+    assert result.returncode == 2
+    assert "no.pgd does not exist" in result.stderr and "plugrad train" in result.stderr
