@@ -7,7 +7,7 @@ program when it is reached, and effects (gradients, rebound buffers, host calls)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Callable
 
@@ -36,6 +36,7 @@ class Program:
     constants: dict[int, Any]
     loads: dict[int, Tensor]
     constant_devices: dict[int, Any]
+    plan: list[tuple] = field(default_factory=list)
 
     @classmethod
     def from_recorder(cls, recorder: Recorder, inputs: tuple[int, ...], outputs: list,

@@ -24,9 +24,8 @@ def _roots(function: Callable, seen: set[int]) -> list[Any]:
         return []
     seen.add(id(function))
     roots = []
-    bound = getattr(function, "__self__", None)
-    if bound is not None:
-        roots.append(bound)
+    if isinstance(function, MethodType):
+        roots.append(function.__self__)
         function = function.__func__
     code = getattr(function, "__code__", None)
     if code is None:
