@@ -217,7 +217,7 @@ def _getitem(g: _Graph, step: Step, ins: list[str], out: str) -> None:
     index = step.attrs["index"]
     shape = g.program.specs[step.inputs[0]][0]
     if not all(isinstance(item, (int, slice)) and not isinstance(item, bool) for item in index):
-        raise _unsupported(step, "getitem with None, Ellipsis, masks or several array indices")
+        raise _unsupported(step, "None, Ellipsis, masks or several array indices")
     starts, ends, axes, steps, squeeze = [], [], [], [], []
     for axis, item in enumerate(index):
         if isinstance(item, int):
@@ -258,10 +258,11 @@ ONNX_OPS: dict[str, Handler] = {
 }
 
 
-def _unsupported(step: Step, what: str) -> NotImplementedError:
+def _unsupported(step: Step, what: str = "") -> NotImplementedError:
     caller = f" (called by {step.origin})" if step.origin else ""
+    detail = f" for {what}" if what else ""
     return NotImplementedError(
-        f"trace.dump: op {step.op!r}{caller} has no ONNX mapping: {what}; the exportable ops "
+        f"trace.dump: op {step.op!r}{caller} has no ONNX mapping{detail}; the exportable ops "
         f"are {', '.join(sorted(ONNX_OPS))}. Export the inference function (model.eval(), "
         f"no loss or backward), or rewrite that layer with exportable ops")
 
@@ -314,7 +315,7 @@ def to_onnx(program: Program, arg_names: list[str] | None, output_names: list[st
     for step in steps:
         handler = ONNX_OPS.get(step.op)
         if handler is None:
-            raise _unsupported(step, "it is not an inference op")
+            raise _unsupported(step)
         names[step.out] = g.name(step.out)
         handler(g, step, [names[i] for i in step.inputs], names[step.out])
     graph_outputs = []
