@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Callable
 
 import numpy as np
@@ -131,7 +132,19 @@ class Recorder:
         if "seed" in attrs:  # a random op draws a new seed per call, as eager does
             kernel = _reseeded(kernel, self._seed_source)
             self._seed_source = None
-        self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op, _origin()))
+        origin = _origin()
+        if not isinstance(out, (tuple, list)):
+            self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op, origin))
+            return
+        # Several outputs (an optimizer's update op): the tuple in a slot of its own, then
+        # one step per array, so each output has its slot as any op output does.
+        results = self.count
+        self.count += 1
+        self.specs[results] = ((), np.dtype(object))
+        self.steps.append(Step(kernel, slots, attrs, results, op, origin))
+        for position, array in enumerate(out):
+            self.steps.append(Step(itemgetter(position), (results,), {},
+                                   self._new_slot(array), "<output>"))
 
     def _traced_index_arrays(self, index: tuple) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Positions and slots of the index arrays a replay must take from its slots (an

@@ -14,6 +14,7 @@ import plugrad.functional as F
 import plugrad.module as M
 import plugrad.optimizer as optim
 from plugrad.autodiff import GradManager
+from plugrad.core import dispatch
 from plugrad.core.device import get_device
 from plugrad.jit import TraceError, trace
 
@@ -365,3 +366,35 @@ def test_a_traced_data_parallel_step_all_reduces_in_every_replay(tmp_path):
         assert int(saved["world"]) == 2
         assert saved["traced"].tobytes() == saved["eager"].tobytes()
         assert bool(saved["same"])  # every parameter, bit for bit
+
+
+def test_a_kernel_with_several_outputs_writing_state_is_replayed():
+    # What an optimizer's update op does through dispatch: one kernel call returns the new
+    # parameter and the new buffer, which are stored into their tensors.
+    param = P.Parameter(np.array([1.0, 2.0], np.float32))
+    buffer = P.Tensor(np.zeros(2, np.float32))
+
+    def update(p, g, v):
+        v = v * 0.5 + g
+        return p - 0.1 * v, v
+
+    def step(g):
+        arrays = update(param._data, g._data, buffer._data)
+        if dispatch.tracer is not None:
+            dispatch.tracer.record("sgd_like_update", update, (param, g, buffer), {}, arrays,
+                                   param.device)
+        param._set_data(arrays[0])
+        buffer._set_data(arrays[1])
+        return param * 1.0
+
+    traced = trace(step)
+    expected_p, expected_v = np.array([1.0, 2.0], np.float32), np.zeros(2, np.float32)
+    for g in ([1.0, -1.0], [0.5, 0.5], [2.0, 0.0]):
+        g = np.array(g, np.float32)
+        expected_v = expected_v * 0.5 + g
+        expected_p = expected_p - np.float32(0.1) * expected_v
+        out = traced(P.Tensor(g))
+        np.testing.assert_array_equal(out.numpy(), expected_p)
+        np.testing.assert_array_equal(buffer.numpy(), expected_v)
+    assert len(traced.programs) == 1
+    assert "<output>" in [s.op for s in next(iter(traced.programs.values())).steps]
