@@ -1,7 +1,7 @@
 """Shape and dtype rules shared by the op declarations (JAX's "abstract evaluation").
 
-A rule takes its inputs as anything with ``.shape`` and ``.dtype`` (raw arrays, Tensors,
-:class:`~plugrad.core.registry.Spec`) plus the op's attributes, and returns the output's
+A rule takes its inputs as anything with ``.shape`` (a tuple of ints) and ``.dtype`` (a NumPy
+dtype): raw backend arrays or :class:`~plugrad.core.registry.Spec`, plus the op's attributes, and returns the output's
 :class:`~plugrad.core.registry.Spec`, or raises the op's TypeError (dtypes) or ValueError
 (shapes, values) reading "op: what is wrong; got X; expected Y". The front end runs the rule
 before dispatch, the conformance suite checks every kernel's result against it, and a tracer can
@@ -18,19 +18,23 @@ from plugrad.core.registry import Spec
 
 __all__ = [
     "Spec", "need_kind", "need_same_dtype", "need_ndim", "unary", "binary", "compare",
-    "reduce_shape", "reduction", "KINDS",
+    "reduce_shape", "reduction", "KINDS", "FIXES",
 ]
 
 Rule = Callable[..., Spec]
 
 #: dtype kinds by what an op accepts, and how an error names them.
 KINDS = {"f": "floating", "b": "bool", "iu": "integer", "fiu": "numeric", "fiub": "any"}
+#: The usual fix when an input has the wrong kind.
+FIXES = {"f": "cast with astype('float32') first",
+         "b": "compare first, e.g. x > 0, or cast with astype('bool')",
+         "fiu": "cast bools with astype('int32') first"}
 
 
-def need_kind(op: str, name: str, x: Any, kinds: str, fix: str = "") -> None:
+def need_kind(op: str, what: str, x: Any, kinds: str, fix: str = "") -> None:
     """``x``'s dtype kind must be one of ``kinds`` (``"f"``, ``"iu"``...), else a TypeError."""
     if x.dtype.kind not in kinds:
-        raise TypeError(f"{op}: {name} must be {KINDS.get(kinds, kinds)}; got {x.dtype}"
+        raise TypeError(f"{op}: expected {KINDS.get(kinds, kinds)} {what}; got {x.dtype}"
                         + (f"; {fix}" if fix else ""))
 
 
@@ -51,12 +55,11 @@ def need_ndim(op: str, name: str, x: Any, ndim: int, layout: str = "") -> None:
 
 def unary(op: str, kinds: str = "fiub") -> Rule:
     """Elementwise on one input: its shape and dtype, for inputs of the given kinds."""
-    fix = "cast with astype('float32') first" if kinds == "f" else \
-        "compare first, e.g. x > 0, or cast with astype('bool')" if kinds == "b" else ""
+    fix = FIXES.get(kinds, "")
 
     def rule(x: Any, **attrs: Any) -> Spec:  # attributes (leaky_relu's slope) change nothing
         if x.dtype.kind not in kinds:
-            need_kind(op, "x", x, kinds, fix)
+            need_kind(op, "tensors", x, kinds, fix)
         return Spec(tuple(x.shape), x.dtype)
 
     rule.__name__ = f"{op}_rule"
@@ -68,12 +71,10 @@ def binary(op: str, kinds: str = "fiub", out_dtype: Any = None) -> Rule:
 
     def rule(x: Any, y: Any) -> Spec:
         dtype = x.dtype
-        if y.dtype != dtype:
+        if y.dtype != dtype or dtype.kind not in kinds:
             need_same_dtype(op, ("x", x), ("y", y))
-        if dtype.kind not in kinds:
-            need_kind(op, "x", x, kinds, "compare first, e.g. x > 0, or cast with "
-                                         "astype('bool')" if kinds == "b" else "")
-        x_shape, y_shape = tuple(x.shape), tuple(y.shape)
+            need_kind(op, "tensors", x, kinds, FIXES.get(kinds, ""))
+        x_shape, y_shape = x.shape, y.shape
         shape = x_shape if x_shape == y_shape else check_broadcast(op, x_shape, y_shape)
         return Spec(shape, dtype if out_dtype is None else out_dtype)
 
@@ -106,7 +107,7 @@ def reduction(op: str, kinds: str = "fiub", nonempty: str = "") -> Rule:
 
     def rule(x: Any, *, axis: tuple[int, ...] | None, keepdims: bool) -> Spec:
         if x.dtype.kind not in kinds:
-            need_kind(op, "x", x, kinds, "cast with astype('float32') first")
+            need_kind(op, "tensors", x, kinds, FIXES.get(kinds, ""))
         shape = tuple(x.shape)
         out = reduce_shape(op, shape, axis, keepdims)
         if nonempty and 0 in shape and 0 not in out and (axis is None or any(

@@ -8,7 +8,7 @@ import numpy as np
 from plugrad import functional as F
 from plugrad.core.dispatch import apply
 from plugrad.core.registry import Spec, composite
-from plugrad.ops._rules import need_kind, need_same_dtype, reduction, unary
+from plugrad.ops._rules import FIXES, need_kind, need_same_dtype, reduction, unary
 
 __all__ = ["logsoftmax_reference"]
 
@@ -92,7 +92,7 @@ def _relu_grad_rule(g: Any, out: Any) -> Spec:
 
 def _softmax_rule(op: str):
     def rule(x: Any, *, axis: int) -> Spec:
-        need_kind(op, "x", x, "f", "cast with astype('float32') first")
+        need_kind(op, "input", x, "f", FIXES["f"])
         shape = tuple(x.shape)
         if axis.__class__ is not int or not 0 <= axis < max(len(shape), 1):
             raise ValueError(f"{op}: axis {axis!r} is out of range for shape {shape}; expected "

@@ -19,7 +19,7 @@ from plugrad.core.dispatch import apply
 from plugrad.core.registry import Spec, composite
 from plugrad.core.tensor import Tensor
 from plugrad.ops import _window_reference as reference
-from plugrad.ops._rules import need_kind, need_ndim, need_same_dtype
+from plugrad.ops._rules import FIXES, need_kind, need_ndim, need_same_dtype
 from plugrad.ops._windows import col2im, crop_spatial, im2col, out_size, pad_spatial
 
 __all__ = ["conv_out_hw"]
@@ -129,28 +129,34 @@ def _check_attrs(op: str, stride, padding, dilation, groups) -> None:
                          f"padding {padding} at least 0")
 
 
-def _conv2d_rule(x: Any, w: Any, *, stride: Pair, padding: Pair, dilation: Pair,
-                 groups: int, op: str = "conv2d") -> Spec:
-    need_kind(op, "the input", x, "f", "cast with astype('float32') first")
+def _check_inputs(op: str, x: Any, w: Any) -> None:
+    need_kind(op, "input", x, "f", FIXES["f"])
     need_same_dtype(op, ("the input", x), ("the weight", w))
-    _check_attrs(op, stride, padding, dilation, groups)
     need_ndim(op, "input", x, 4, "(N, C, H, W)")
     need_ndim(op, "weight", w, 4, "(O, C // groups, kh, kw)")
-    x_shape, (out_channels, group_channels, kh, kw) = tuple(x.shape), tuple(w.shape)
+
+
+def _conv2d_rule(x: Any, w: Any, *, stride: Pair, padding: Pair, dilation: Pair,
+                 groups: int, op: str = "conv2d") -> Spec:
+    x_shape, w_shape, dtype = x.shape, w.shape, x.dtype
+    if dtype.kind != "f" or w.dtype != dtype or len(x_shape) != 4 or len(w_shape) != 4:
+        _check_inputs(op, x, w)
+    _check_attrs(op, stride, padding, dilation, groups)
+    out_channels, group_channels, kh, kw = w_shape
     if group_channels * groups != x_shape[1]:
-        raise ValueError(f"{op}: the input has {x_shape[1]} channels (shape {x_shape}) but the "
-                         f"weight of shape {tuple(w.shape)} with groups={groups} expects "
+        raise ValueError(f"{op}: the input has {x_shape[1]} channels (shape {tuple(x_shape)}) "
+                         f"but the weight of shape {tuple(w_shape)} with groups={groups} expects "
                          f"{group_channels * groups}; the weight's axis 1 must be "
                          f"in_channels // groups")
     if out_channels % groups:
         raise ValueError(f"{op}: {out_channels} output channels cannot be split into "
                          f"{groups} groups")
     out_hw = conv_out_hw(x_shape[2:], (kh, kw), stride, padding, dilation)
-    if min(out_hw) <= 0:
-        raise ValueError(f"{op}: the input's spatial size {x_shape[2:]} with padding {padding} "
-                         f"is smaller than the kernel {(kh, kw)} with dilation {dilation}; "
-                         f"the output would be {out_hw}")
-    return Spec((x_shape[0], out_channels) + out_hw, x.dtype)
+    if out_hw[0] <= 0 or out_hw[1] <= 0:
+        raise ValueError(f"{op}: the input's spatial size {tuple(x_shape[2:])} with padding "
+                         f"{padding} is smaller than the kernel {(kh, kw)} with dilation "
+                         f"{dilation}; the output would be {out_hw}")
+    return Spec((x_shape[0], out_channels) + out_hw, dtype)
 
 
 def _conv2d_bias_rule(x: Any, w: Any, b: Any, **attrs: Any) -> Spec:

@@ -9,7 +9,7 @@ from plugrad import functional as F
 from plugrad.core.dispatch import apply, check_broadcast
 from plugrad.core.registry import Spec, primitive
 from plugrad.functional._utils import sum_to
-from plugrad.ops._rules import binary, compare, need_kind, need_same_dtype, unary
+from plugrad.ops._rules import FIXES, binary, compare, need_kind, need_same_dtype, unary
 
 
 def _unbroadcast(ctx, gx, gy):
@@ -162,7 +162,7 @@ def _cast_vjp(ctx, g):
 
 
 def _where_rule(cond: Any, x: Any, y: Any) -> Spec:
-    need_kind("where", "cond", cond, "b", "compare first, e.g. x > 0")
+    need_kind("where", "bool mask", cond, "b", FIXES["b"])
     need_same_dtype("where", ("x", x), ("y", y))
     shape = check_broadcast("where", tuple(cond.shape), tuple(x.shape))
     return Spec(check_broadcast("where", shape, tuple(y.shape)), x.dtype)

@@ -94,13 +94,14 @@ def _index_add_reference(x, value, *, index):
 
 
 def _check_index(op: str, x: Any, index: Any, axis: int) -> None:
-    need_kind(op, "index", index, "iu", "cast the indices with astype('int32')")
-    rank, index_rank = len(x.shape), len(index.shape)
-    if index_rank != rank:
-        raise ValueError(f"{op}: index shape {tuple(index.shape)} must have the rank of the input "
-                         f"shape {tuple(x.shape)}")
-    if not 0 <= axis < rank:
-        raise ValueError(f"{op}: axis {axis} is out of range for shape {tuple(x.shape)}")
+    need_kind(op, "indices", index, "iu", "cast them with astype('int32')")
+    shape, index_shape = tuple(x.shape), tuple(index.shape)
+    if not 0 <= axis < len(shape):
+        raise ValueError(f"{op}: axis {axis} is out of range for shape {shape}")
+    if len(index_shape) != len(shape) or any(
+            i > s for j, (i, s) in enumerate(zip(index_shape, shape)) if j != axis):
+        raise ValueError(f"{op}: index shape {index_shape} must have the rank of the input "
+                         f"{shape} and not exceed it outside axis {axis}")
 
 
 def _gather_rule(x: Any, index: Any, *, axis: int) -> Spec:

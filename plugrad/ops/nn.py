@@ -14,7 +14,7 @@ from plugrad.core.dispatch import apply, as_tensor_like, create
 from plugrad.core.registry import Spec, composite
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import reduced_count, sum_to
-from plugrad.ops._rules import need_kind, need_same_dtype, reduce_shape, unary
+from plugrad.ops._rules import FIXES, need_kind, need_same_dtype, reduce_shape, unary
 from plugrad.ops.activation import logsoftmax_reference
 
 __all__ = ["ERF_COEFFICIENTS"]
@@ -211,13 +211,11 @@ def _gelu_vjp(ctx, g):
 
 
 # -- shape and dtype rules ----------------------------------------------------------------------
-_TO_FLOAT = "cast with astype('float32') first"
-
-
 def _linear_rule(x: Any, w: Any, b: Any = None) -> Spec:
-    need_kind("linear", "the input", x, "f", _TO_FLOAT)
-    need_same_dtype("linear", ("the input", x), ("the weight", w))
-    x_shape, w_shape = tuple(x.shape), tuple(w.shape)
+    if x.dtype.kind != "f" or w.dtype != x.dtype:
+        need_kind("linear", "input", x, "f", FIXES["f"])
+        need_same_dtype("linear", ("the input", x), ("the weight", w))
+    x_shape, w_shape = x.shape, w.shape
     if len(w_shape) != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features); got shape "
                          f"{w_shape}")
@@ -234,7 +232,7 @@ def _linear_rule(x: Any, w: Any, b: Any = None) -> Spec:
 
 def _batch_norm_rule(x: Any, weight: Any, bias: Any, *, axes: tuple[int, ...],
                      eps: float) -> Spec:
-    need_kind("batch_norm", "the input", x, "f", _TO_FLOAT)
+    need_kind("batch_norm", "input", x, "f", FIXES["f"])
     need_same_dtype("batch_norm", ("the input", x), ("weight", weight), ("bias", bias))
     shape = tuple(x.shape)
     if len(shape) < 2:
@@ -252,15 +250,15 @@ def _batch_norm_rule(x: Any, weight: Any, bias: Any, *, axes: tuple[int, ...],
 
 
 def _dropout_rule(x: Any, *, drop_prob: float, seed: int) -> Spec:
-    need_kind("dropout", "the input", x, "f", _TO_FLOAT)
+    need_kind("dropout", "input", x, "f", FIXES["f"])
     if not 0.0 <= drop_prob < 1.0:
         raise ValueError(f"dropout: drop_prob must be in [0, 1); got {drop_prob}")
     return Spec(tuple(x.shape), x.dtype)
 
 
 def _check_label(op: str, x: Any, label: Any, axis: int) -> None:
-    need_kind(op, "x", x, "f", _TO_FLOAT)
-    need_kind(op, "label", label, "iu", "labels are integer class indices")
+    need_kind(op, "logits", x, "f", FIXES["f"])
+    need_kind(op, "class indices as label", label, "iu")
     shape = tuple(x.shape)
     if axis.__class__ is not int or not 0 <= axis < len(shape):
         raise ValueError(f"{op}: axis {axis!r} is out of range for shape {shape}")
@@ -285,7 +283,7 @@ def _softmax_cross_entropy_grad_rule(g: Any, x: Any, label: Any, *, axis: int) -
 
 
 def _binary_cross_entropy_rule(pred: Any, label: Any, *, with_logits: bool) -> Spec:
-    need_kind("binary_cross_entropy", "pred", pred, "f", _TO_FLOAT)
+    need_kind("binary_cross_entropy", "pred", pred, "f", FIXES["f"])
     need_same_dtype("binary_cross_entropy", ("pred", pred), ("label", label))
     if tuple(pred.shape) != tuple(label.shape):
         raise ValueError(f"binary_cross_entropy: pred shape {tuple(pred.shape)} and label shape "

@@ -16,7 +16,7 @@ from plugrad.core.dispatch import apply, create
 from plugrad.core.registry import Spec, composite
 from plugrad.functional._utils import host_tensor
 from plugrad.ops import _window_reference as reference
-from plugrad.ops._rules import need_kind, need_ndim, need_same_dtype
+from plugrad.ops._rules import FIXES, need_kind, need_ndim, need_same_dtype
 from plugrad.ops._windows import col2im, crop_spatial, im2col, out_size, pad_spatial
 
 __all__ = ["pool_out_hw", "valid_counts"]
@@ -111,31 +111,32 @@ def _avg_pool2d_grad(g, *, input_shape, kernel_size, stride, padding, count_incl
 # -- shape and dtype rules ----------------------------------------------------------------------
 def _window_rule(op: str, x: Any, kernel_size, stride, padding) -> tuple[int, int]:
     """(OH, OW) of a valid window sweep over the 4-D float ``x``."""
-    need_kind(op, "the input", x, "f", "cast with astype('float32') first")
-    need_ndim(op, "input", x, 4, "(N, C, H, W)")
+    shape = x.shape
+    if x.dtype.kind != "f" or len(shape) != 4:
+        need_kind(op, "input", x, "f", FIXES["f"])
+        need_ndim(op, "input", x, 4, "(N, C, H, W)")
     if min(kernel_size) < 1 or min(stride) < 1 or min(padding) < 0:
         raise ValueError(f"{op}: kernel_size {kernel_size} and stride {stride} must be at least "
                          f"1 and padding {padding} at least 0")
-    if any(2 * p > k for p, k in zip(padding, kernel_size)):
+    if 2 * padding[0] > kernel_size[0] or 2 * padding[1] > kernel_size[1]:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size "
                          f"{kernel_size}, so no window lies entirely in the padding")
-    in_hw = tuple(x.shape[2:])
-    out_hw = pool_out_hw(in_hw, kernel_size, stride, padding)
-    if min(out_hw) <= 0:
-        raise ValueError(f"{op}: the input's spatial size {in_hw} with padding {padding} "
-                         f"is smaller than the kernel {kernel_size}")
+    out_hw = pool_out_hw(shape[2:], kernel_size, stride, padding)
+    if out_hw[0] <= 0 or out_hw[1] <= 0:
+        raise ValueError(f"{op}: the input's spatial size {tuple(shape[2:])} with padding "
+                         f"{padding} is smaller than the kernel {kernel_size}")
     return out_hw
 
 
 def _max_pool2d_rule(x: Any, *, kernel_size: Pair, stride: Pair, padding: Pair) -> Spec:
     out_hw = _window_rule("max_pool2d", x, kernel_size, stride, padding)
-    return Spec(tuple(x.shape[:2]) + out_hw, x.dtype)
+    return Spec(x.shape[:2] + out_hw, x.dtype)
 
 
 def _avg_pool2d_rule(x: Any, *, kernel_size: Pair, stride: Pair, padding: Pair,
                      count_include_pad: bool) -> Spec:
     out_hw = _window_rule("avg_pool2d", x, kernel_size, stride, padding)
-    return Spec(tuple(x.shape[:2]) + out_hw, x.dtype)
+    return Spec(x.shape[:2] + out_hw, x.dtype)
 
 
 def _check_g(op: str, g: Any, input_shape: tuple, kernel_size, stride, padding) -> None:

@@ -9,7 +9,7 @@ from plugrad import functional as F
 from plugrad.core.dispatch import apply, as_tensor_like
 from plugrad.core.registry import Spec, composite, primitive
 from plugrad.functional._utils import reduced_count
-from plugrad.ops._rules import need_kind, reduce_shape, reduction
+from plugrad.ops._rules import FIXES, need_kind, reduce_shape, reduction
 
 
 def _kept_shape(ctx):
@@ -103,7 +103,7 @@ def _argmin_reference(x, *, axis, keepdims):
 
 
 def _mean_rule(x: Any, *, axis: tuple[int, ...] | None, keepdims: bool) -> Spec:
-    need_kind("mean", "x", x, "f", "cast with astype('float32') first")
+    need_kind("mean", "input", x, "f", FIXES["f"])
     if not reduced_count(tuple(x.shape), axis):
         raise ValueError(f"mean: the axes {axis} of shape {tuple(x.shape)} hold no element; "
                          f"expected at least one element to average")
