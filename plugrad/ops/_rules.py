@@ -1,11 +1,12 @@
 """Shape and dtype rules shared by the op declarations (JAX's "abstract evaluation").
 
 A rule takes its inputs as anything with ``.shape`` (a tuple of ints) and ``.dtype`` (a NumPy
-dtype): raw backend arrays or :class:`~plugrad.core.registry.Spec`, plus the op's attributes, and returns the output's
-:class:`~plugrad.core.registry.Spec`, or raises the op's TypeError (dtypes) or ValueError
-(shapes, values) reading "op: what is wrong; got X; expected Y". The front end runs the rule
-before dispatch, the conformance suite checks every kernel's result against it, and a tracer can
-infer shapes with it without running a kernel. Rules stay cheap: they run on every public call.
+dtype), raw backend arrays or :class:`~plugrad.core.registry.Spec`, plus the op's attributes,
+and returns the output's :class:`~plugrad.core.registry.Spec`, or raises the op's TypeError
+(dtypes) or ValueError (shapes, values) reading "op: what is wrong; got X; expected Y". The
+front end runs the rule before dispatch, the conformance suite checks every kernel's result
+against it, and a tracer can infer shapes with it without running a kernel. Rules stay cheap:
+they run on every public call.
 """
 from __future__ import annotations
 

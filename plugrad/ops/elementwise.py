@@ -162,7 +162,7 @@ def _cast_vjp(ctx, g):
 
 
 def _where_rule(cond: Any, x: Any, y: Any) -> Spec:
-    need_kind("where", "bool mask", cond, "b", FIXES["b"])
+    need_kind("where", "mask", cond, "b", FIXES["b"])
     need_same_dtype("where", ("x", x), ("y", y))
     shape = check_broadcast("where", tuple(cond.shape), tuple(x.shape))
     return Spec(check_broadcast("where", shape, tuple(y.shape)), x.dtype)
