@@ -26,8 +26,9 @@ class GradManager:
         >>> w.grad
         Tensor(2.0, device=xpux:0)
 
-    Gradients accumulate into ``.grad`` until an optimizer clears them. ``backward`` ends the
-    recording, as in MegEngine.
+    Gradients accumulate into ``.grad`` until they are cleared: ``optimizer.step().clear_grad()``,
+    or ``param.grad = None`` after a hand-written update (docs/coming-from.md). ``backward`` ends
+    the recording, as in MegEngine.
     """
 
     def __init__(self) -> None:
