@@ -106,7 +106,8 @@ class OpRecord:
     """How to test one op through one public function.
 
     Args:
-        op: the name in ``OPS`` this record exercises (its kernel must be called).
+        op: the name in ``OPS`` this record exercises (its kernel must be called); an alias
+            from :data:`plugrad.core.registry.ALIASES` stands for its op.
         fn: the public call, ``fn(*inputs, **sample.kwargs)`` with inputs as Tensors.
         reference: float64 NumPy version of ``fn`` with the same arguments (arrays for Tensors);
             ``None`` for the op's declared reference (then ``fn`` takes the op's arguments), or
@@ -135,11 +136,12 @@ class OpRecord:
     check: Callable[[Any, np.dtype], None] | None = None
 
     def __post_init__(self) -> None:
+        from plugrad.core.registry import ALIASES, OPS
+
+        object.__setattr__(self, "op", ALIASES.get(self.op, self.op))  # one name per op
         if not self.name:
             object.__setattr__(self, "name", self.op)
         if self.reference is None and self.check is None:
-            from plugrad.core.registry import OPS
-
             declared = OPS.get(self.op)
             if declared is None or declared.reference is None:
                 raise ValueError(f"OpRecord {self.name!r}: op {self.op!r} declares no reference; "

@@ -113,6 +113,10 @@ def test_one_name_per_op_and_an_explicit_alias_table():
     assert lookup("cast").aliases == ["astype"]
     with pytest.raises(KeyError, match="no op is called 'softmx'; did you mean softmax"):
         lookup("softmx")
+    from plugrad.conformance.table import OpRecord
+
+    record = OpRecord("astype", F.astype, None, None, ("float32",), name="astype-probe")
+    assert record.op == "cast" and record.reference is OPS["cast"].reference
 
 
 def test_plugrad_info_op_prints_the_declaration_of_an_alias():
