@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS
+from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, Spec
 from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
@@ -80,7 +80,7 @@ def _without_kernel(op: str, device, inputs: tuple[Tensor, ...], attrs: dict) ->
     return definition.decomposition(*inputs, **attrs)
 
 
-def check(op: str, *inputs: Tensor, **attrs: Any):
+def check(op: str, *inputs: Tensor, **attrs: Any) -> Spec:
     """Validate a call with the op's declared shape and dtype rule; returns the output's Spec.
 
     The front end's one check of a call: it runs before :func:`apply`, never inside it, so ops

@@ -64,16 +64,22 @@ def minimum(x: Any, y: Any) -> Tensor:
     return binary("minimum", x, y)
 
 
+def _numeric(op: str, x: Any) -> Tensor:
+    x = as_tensor(x)
+    check(op, x)  # bools have no sign
+    return apply(op, x)
+
+
 def neg(x: Tensor) -> Tensor:
-    return apply("neg", as_tensor(x))
+    return _numeric("neg", x)
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
-    return apply("abs", as_tensor(x))
+    return _numeric("abs", x)
 
 
 def sign(x: Tensor) -> Tensor:
-    return apply("sign", as_tensor(x))
+    return _numeric("sign", x)
 
 
 def _real(op: str, x: Any) -> Tensor:

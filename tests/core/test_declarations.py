@@ -104,6 +104,8 @@ def test_the_front_end_reports_what_the_rule_finds():
         F.where(Tensor([1, 0]), Tensor([1.0, 2.0]), 0.0)
     with pytest.raises(ValueError, match="linear: the input's last axis must be in_features = 3"):
         F.linear(Tensor(np.ones((2, 4))), Tensor(np.ones((5, 3))))
+    with pytest.raises(TypeError, match="neg: expected numeric tensors; got bool"):
+        F.neg(Tensor([True, False]))
 
 
 def test_one_name_per_op_and_an_explicit_alias_table():
