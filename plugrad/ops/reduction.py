@@ -60,20 +60,13 @@ def _prod_vjp(ctx, g):
     return (_expand(ctx, g) * others,)
 
 
-def _sum_reference(x, *, axis, keepdims):
-    return np.sum(x, axis=axis, keepdims=keepdims)
+def _reference(name: str, fn: Any):
+    """The float64 reference of a reduction: NumPy's ``fn`` with the op's attributes."""
+    def reference(x, *, axis, keepdims):
+        return fn(x, axis=axis, keepdims=keepdims)
 
-
-def _prod_reference(x, *, axis, keepdims):
-    return np.prod(x, axis=axis, keepdims=keepdims)
-
-
-def _max_reference(x, *, axis, keepdims):
-    return np.max(x, axis=axis, keepdims=keepdims)
-
-
-def _min_reference(x, *, axis, keepdims):
-    return np.min(x, axis=axis, keepdims=keepdims)
+    reference.__name__ = f"{name}_reference"
+    return reference
 
 
 def _mean_reference(x, *, axis, keepdims):
@@ -94,14 +87,6 @@ def _arg_rule(op: str):
     return rule
 
 
-def _argmax_reference(x, *, axis, keepdims):
-    return np.argmax(x, axis=axis, keepdims=keepdims)
-
-
-def _argmin_reference(x, *, axis, keepdims):
-    return np.argmin(x, axis=axis, keepdims=keepdims)
-
-
 def _mean_rule(x: Any, *, axis: tuple[int, ...] | None, keepdims: bool) -> Spec:
     need_kind("mean", "input", x, "f", FIXES["f"])
     if not reduced_count(tuple(x.shape), axis):
@@ -112,19 +97,22 @@ def _mean_rule(x: Any, *, axis: tuple[int, ...] | None, keepdims: bool) -> Spec:
 
 _SIGNATURE = "x, *, axis: tuple[int, ...] | None, keepdims: bool"
 _RETURNS = "axis is None (all axes) or a sorted tuple of ints; x's dtype (never widened)"
-primitive("sum", _SIGNATURE, rule=reduction("sum"), reference=_sum_reference, vjp=_sum_vjp,
-          keep_inputs=(), keep_out=False, doc=_RETURNS)
-primitive("max", _SIGNATURE, rule=reduction("max", nonempty="maximum"), reference=_max_reference,
-          vjp=_extremum_vjp, keep_inputs=(0,), doc=_RETURNS + "; x is never empty")
-primitive("min", _SIGNATURE, rule=reduction("min", nonempty="minimum"), reference=_min_reference,
-          vjp=_extremum_vjp, keep_inputs=(0,), doc=_RETURNS + "; x is never empty")
-primitive("prod", _SIGNATURE, rule=reduction("prod"), reference=_prod_reference, vjp=_prod_vjp,
-          keep_inputs=(0,), keep_out=False, doc=_RETURNS)
+_NONEMPTY = "; never reduces zero elements into a value"
+primitive("sum", _SIGNATURE, rule=reduction("sum"), reference=_reference("sum", np.sum),
+          vjp=_sum_vjp, keep_inputs=(), keep_out=False, doc=_RETURNS)
+primitive("max", _SIGNATURE, rule=reduction("max", nonempty="maximum"),
+          reference=_reference("max", np.max), vjp=_extremum_vjp, keep_inputs=(0,),
+          doc=_RETURNS + _NONEMPTY)
+primitive("min", _SIGNATURE, rule=reduction("min", nonempty="minimum"),
+          reference=_reference("min", np.min), vjp=_extremum_vjp, keep_inputs=(0,),
+          doc=_RETURNS + _NONEMPTY)
+primitive("prod", _SIGNATURE, rule=reduction("prod"), reference=_reference("prod", np.prod),
+          vjp=_prod_vjp, keep_inputs=(0,), keep_out=False, doc=_RETURNS)
 primitive("argmax", "x, *, axis: int | None, keepdims: bool", rule=_arg_rule("argmax"),
-          reference=_argmax_reference, differentiable=False,
+          reference=_reference("argmax", np.argmax), differentiable=False,
           doc="axis is None (the flattened x) or an int; int32 indices of the first maximum")
 primitive("argmin", "x, *, axis: int | None, keepdims: bool", rule=_arg_rule("argmin"),
-          reference=_argmin_reference, differentiable=False,
+          reference=_reference("argmin", np.argmin), differentiable=False,
           doc="axis is None (the flattened x) or an int; int32 indices of the first minimum")
 # One op (not sum then mul) so a mean costs one dispatch and one tape node: losses end in one.
 composite("mean", _SIGNATURE, rule=_mean_rule, reference=_mean_reference, decomposition=_mean,
