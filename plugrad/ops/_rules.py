@@ -49,9 +49,12 @@ def need_same_dtype(op: str, *named: tuple[str, Any]) -> None:
 
 
 def need_ndim(op: str, name: str, x: Any, ndim: int, layout: str = "") -> None:
-    if len(x.shape) != ndim:
+    """``x`` has ``ndim`` axes, else a ValueError (with a hint when only the batch axis is off)."""
+    rank = len(x.shape)
+    if rank != ndim:
+        hint = "; add a batch axis, e.g. F.expand_dims(x, 0)" if rank == ndim - 1 else ""
         raise ValueError(f"{op}: expected a {ndim}-D {name}{f' {layout}' if layout else ''}; "
-                         f"got shape {tuple(x.shape)}")
+                         f"got shape {tuple(x.shape)}{hint}")
 
 
 def unary(op: str, kinds: str = "fiub") -> Rule:

@@ -100,6 +100,9 @@ def test_the_front_end_reports_what_the_rule_finds():
         F.conv2d(Tensor(np.ones((1, 2, 5, 5))), Tensor(np.ones((4, 3, 3, 3))))
     with pytest.raises(ValueError, match="max_pool2d: the input's spatial size"):
         F.max_pool2d(Tensor(np.ones((1, 1, 2, 2))), 3)
+    with pytest.raises(ValueError, match=r"max_pool2d: expected a 4-D input \(N, C, H, W\); got "
+                                         r"shape \(1, 4, 4\); add a batch axis"):
+        F.max_pool2d(Tensor(np.ones((1, 4, 4))), 2)
     with pytest.raises(TypeError, match="where: expected bool mask; got int32"):
         F.where(Tensor([1, 0]), Tensor([1.0, 2.0]), 0.0)
     with pytest.raises(ValueError, match="linear: the input's last axis must be in_features = 3"):
