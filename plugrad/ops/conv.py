@@ -124,7 +124,8 @@ def _conv2d_grad_weight_vjp(ctx, g):
 def _check_attrs(op: str, stride, padding, dilation, groups) -> None:
     if groups.__class__ is not int or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
-    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+    if stride[0] < 1 or stride[1] < 1 or dilation[0] < 1 or dilation[1] < 1 \
+            or padding[0] < 0 or padding[1] < 0:
         raise ValueError(f"{op}: stride {stride} and dilation {dilation} must be at least 1 and "
                          f"padding {padding} at least 0")
 
@@ -151,7 +152,8 @@ def _conv2d_rule(x: Any, w: Any, *, stride: Pair, padding: Pair, dilation: Pair,
     if out_channels % groups:
         raise ValueError(f"{op}: {out_channels} output channels cannot be split into "
                          f"{groups} groups")
-    out_hw = conv_out_hw(x_shape[2:], (kh, kw), stride, padding, dilation)
+    out_hw = (out_size(x_shape[2], kh, stride[0], padding[0], dilation[0]),
+              out_size(x_shape[3], kw, stride[1], padding[1], dilation[1]))
     if out_hw[0] <= 0 or out_hw[1] <= 0:
         raise ValueError(f"{op}: the input's spatial size {tuple(x_shape[2:])} with padding "
                          f"{padding} is smaller than the kernel {(kh, kw)} with dilation "

@@ -110,18 +110,19 @@ def _avg_pool2d_grad(g, *, input_shape, kernel_size, stride, padding, count_incl
 
 # -- shape and dtype rules ----------------------------------------------------------------------
 def _window_rule(op: str, x: Any, kernel_size, stride, padding) -> tuple[int, int]:
-    """(OH, OW) of a valid window sweep over the 4-D float ``x``."""
+    """(OH, OW) of a valid window sweep over the 4-D float ``x`` (every LeNet step runs this)."""
     shape = x.shape
     if x.dtype.kind != "f" or len(shape) != 4:
         need_kind(op, "input", x, "f", FIXES["f"])
         need_ndim(op, "input", x, 4, "(N, C, H, W)")
-    if min(kernel_size) < 1 or min(stride) < 1 or min(padding) < 0:
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0:
         raise ValueError(f"{op}: kernel_size {kernel_size} and stride {stride} must be at least "
                          f"1 and padding {padding} at least 0")
-    if 2 * padding[0] > kernel_size[0] or 2 * padding[1] > kernel_size[1]:
+    if 2 * ph > kh or 2 * pw > kw:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size "
                          f"{kernel_size}, so no window lies entirely in the padding")
-    out_hw = pool_out_hw(shape[2:], kernel_size, stride, padding)
+    out_hw = out_size(shape[2], kh, sh, ph), out_size(shape[3], kw, sw, pw)
     if out_hw[0] <= 0 or out_hw[1] <= 0:
         raise ValueError(f"{op}: the input's spatial size {tuple(shape[2:])} with padding "
                          f"{padding} is smaller than the kernel {kernel_size}")
