@@ -62,6 +62,7 @@ def report() -> str:
                      + (f": {', '.join(cover['missing'])}" if cover["missing"] else ""))
         if cover["decomposed"]:
             lines.append(f"         decomposed: {', '.join(cover['decomposed'])}")
+    lines += ["", "one op's declaration and kernels: plugrad info --op NAME"]
     return "\n".join(lines)
 
 
