@@ -19,6 +19,7 @@ PY=${PYTHON:-python3}
 DRY=${GPU_CHECK_DRY:-0}
 MNIST=${PLUGRAD_MNIST:-.gpu_data/mnist}
 [ -d "$MNIST" ] || MNIST=../shared/datasets/mnist
+export PLUGRAD_DATA_DIR=$(cd "$MNIST/.." && pwd)  # where the tests look for mnist/
 mkdir -p "$OUT"
 : >"$OUT/summary.txt"
 export PYTHONUNBUFFERED=1

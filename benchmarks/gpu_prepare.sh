@@ -14,8 +14,9 @@ mkdir -p .whl .gpu_data
 # Pure-Python dependencies of plugrad that images with CuPy and PyTorch often lack, and a
 # setuptools new enough for plugrad's pyproject (the install there runs without build isolation).
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$version" \
-    --implementation cp --platform manylinux2014_x86_64 --platform any -d .whl \
-    "array-api-compat>=1.12" "setuptools>=77" "$@"
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+    --platform any -d .whl \
+    "array-api-compat>=1.12" "setuptools>=77" "mpich>=4" "$@"
 rm -rf .gpu_data/mnist
 cp -r ../shared/datasets/mnist .gpu_data/mnist
 du -sh .whl .gpu_data
