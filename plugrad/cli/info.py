@@ -1,4 +1,5 @@
-"""``plugrad info``: what this installation can run on, and why a backend did not load.
+"""What this installation can run on: versions, backends (loaded, not installed or failed, with
+the reason), devices, the default device and op coverage.
 
 ``plugrad info --op NAME`` shows one op's declaration and, per device type, where its kernel
 lives or that it runs through its decomposition.
@@ -9,9 +10,40 @@ import argparse
 import inspect
 import platform
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from plugrad.core.plugins import BackendRecord
+
+HELP = "versions, backends (loaded, not installed or failed), devices, op coverage"
+
+#: How to install the library a built-in backend imports when its device is first probed.
+INSTALL_HINTS = {"cupy": "pip install 'plugrad[cuda]'"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--op", metavar="NAME",
+                        help="show one op's declaration and where each backend runs it")
+
+
+def backend_state(record: BackendRecord) -> tuple[str, str | None]:
+    """("loaded" | "not installed" | "failed", reason): a plugin that registered but whose every
+    device type lacks its library is "not installed", with the command that installs it."""
+    from plugrad.core import device, plugins
+
+    if record.status != "loaded":
+        return record.status, record.reason
+    types = plugins.device_types()
+    probes = [device._probe(types[name]) for name in record.device_types if name in types]
+    missing = [reason for ok, reason, _ in probes
+               if not ok and reason and reason.startswith("ModuleNotFoundError")]
+    if probes and len(missing) == len(probes):
+        reason = missing[0].removeprefix("ModuleNotFoundError: ")
+        hint = INSTALL_HINTS.get(record.name)
+        return "not installed", f"{reason}; {hint}" if hint else reason
+    return "loaded", None
 
 
 def report() -> str:
@@ -27,12 +59,13 @@ def report() -> str:
     if not records:
         lines.append("  none found (is PLUGRAD_AUTOLOAD_BACKENDS=0 or PLUGRAD_BACKENDS set?)")
     for record in records:
-        head = f"  {record.name:<10} {record.status:<7} {record.source}"
+        status, reason = backend_state(record)
+        head = f"  {record.name:<10} {status:<14} {record.source}"
         if record.status == "loaded":
             head += f"  device types: {', '.join(record.device_types)}"
         lines.append(head)
-        if record.reason:
-            lines.append(f"             reason: {record.reason}")
+        if reason:
+            lines.append(f"             reason: {reason}")
     lines += ["", "devices:"]
     for name, device_type in plugins.device_types().items():
         available, reason, count = device._probe(device_type)
@@ -147,16 +180,12 @@ def op_report(name: str) -> str:
     return "\n".join(lines)
 
 
-def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="plugrad info", description=__doc__.splitlines()[0])
-    parser.add_argument("--op", metavar="NAME",
-                        help="show one op's declaration and where each backend runs it")
-    options = parser.parse_args(args)
-    if options.op is None:
+def run(args: argparse.Namespace) -> int:
+    if args.op is None:
         print(report())
         return 0
     try:
-        print(op_report(options.op))
+        print(op_report(args.op))
     except KeyError as exc:
         print(f"plugrad info: {exc.args[0]}", file=sys.stderr)
         return 2
