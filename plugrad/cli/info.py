@@ -102,6 +102,7 @@ def report() -> str:
                      + (f": {', '.join(cover['missing'])}" if cover["missing"] else ""))
         if cover["decomposed"]:
             lines.append(f"         decomposed: {', '.join(cover['decomposed'])}")
+    lines += ["", *blas_lines()]
     lines += ["", "one op's declaration and kernels: plugrad info --op NAME"]
     return "\n".join(lines)
 
@@ -178,6 +179,30 @@ def op_report(name: str) -> str:
         lines.append(f"  also called:   {', '.join(op.aliases)}")
     lines += ["", "kernels:"] + _kernels(op)
     return "\n".join(lines)
+
+
+def blas_lines() -> list[str]:
+    """The BLAS and OpenMP libraries loaded, with their thread counts now (threadpoolctl)."""
+    from plugrad.backends.numpy_backend._blas import blas_threads
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["BLAS: threadpoolctl is not installed (pip install threadpoolctl), so plugrad "
+                "leaves BLAS threads alone and cannot list them"]
+    scoped = blas_threads()
+    lines = ["BLAS (threads: the process's setting; " + (
+        f"plugrad's GEMM kernels use {scoped} while they run, PLUGRAD_BLAS_THREADS changes it):"
+        if scoped else "plugrad's GEMM kernels use it too: PLUGRAD_BLAS_THREADS=0 or a "
+                       "*_NUM_THREADS variable is set):")]
+    for library in threadpool_info():
+        layer = library.get("threading_layer")
+        lines.append(f"  {library['internal_api']:<9} {library.get('version') or '?':<12} "
+                     f"{library['num_threads']} threads{f' ({layer})' if layer else ''}  "
+                     f"{library['filepath']}")
+    if len(lines) == 1:
+        lines.append("  none loaded")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
