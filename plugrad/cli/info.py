@@ -114,9 +114,11 @@ def where(fn: Callable[..., Any] | None) -> str:
     fn = inspect.unwrap(fn)
     target = getattr(fn, "func", fn)  # functools.partial
     module = getattr(target, "__module__", None) or type(target).__module__
-    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) \
-        or type(target).__qualname__
-    return f"{module}:{name}"
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    name = getattr(target, "__name__", qualname)
+    # A generic wrapper renamed after what it wraps (the numpy backend's array-result one).
+    renamed = f" ({name})" if name != qualname.rsplit(".", 1)[-1] else ""
+    return f"{module}:{qualname}{renamed}"
 
 
 def _kernels(op: Any) -> list[str]:

@@ -54,7 +54,6 @@ def _array_result(kernel: Callable, xp: Any) -> Callable:
         return out if out.__class__ is ndarray else asarray(out)
 
     run.__name__ = getattr(kernel, "__name__", "kernel")
-    run.__wrapped__ = kernel  # type: ignore[attr-defined]  (plugrad info shows where it lives)
     return run
 
 
