@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.dispatch import apply, as_tensor_like
+from plugrad.core.dispatch import apply, as_tensor_like, check
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
 from plugrad.functional.conv import conv1d, conv2d, conv_transpose2d, linear
@@ -179,11 +179,10 @@ def batch_norm(inp: Tensor, running_mean: Tensor | None = None,
         scale = w * (1.0 / apply("sqrt", rv + eps))
         out = (x - rm) * scale + b
         return out if inplace else (out, running_mean, running_var)
+    attrs = dict(axes=axes, eps=float(eps))
+    check(op, x, w, b, **attrs)
+    out = apply(op, x, w, b, **attrs)
     count = x.size // x.shape[1]
-    if count < 2:
-        raise ValueError(f"{op}: training needs more than one value per channel to compute "
-                         f"a variance; got input shape {x.shape}")
-    out = apply(op, x, w, b, axes=axes, eps=float(eps))
     new_mean = new_var = None
     if running_mean is not None or running_var is not None:
         data = x.detach()

@@ -8,7 +8,7 @@ import numpy as np
 
 from plugrad.core import dtypes
 from plugrad.core.device import get_device
-from plugrad.core.dispatch import apply, check_broadcast, create, promote_pair
+from plugrad.core.dispatch import apply, check, check_broadcast, create, promote_pair
 from plugrad.core.tensor import Tensor, wrap
 from plugrad.functional._utils import as_tensor, host_tensor, normalize_axis, shape_tuple
 
@@ -127,9 +127,7 @@ def transpose(inp: Tensor, pattern: Sequence[int] | None = None) -> Tensor:
     ndim = inp.ndim
     perm = tuple(range(ndim - 1, -1, -1)) if pattern is None else tuple(
         normalize_axis("transpose", p, ndim) for p in pattern)
-    if sorted(perm) != list(range(ndim)):
-        raise ValueError(f"transpose: pattern {tuple(pattern)} is not a permutation of the "
-                         f"{ndim} axes of a tensor of shape {inp.shape}")
+    check("transpose", inp, perm=perm)
     if perm == tuple(range(ndim)):
         return inp
     return apply("transpose", inp, perm=perm)
@@ -139,9 +137,7 @@ def broadcast_to(inp: Tensor, shape: Any) -> Tensor:
     """``inp`` repeated along size-1 or missing leading axes to ``shape``."""
     inp = as_tensor(inp)
     shape = shape_tuple("broadcast_to", shape)
-    if len(shape) < inp.ndim or check_broadcast("broadcast_to", inp.shape, shape) != shape:
-        raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {inp.shape} to "
-                         f"{shape}")
+    check("broadcast_to", inp, shape=shape)
     if shape == inp._data.shape:
         return inp
     return apply("broadcast_to", inp, shape=shape)
@@ -185,13 +181,8 @@ def concat(inps: Sequence[Tensor], axis: int = 0, device: Any = None) -> Tensor:
     for t in tensors[1:]:
         target = dtypes.promote(target, t._data.dtype)
     tensors = [t if t._data.dtype == target else apply("cast", t, dtype=target) for t in tensors]
-    ndim = tensors[0].ndim
-    axis = normalize_axis("concat", axis, ndim)
-    for i, t in enumerate(tensors):
-        if t.ndim != ndim or builtins.any(
-                a != b for j, (a, b) in enumerate(zip(t.shape, tensors[0].shape)) if j != axis):
-            raise ValueError(f"concat: tensor {i} has shape {t.shape} but tensor 0 has shape "
-                             f"{tensors[0].shape}; all dimensions except axis {axis} must match")
+    axis = normalize_axis("concat", axis, tensors[0].ndim)
+    check("concat", *tensors, axis=axis)
     if device is not None:
         tensors = [t.to(device) for t in tensors]
     if len(tensors) == 1:
@@ -246,10 +237,7 @@ def gather(inp: Tensor, axis: int, index: Tensor) -> Tensor:
     inp = as_tensor(inp)
     index = _index_tensor("gather", index, inp)
     axis = normalize_axis("gather", axis, inp.ndim)
-    if index.ndim != inp.ndim or builtins.any(
-            a > b for j, (a, b) in enumerate(zip(index.shape, inp.shape)) if j != axis):
-        raise ValueError(f"gather: index shape {index.shape} must have the rank of the input "
-                         f"{inp.shape} and not exceed it outside axis {axis}")
+    check("gather", inp, index, axis=axis)
     return apply("gather", inp, index, axis=axis)
 
 
@@ -259,9 +247,7 @@ def scatter_add(inp: Tensor, axis: int, index: Tensor, source: Tensor) -> Tensor
     index = _index_tensor("scatter_add", index, inp)
     axis = normalize_axis("scatter_add", axis, inp.ndim)
     inp, source = promote_pair("scatter_add", inp, source)
-    if tuple(source.shape) != tuple(index.shape):
-        raise ValueError(f"scatter_add: source shape {source.shape} must equal index shape "
-                         f"{index.shape}")
+    check("scatter_add", inp, index, source, axis=axis)
     return apply("scatter_add", inp, index, source, axis=axis)
 
 
