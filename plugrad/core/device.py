@@ -4,6 +4,10 @@ A device string is ``<type><index>[:<stream>]``: ``xpux`` (the best available ac
 the CPU), ``cpux``, ``gpu0``, ``gpu1:2``, or a plugin's own prefix such as ``ref0``. A tensor keeps
 the logical name it was created with (``xpux:0``) while its kernels come from the resolved
 device type.
+
+The default device has two layers: :func:`set_default_device` sets it for the whole process
+(MegEngine's semantics), :func:`using_device` overrides it in the calling thread only, so two
+threads can each scope their own device.
 """
 from __future__ import annotations
 
@@ -77,6 +81,16 @@ _cache: dict[str, Device] = {}
 _availability: dict[str, tuple[bool, str | None, int]] = {}
 _default_spec = os.environ.get("PLUGRAD_DEFAULT_DEVICE", "xpux")
 _default_device: Device | None = None
+
+
+class _Scope(threading.local):
+    """This thread's :func:`using_device` override: ``(spec, device)`` or None."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, Device] | None = None
+
+
+_scope = _Scope()
 
 
 def clear_cache() -> None:
@@ -173,6 +187,9 @@ def _resolve(spec: str) -> Device:
 def get_device(spec: Any = None) -> Device:
     """The :class:`Device` for a device string, a Device, or ``None`` (the default device)."""
     if spec is None:
+        scoped = _scope.current
+        if scoped is not None:
+            return scoped[1]
         return _default_device or _get_default_object()
     if isinstance(spec, Device):
         return spec
@@ -195,12 +212,15 @@ def _get_default_object() -> Device:
 
 
 def get_default_device() -> str:
-    """The default device string (``xpux`` unless set or given by ``PLUGRAD_DEFAULT_DEVICE``)."""
-    return _default_spec
+    """The default device string of this thread: its :func:`using_device` scope if any, else
+    the process-wide one (``xpux`` unless set or given by ``PLUGRAD_DEFAULT_DEVICE``)."""
+    scoped = _scope.current
+    return _default_spec if scoped is None else scoped[0]
 
 
 def set_default_device(device: str = "xpux") -> None:
-    """Make ``device`` the one new tensors go to; checked now so typos fail here."""
+    """Make ``device`` the one new tensors go to in every thread; checked now so typos fail
+    here. A :func:`using_device` scope of a thread still wins inside that thread."""
     global _default_spec, _default_device
     resolved = get_device(device)
     _default_spec, _default_device = device, resolved
@@ -208,13 +228,14 @@ def set_default_device(device: str = "xpux") -> None:
 
 @contextlib.contextmanager
 def using_device(device: str) -> Iterator[Device]:
-    """Scope the default device: ``with using_device("cpu0"): ...``."""
-    previous = _default_spec
-    set_default_device(device)
+    """Scope the default device in this thread only: ``with using_device("cpu0"): ...``."""
+    resolved = get_device(device)
+    previous = _scope.current
+    _scope.current = (device, resolved)
     try:
-        yield get_device(device)
+        yield resolved
     finally:
-        set_default_device(previous)
+        _scope.current = previous
 
 
 def get_device_count(device_type: str) -> int:

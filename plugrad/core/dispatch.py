@@ -64,11 +64,15 @@ def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tenso
     keep = op.keep_inputs
     if keep is None:
         saved = [t._data for t in inputs]
+        versions = [(t, t._version) for t in inputs]
     elif not keep:  # drop what the vjp never reads: it is freed once the forward is done with it
         saved = [ArraySpec(t._data) for t in inputs]
+        versions = ()
     else:
         saved = [t._data if i in keep else ArraySpec(t._data) for i, t in enumerate(inputs)]
-    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs)
+        versions = [(t, t._version) for i, t in enumerate(inputs) if i in keep]
+    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs,
+                versions)
     result._node = node
     state.live_nodes.append(node)
 

@@ -3,6 +3,10 @@
 A Tensor holds a backend array, the device it lives on and, while a GradManager records, the tape
 node that produced it. Operations never mutate their inputs; in-place operators (``+=``,
 ``__setitem__``) rebind the tensor to a new result, so recorded gradients stay correct.
+
+The few writes that do go into a tensor's array in place (optimizer updates) report themselves
+through :meth:`Tensor._mark_written`, which bumps the tensor's version; the tape compares the
+versions it saved with the current ones at backward (see ``core/tape.py``).
 """
 from __future__ import annotations
 
@@ -62,7 +66,7 @@ class Tensor:
         Tensor([1 2 3], dtype=int32, device=xpux:0)
     """
 
-    __slots__ = ("_data", "_device", "_node", "grad", "name", "__weakref__")
+    __slots__ = ("_data", "_device", "_node", "_version", "grad", "name", "__weakref__")
     # Let NumPy defer to our reflected operators (``ndarray + Tensor`` gives a Tensor).
     __array_ufunc__ = None
 
@@ -85,6 +89,7 @@ class Tensor:
         self._data = array
         self._device = device_obj
         self._node = None
+        self._version = 0
         self.grad = None
         self.name = name
 
@@ -219,6 +224,14 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data, cut from the tape."""
         return wrap(self._data, self._device)
+
+    def _mark_written(self) -> None:
+        """Record that this tensor's array was just written in place.
+
+        Every in-place write into ``_data`` must call this (it is the one place the version
+        changes), so a recorded op that saved the array can tell its data is stale.
+        """
+        self._version += 1
 
     def _set_data(self, array: Any) -> None:
         """Replace the data, keeping the tape marker (optimizers update parameters this way)."""
@@ -393,6 +406,7 @@ def wrap(data: Any, device: Device) -> Tensor:
     t._data = data
     t._device = device
     t._node = None
+    t._version = 0
     t.grad = None
     t.name = None
     return t
