@@ -150,7 +150,12 @@ def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None) -> T
         else:
             dtype = dtypes.default_dtype_for(np.asarray(value).dtype)
     device = like._device
-    return wrap(device.type.from_host(np.array(value, dtype=dtype), device.index), device)
+    try:
+        host = np.array(value, dtype=dtype)
+    except OverflowError:  # NumPy refuses a Python int too big for the dtype
+        raise ValueError(f"{value!r} does not fit in the {dtype} of the tensor it is combined "
+                         f"with; convert the tensor to a wider dtype first") from None
+    return wrap(device.type.from_host(host, device.index), device)
 
 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:

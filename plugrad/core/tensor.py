@@ -27,6 +27,30 @@ def _host(t: "Tensor") -> np.ndarray:
     return device.type.to_host(t._data)
 
 
+def _host_array(source: Any) -> np.ndarray:
+    """``source`` as a NumPy array, with a clear error for ragged nested lists."""
+    try:
+        return np.asarray(source)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError(f"Tensor: the nested lists are ragged (rows of different lengths or "
+                         f"depths), so they form no rectangular array; got "
+                         f"{_describe_ragged(source)}; pad the rows to one length") from None
+
+
+def _describe_ragged(source: Any) -> str:
+    if isinstance(source, (list, tuple)):
+        lengths = [len(row) if isinstance(row, (list, tuple)) else "a scalar"
+                   for row in source[:6]]
+        return f"rows of lengths {lengths}" + (" ..." if len(source) > 6 else "")
+    return type(source).__name__
+
+
+def _has_big_int(host: np.ndarray) -> bool:
+    return any(isinstance(v, int) and not -2**63 <= v < 2**64 for v in host.flat)
+
+
 def _to_backend_array(data: Any, dtype: np.dtype | None, device: Device) -> Any:
     """A fresh backend array for ``data`` under MegEngine's default dtype rules."""
     device_type = device.type
@@ -35,17 +59,18 @@ def _to_backend_array(data: Any, dtype: np.dtype | None, device: Device) -> Any:
         source = device_type.to_host(data)
     else:
         source = data
-    if dtype is None:
-        host = np.array(source)
-        target = dtypes.default_dtype_for(host.dtype)
-        if host.dtype.kind in "OUSV":
-            raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} data of "
-                            f"dtype {host.dtype}; expected numbers or booleans")
-        if target != host.dtype:
-            host = host.astype(target)
-    else:
-        target = dtypes.as_dtype(dtype)
-        host = np.array(source, dtype=target)
+    host = _host_array(source)
+    if host.dtype.kind in "OUSV":
+        if host.dtype.kind == "O" and _has_big_int(host):
+            raise ValueError(f"Tensor: an integer in the data does not fit in 64 bits, let "
+                             f"alone {dtype or 'int32'}; bring the values into range")
+        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} data of "
+                        f"dtype {host.dtype}; expected numbers or booleans")
+    target = dtypes.default_dtype_for(host.dtype) if dtype is None else dtypes.as_dtype(dtype)
+    if target != host.dtype:
+        host = dtypes.cast_host("Tensor", host, target)
+    elif host is source:
+        host = host.copy()  # the tensor owns its data: later writes to ``data`` do not leak in
     if target.name not in device_type.dtypes:
         raise TypeError(f"Tensor: backend {device_type.backend!r} (device {device.logical}) does "
                         f"not support dtype {target.name}; supported: "

@@ -12,7 +12,7 @@ from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor, wrap
 
 __all__ = ["as_tensor", "normalize_axes", "normalize_axis", "reduced_count", "sum_to", "to_float",
-           "shape_tuple", "pair", "float_pair", "check_shape_without_axis"]
+           "shape_tuple", "pair", "float_pair", "check_shape_without_axis", "check_index_range"]
 
 
 def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tensor:
@@ -70,6 +70,23 @@ def check_shape_without_axis(op: str, name: str, index: Tensor, source_name: str
     if tuple(index.shape) != expected:
         raise ValueError(f"{op}: {name} shape {index.shape} must be {source_name} shape "
                          f"{source.shape} without axis {axis}, i.e. {expected}")
+
+
+def check_index_range(op: str, name: str, index: Tensor, size: int) -> None:
+    """Refuse integer indices outside ``[0, size)`` with an IndexError naming the op.
+
+    NumPy would wrap -1 to the last class silently (and an index past the end fails deep in a
+    kernel, or not at all for one_hot). Two reduction kernels and one host read per call: cheap
+    next to the op that consumes the indices.
+    """
+    if not index._data.size:
+        return
+    low = apply("min", index, axis=None, keepdims=False).item()
+    high = apply("max", index, axis=None, keepdims=False).item()
+    if low < 0 or high >= size:
+        bad = low if low < 0 else high
+        raise IndexError(f"{op}: {name} {bad} is out of range; expected values in [0, {size}) "
+                         f"(got values from {low} to {high})")
 
 
 def shape_tuple(op: str, shape: Any) -> tuple[int, ...]:

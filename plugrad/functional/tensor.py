@@ -10,7 +10,7 @@ from plugrad.core import dtypes
 from plugrad.core.device import get_device
 from plugrad.core.dispatch import apply, check_broadcast, create, promote_pair
 from plugrad.core.tensor import Tensor, wrap
-from plugrad.functional._utils import as_tensor, normalize_axis, shape_tuple
+from plugrad.functional._utils import as_tensor, check_index_range, normalize_axis, shape_tuple
 
 __all__ = [
     "arange", "ones", "zeros", "full", "ones_like", "zeros_like", "full_like", "linspace",
@@ -250,6 +250,7 @@ def gather(inp: Tensor, axis: int, index: Tensor) -> Tensor:
             a > b for j, (a, b) in enumerate(zip(index.shape, inp.shape)) if j != axis):
         raise ValueError(f"gather: index shape {index.shape} must have the rank of the input "
                          f"{inp.shape} and not exceed it outside axis {axis}")
+    check_index_range("gather", "index", index, inp.shape[axis])
     return apply("gather", inp, index, axis=axis)
 
 
@@ -262,6 +263,7 @@ def scatter_add(inp: Tensor, axis: int, index: Tensor, source: Tensor) -> Tensor
     if tuple(source.shape) != tuple(index.shape):
         raise ValueError(f"scatter_add: source shape {source.shape} must equal index shape "
                          f"{index.shape}")
+    check_index_range("scatter_add", "index", index, inp.shape[axis])
     return apply("scatter_add", inp, index, source, axis=axis)
 
 
