@@ -22,12 +22,16 @@ def report() -> str:
         head = f"  {record.name:<10} {record.status:<7} {record.source}"
         if record.status == "loaded":
             head += f"  device types: {', '.join(record.device_types)}"
+        if record.load_seconds is not None:
+            head += f"  (load {_duration(record.load_seconds)})"
         lines.append(head)
         if record.reason:
             lines.append(f"             reason: {record.reason}")
     lines += ["", "devices:"]
+    patience = plugins.watchdog_seconds()
     for name, device_type in plugins.device_types().items():
-        available, reason, count = device._probe(device_type)
+        # Bounded: a plugin whose is_available() never returns is listed as timed out.
+        available, reason, count = device.probe_within(device_type, patience)
         state = f"{count} available" if available else f"unavailable: {reason}"
         lines.append(f"  {name:<6} backend {device_type.backend!r:<10} priority "
                      f"{device_type.priority:<3} {state}")
@@ -56,6 +60,10 @@ def report() -> str:
         if cover["decomposed"]:
             lines.append(f"         decomposed: {', '.join(cover['decomposed'])}")
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def main(args: list[str]) -> int:

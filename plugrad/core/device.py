@@ -106,17 +106,40 @@ def _probe(device_type: DeviceType) -> tuple[bool, str | None, int]:
     """(available, reason if not, device count), asked of the plugin once."""
     cached = _availability.get(device_type.name)
     if cached is None:
+        who = f"{device_type.backend!r} ({device_type.source or device_type.backend})"
         try:
-            ok = bool(device_type.is_available())
-            count = int(device_type.device_count()) if ok else 0
+            with plugins.watch(who, f"is_available()/device_count() of device type "
+                                    f"{device_type.name!r}"):
+                ok = bool(device_type.is_available())
+                count = int(device_type.device_count()) if ok else 0
             if ok and count < 1:
                 ok, reason = False, "no device found"
             else:
                 reason = None if ok else "is_available() returned False"
-        except Exception as exc:  # the plugin's own words are the best reason
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the plugin's own words are the best reason
             ok, count, reason = False, 0, f"{type(exc).__name__}: {exc}"
         cached = _availability[device_type.name] = (ok, reason, count)
     return cached
+
+
+def probe_within(device_type: DeviceType, seconds: float) -> tuple[bool, str | None, int]:
+    """:func:`_probe`, but give up after ``seconds``: the device type then counts as
+    unavailable for this process, with a reason saying it timed out (``plugrad info`` must
+    finish even when a plugin's ``is_available()`` never returns)."""
+    cached = _availability.get(device_type.name)
+    if cached is not None:
+        return cached
+    worker = threading.Thread(target=_probe, args=(device_type,), daemon=True,
+                              name=f"plugrad-probe-{device_type.name}")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        return _availability.setdefault(device_type.name, (
+            False, f"timed out: is_available()/device_count() did not return within "
+                   f"{seconds:g} s", 0))
+    return _availability[device_type.name]
 
 
 def available_device_types() -> list[DeviceType]:

@@ -1,0 +1,76 @@
+"""A throwaway virtual environment with local plugin projects installed for real by pip.
+
+The venv sees this interpreter's site-packages (numpy, pluggy, pytest, plugrad's own entry
+point); the projects are installed offline, and every check runs in a subprocess of the venv's
+Python with this checkout first on ``PYTHONPATH``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import plugrad
+
+ROOT = Path(plugrad.__file__).resolve().parents[1]
+
+
+@dataclass
+class Venv:
+    python: Path
+    workdir: Path
+
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("PLUGRAD_")}
+        clean["PYTHONPATH"] = str(ROOT)
+        clean.update(env or {})
+        return subprocess.run([str(self.python), *args], capture_output=True, text=True,
+                              env=clean, cwd=self.workdir, timeout=timeout)
+
+    def script(self, code: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run("-c", textwrap.dedent(code), **kwargs)
+
+
+def _pip_has_python_option() -> bool:
+    version = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True,
+                             text=True).stdout.split()
+    if len(version) < 2:
+        return False
+    major, minor = (int(p) for p in re.findall(r"\d+", version[1])[:2])
+    return (major, minor) >= (22, 3)
+
+
+def make_venv(base: Path, projects: list[Path]) -> Venv:
+    """A venv under ``base`` with ``projects`` (local folders) pip-installed into it."""
+    env_dir = base / "venv"
+    fast = _pip_has_python_option()
+    command = [sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)]
+    subprocess.run(command + (["--without-pip"] if fast else []), check=True)
+    python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    # When this interpreter is itself a venv, --system-site-packages reaches only the base
+    # Python's packages; a .pth line adds this interpreter's (setuptools, wheel, numpy, pluggy).
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path("
+                           "'purelib'))"], capture_output=True, text=True, check=True)
+    Path(site.stdout.strip(), "parent-site.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    # Build from copies: pip builds local projects in place and would leave build/ behind.
+    sources = []
+    for source in projects:
+        target = base / source.name
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(
+            "build", "*.egg-info", "__pycache__"))
+        sources.append(str(target))
+    pip = [sys.executable, "-m", "pip", "--python", str(python)] if fast \
+        else [str(python), "-m", "pip"]
+    done = subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-build-isolation",
+                           "--no-index", *sources], capture_output=True, text=True)
+    assert done.returncode == 0, f"pip install failed:\n{done.stdout}\n{done.stderr}"
+    workdir = base / "work"
+    workdir.mkdir()
+    return Venv(python, workdir)
