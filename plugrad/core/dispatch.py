@@ -39,6 +39,11 @@ def _describe_inputs(inputs: tuple[Tensor, ...]) -> str:
 def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
                    exc: Exception) -> Exception:
     shown = {k: v for k, v in attrs.items() if not hasattr(v, "shape")}
+    if isinstance(exc, MemoryError):  # stays a MemoryError: callers may catch and retry smaller
+        return MemoryError(f"{op}: out of memory on {device.logical} with inputs "
+                           f"[{_describe_inputs(inputs)}]" + (f" and {shown}" if shown else "")
+                           + f": {exc or 'the allocation failed'}; use a smaller batch or "
+                           f"tensor")
     message = (f"{op}: the {device.backend!r} backend's kernel failed on inputs "
                f"[{_describe_inputs(inputs)}]" + (f" with {shown}" if shown else "")
                + f": {type(exc).__name__}: {exc}")
