@@ -165,26 +165,66 @@ def watchdog_seconds() -> float:
         return 10.0
 
 
-def _report_stuck(who: str, what: str, delay: float) -> None:
-    print(f"plugrad: backend plugin {who} has been running {what} for {delay:g} s and has not "
-          f"returned; if it hangs, leave it out with PLUGRAD_BACKENDS=<the others> or "
-          f"uninstall it", file=sys.stderr, flush=True)
+class _Watchdog:
+    """One daemon thread that names plugin hooks running past their deadline on stderr.
+
+    A single long-lived thread, started on first use: a timer thread per hook would leave
+    glibc a trail of dead threads' arenas, which measurably costs the numpy backend's kernel
+    threads page faults afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._running: dict[int, list] = {}  # token -> [deadline, message, reported]
+        self._tokens = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self, message: str, delay: float) -> int:
+        with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="plugrad-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._tokens += 1
+            self._running[self._tokens] = [time.monotonic() + delay, message, False]
+            self._wake.notify()
+            return self._tokens
+
+    def stop(self, token: int) -> None:
+        with self._wake:
+            self._running.pop(token, None)
+
+    def _serve(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                waiting = [entry for entry in self._running.values() if not entry[2]]
+                for entry in waiting:
+                    if entry[0] <= now:
+                        entry[2] = True
+                        print(entry[1], file=sys.stderr, flush=True)
+                pending = [entry[0] for entry in waiting if not entry[2]]
+                self._wake.wait(min(pending) - now if pending else None)
+
+
+_watchdog = _Watchdog()
 
 
 @contextlib.contextmanager
 def watch(who: str, what: str) -> Iterator[None]:
-    """Run a plugin hook under a watchdog that names ``who`` on stderr if it runs too long.
+    """Run a plugin hook under the watchdog: ``who`` is named on stderr if it runs too long.
 
-    One timer thread per hook call; plugin hooks run once per process, never per op.
+    Plugin hooks run once per process (discovery, the first probe), never per op.
     """
     delay = watchdog_seconds()
-    timer = threading.Timer(delay, _report_stuck, args=(who, what, delay))
-    timer.daemon = True
-    timer.start()
+    token = _watchdog.start(
+        f"plugrad: backend plugin {who} has been running {what} for {delay:g} s and has not "
+        f"returned; if it hangs, leave it out with PLUGRAD_BACKENDS=<the others> or "
+        f"uninstall it", delay)
     try:
         yield
     finally:
-        timer.cancel()
+        _watchdog.stop(token)
 
 
 def _load_plugin(record: BackendRecord, plugin: Any) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Sequence
 
 import numpy as np
@@ -95,10 +96,11 @@ def shape_tuple(op: str, shape: Any) -> tuple[int, ...]:
         shape = shape.tolist()
     if isinstance(shape, (int, np.integer)):
         return (int(shape),)
-    try:
-        return tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
+    try:  # operator.index, not int(): 3.7 must not become 3 silently
+        return tuple(operator.index(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{op}: shape must be an int or a sequence of ints, got {shape!r}; "
+                        f"round a computed size with int() first") from None
 
 
 def sum_to(g: Tensor, shape: Sequence[int]) -> Tensor:

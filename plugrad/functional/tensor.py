@@ -297,7 +297,7 @@ def pad(inp: Tensor, pad_width: Sequence[Sequence[int]], mode: str = "constant",
 
 
 # -- indexing -------------------------------------------------------------------------------
-def _normalize_index(x: Tensor, index: Any) -> tuple:
+def _normalize_index(x: Tensor, index: Any, op: str = "getitem") -> tuple:
     if not isinstance(index, tuple):
         index = (index,)
     device = x._device
@@ -319,7 +319,7 @@ def _normalize_index(x: Tensor, index: Any) -> tuple:
         else:
             array = np.asarray(item)
             if array.dtype.kind not in "iub":
-                raise TypeError(f"getitem: index {item!r} is not an int, slice, None, Ellipsis, "
+                raise TypeError(f"{op}: index {item!r} is not an int, slice, None, Ellipsis, "
                                 f"or an integer/boolean array")
             out.append(device.type.from_host(array, device.index))
     return tuple(out)
@@ -332,11 +332,14 @@ def getitem(x: Tensor, index: Any) -> Tensor:
 
 def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     """A copy of ``x`` with ``x[index] = value`` (Tensor.__setitem__ rebinds to it)."""
-    normalized = _normalize_index(x, index)
+    normalized = _normalize_index(x, index, "setitem")
     value = as_tensor(value, x)
     if value._data.dtype != x._data.dtype:
         value = apply("cast", value, dtype=x._data.dtype)
-    target_shape = apply("getitem", x, index=normalized)._data.shape
+    try:
+        target_shape = apply("getitem", x, index=normalized)._data.shape
+    except (IndexError, ValueError, TypeError) as exc:
+        raise type(exc)(str(exc).replace("getitem:", "setitem:", 1)) from None
     if check_broadcast("setitem", tuple(value.shape), target_shape) != target_shape:
         raise ValueError(f"setitem: cannot assign a value of shape {value.shape} to a selection "
                          f"of shape {target_shape}")
