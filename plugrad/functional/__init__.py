@@ -33,3 +33,24 @@ __all__ = [*_elementwise_all, *_math_all, *_tensor_all, "matmul", "dot", "softma
            "logsoftmax", "one_hot", "indexing_one_hot", "nn", "loss", "conv2d",
            "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
            "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "leaky_relu", "gelu"]
+
+
+def _name_errors() -> None:
+    """Wrap every public function here, in ``F.nn`` and in ``F.loss`` (see ``_errors``)."""
+    import inspect
+
+    from plugrad.functional._errors import names_itself
+
+    wrapped: dict[int, object] = {}
+    for namespace in (globals(), vars(nn), vars(loss)):
+        names = namespace["__all__"]
+        for name in names:
+            function = namespace.get(name)
+            if not inspect.isfunction(function) or hasattr(function, "__wrapped_public__"):
+                continue
+            if id(function) not in wrapped:
+                wrapped[id(function)] = names_itself(name, function)
+            namespace[name] = wrapped[id(function)]
+
+
+_name_errors()
