@@ -22,12 +22,14 @@ _SURFACES_AS: tuple[tuple[type[BaseException], type[Exception]], ...] = (
     (AttributeError, TypeError),  # an argument of the wrong type lacks a tensor's attributes
     (ValueError, ValueError),
     (ArithmeticError, ValueError),  # int(nan), int(inf), a zero stride in a division
+    (MemoryError, MemoryError),  # named, so the user sees which call asked for too much
 )
 _CAUGHT = tuple(kind for kind, _ in _SURFACES_AS)
 
 
 def names_itself(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` whose TypeError/ValueError/IndexError messages start with ``name:``."""
+    """``function`` whose TypeError/ValueError/IndexError/MemoryError messages start with
+    ``name:``."""
 
     @functools.wraps(function)
     def public(*args: Any, **kwargs: Any) -> Any:
