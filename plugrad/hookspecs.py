@@ -42,6 +42,8 @@ that dispatch reads.
 ``synchronize``     ``(device_index) -> None``, waits for queued kernels
 ``device_scope``    ``device_index -> context manager`` making that device current while a
                     creation kernel runs (backends that allocate on a "current" device)
+``collectives``     optional ``(mpi_comm, device_index) -> communicator`` for
+                    plugrad.distributed (docs/distributed.md); without it, the host path
 ==================  ==========================================================================
 
 Versioning: :data:`API_VERSION` is the major version of this contract. It changes only when an

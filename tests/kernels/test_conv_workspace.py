@@ -65,5 +65,6 @@ def test_a_convolution_too_big_for_the_workspace_runs_in_bands(monkeypatch, stri
 
 
 def test_out_of_memory_is_a_memory_error_naming_the_op_and_the_size():
-    with pytest.raises(MemoryError, match=r"^full: out of memory on .*\(1000000, 1000000\)"):
+    with pytest.raises(MemoryError,
+                       match=r"^zeros: full: out of memory on .*\(1000000, 1000000\)"):
         F.zeros((10**6, 10**6))

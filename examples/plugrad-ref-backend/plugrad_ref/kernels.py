@@ -112,6 +112,14 @@ def _scatter_add(x, index, value, *, axis):
     return out
 
 
+def _argsort(x, *, axis, descending):
+    # Stable: equal values keep their order in x, in both directions.
+    if not descending:
+        return np.argsort(x, axis=axis, kind="stable").astype(np.int32)
+    order = np.flip(np.argsort(np.flip(x, axis=axis), axis=axis, kind="stable"), axis=axis)
+    return (x.shape[axis] - 1 - order).astype(np.int32)
+
+
 def _matmul(x, y):
     return np.asarray(np.matmul(x, y))
 
@@ -157,6 +165,7 @@ KERNELS: dict[str, Callable] = {name: _elementwise(fn) for name, fn in _UFUNCS.i
 KERNELS.update({
     "round": _round, "where": _where, "cast": _cast,
     "sum": _sum, "prod": _prod, "max": _max, "min": _min, "argmax": _argmax, "argmin": _argmin,
+    "argsort": _argsort,
     "reshape": _reshape, "broadcast_to": _broadcast_to, "transpose": _transpose,
     "getitem": _getitem, "setitem": _setitem, "index_add": _index_add, "pad": _pad,
     "concat": _concat, "gather": _gather, "scatter_add": _scatter_add, "matmul": _matmul,

@@ -61,6 +61,13 @@ def _device_scope(index: int) -> ContextManager[Any]:
     return _import_cupy().cuda.Device(index)
 
 
+def _collectives(comm: Any, index: int) -> Any:
+    """NCCL through CuPy (cupy.cuda.nccl); through the host where ranks share a GPU."""
+    from plugrad.backends.cupy_backend.nccl import nccl_communicator
+
+    return nccl_communicator(comm, index)
+
+
 def _kernels() -> dict:
     from plugrad.backends.cupy_backend.kernels import kernel_table
 
@@ -80,6 +87,7 @@ def make_device_type() -> DeviceType:
         priority=PRIORITY,
         synchronize=_synchronize,
         device_scope=_device_scope,
+        collectives=_collectives,
     )
 
     def is_available() -> bool:

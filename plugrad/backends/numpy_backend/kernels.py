@@ -22,6 +22,7 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
     table.update(_shape_and_index(xp))
     table.update(_creation(xp))
     table.update(_activations(xp))
+    table.update(_sorting(xp))
     table.update(nn.kernels(xp))
     table.update(conv.kernels(xp))
     table.update(pool.kernels(xp))
@@ -165,6 +166,18 @@ def _shape_and_index(xp: Any) -> dict[str, Callable]:
             "getitem": getitem, "setitem": setitem, "index_add": index_add, "pad": pad,
             "concat": concat, "gather": gather, "scatter_add": scatter_add,
             "matmul": xp.matmul, "copy": copy}
+
+
+def _sorting(xp: Any) -> dict[str, Callable]:
+    def argsort(x, *, axis, descending):
+        if not descending:
+            return xp.argsort(x, axis=axis, stable=True).astype(xp.int32)
+        # The reversed ascending order of the reversed input: descending, and equal values
+        # still keep their order in x (negating x would break unsigned and bool inputs).
+        order = xp.flip(xp.argsort(xp.flip(x, axis=axis), axis=axis, stable=True), axis=axis)
+        return (x.shape[axis] - 1 - order).astype(xp.int32)
+
+    return {"argsort": argsort}
 
 
 def _creation(xp: Any) -> dict[str, Callable]:

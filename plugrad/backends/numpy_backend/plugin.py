@@ -1,6 +1,8 @@
 """Entry point of the numpy backend: declares the ``cpu`` device type, kernels loaded lazily."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
@@ -26,6 +28,13 @@ def _from_host(array: np.ndarray, index: int) -> np.ndarray:
     return array
 
 
+def _collectives(comm: Any, index: int) -> Any:
+    """MPI on the arrays themselves (mpi4py)."""
+    from plugrad.distributed.mpi import MPICommunicator  # mpi4py only when a group forms
+
+    return MPICommunicator(comm)
+
+
 @hookimpl
 def plugrad_api_version() -> int:
     return API_VERSION
@@ -41,4 +50,5 @@ def plugrad_register(registry) -> None:
         from_host=_from_host,
         array_types=(np.ndarray,),
         priority=0,
+        collectives=_collectives,
     ))
