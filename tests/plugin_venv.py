@@ -56,8 +56,8 @@ def make_venv(base: Path, projects: list[Path]) -> Venv:
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     # When this interpreter is itself a venv, --system-site-packages reaches only the base
     # Python's packages; a .pth line adds this interpreter's (setuptools, wheel, numpy, pluggy).
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path("
-                           "'purelib'))"], capture_output=True, text=True, check=True)
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = subprocess.run([str(python), "-c", where], capture_output=True, text=True, check=True)
     Path(site.stdout.strip(), "parent-site.pth").write_text(sysconfig.get_path("purelib") + "\n")
     # Build from copies: pip builds local projects in place and would leave build/ behind.
     sources = []

@@ -125,8 +125,8 @@ def cast_host(op: str, host: np.ndarray, target: np.dtype) -> np.ndarray:
         low, high = host.min(), host.max()
         if not (info.min <= low and high <= info.max):  # also False for nan
             raise ValueError(f"{op}: values from {low} to {high} do not fit in {target} "
-                             f"(range {info.min} to {info.max}); bring the values into range or pass "
-                             f"a dtype that holds them")
+                             f"(range {info.min} to {info.max}); bring the values into range "
+                             f"or pass a dtype that holds them")
     if source.kind == "f" and target.kind == "f" and target.itemsize < source.itemsize:
         with np.errstate(over="raise"):
             try:

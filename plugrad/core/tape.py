@@ -92,7 +92,7 @@ class Node:
 
     def check_versions(self) -> None:
         """Raise if an array this node saved was written in place after it was recorded."""
-        for position, (tensor, version) in enumerate(self.versions):
+        for tensor, version in self.versions:
             if tensor._version != version:
                 raise RuntimeError(
                     f"{self.op.name}: an array this op saved for its gradient was modified in "

@@ -69,7 +69,7 @@ def _to_backend_array(data: Any, dtype: np.dtype | None, device: Device) -> Any:
     target = dtypes.default_dtype_for(host.dtype) if dtype is None else dtypes.as_dtype(dtype)
     if target != host.dtype:
         host = dtypes.cast_host("Tensor", host, target)
-    elif host is source:
+    elif host is source or host.base is not None:
         host = host.copy()  # the tensor owns its data: later writes to ``data`` do not leak in
     if target.name not in device_type.dtypes:
         raise TypeError(f"Tensor: backend {device_type.backend!r} (device {device.logical}) does "

@@ -7,8 +7,13 @@ from plugrad.core import dtypes
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
 from plugrad.functional import math as _math
-from plugrad.functional._utils import (as_tensor, check_index_range, check_shape_without_axis,
-                                      normalize_axis, to_float)
+from plugrad.functional._utils import (
+    as_tensor,
+    check_index_range,
+    check_shape_without_axis,
+    normalize_axis,
+    to_float,
+)
 from plugrad.functional.elementwise import log
 
 __all__ = ["square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy", "hinge_loss"]

@@ -9,8 +9,13 @@ import numpy as np
 from plugrad.core import dtypes
 from plugrad.core.dispatch import apply, as_tensor_like
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import (as_tensor, check_index_range, check_shape_without_axis,
-                                      normalize_axis, to_float)
+from plugrad.functional._utils import (
+    as_tensor,
+    check_index_range,
+    check_shape_without_axis,
+    normalize_axis,
+    to_float,
+)
 from plugrad.functional.conv import conv1d, conv2d, conv_transpose2d, linear
 from plugrad.functional.elementwise import relu, sigmoid
 from plugrad.functional.loss import (

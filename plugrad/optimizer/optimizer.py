@@ -22,7 +22,7 @@ def check_hyperparameter(owner: str, name: str, value: Any, low: float = 0.0,
         except (TypeError, ValueError):
             raise TypeError(f"{owner}: {name} must be a real number; got "
                             f"{type(value).__name__} {value!r}") from None
-    if not (low <= value < high) or value != value:
+    if not low <= value < high:  # also true of NaN
         allowed = f">= {low}" if high == math.inf else f"in [{low}, {high})"
         raise ValueError(f"{owner}: invalid {name} {value!r}; it must be finite and {allowed}")
     return float(value)

@@ -19,7 +19,6 @@ import signal
 from contextlib import contextmanager
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

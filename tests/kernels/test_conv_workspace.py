@@ -15,7 +15,7 @@ from plugrad.backends.numpy_backend import conv
 def _reference_conv(x, w, b, stride, padding, dilation):
     """Direct float64 convolution by loops over the kernel offsets (groups = 1)."""
     x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     o, _, kh, kw = w.shape
     oh = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     ow = (wd - dilation[1] * (kw - 1) - 1) // stride[1] + 1

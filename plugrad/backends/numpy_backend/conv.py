@@ -143,7 +143,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
 
     def conv2d(x, w, b=None, *, stride, padding, dilation, groups, out=None):
         n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
+        o, _, kh, kw = w.shape
         oh = _out_size(h, kh, stride[0], padding[0], dilation[0])
         ow = _out_size(wd, kw, stride[1], padding[1], dilation[1])
         cap = workspace_cap(x, n * o * oh * ow)
