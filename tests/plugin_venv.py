@@ -1,7 +1,7 @@
 """A throwaway virtual environment with local plugin projects installed for real by pip.
 
-The venv sees this interpreter's site-packages (numpy, pluggy, pytest, plugrad's own entry
-point); the projects are installed offline, and every check runs in a subprocess of the venv's
+The venv sees this interpreter's site-packages (numpy, pluggy, pytest, setuptools, plugrad's
+own entry point) through a ``.pth`` file; the projects are installed offline, and every check runs in a subprocess of the venv's
 Python with this checkout first on ``PYTHONPATH``.
 """
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
-import sysconfig
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,18 +47,28 @@ def _pip_has_python_option() -> bool:
     return (major, minor) >= (22, 3)
 
 
+def _see_this_interpreters_packages(python: Path) -> None:
+    """Put this interpreter's site-packages on the new venv's path with a ``.pth`` file.
+
+    ``--system-site-packages`` would not do: from inside a virtual environment it exposes the
+    base interpreter's packages, not this environment's, so the build would meet whatever
+    setuptools the base has (often without ``bdist_wheel``) instead of the ``test`` extra's.
+    """
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = subprocess.run([str(python), "-c", where],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    ours = [path for path in site.getsitepackages() if os.path.isdir(path)]
+    Path(purelib, "_plugrad_test_parent.pth").write_text("\n".join(ours) + "\n")
+
+
 def make_venv(base: Path, projects: list[Path]) -> Venv:
     """A venv under ``base`` with ``projects`` (local folders) pip-installed into it."""
     env_dir = base / "venv"
     fast = _pip_has_python_option()
-    command = [sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)]
+    command = [sys.executable, "-m", "venv", str(env_dir)]
     subprocess.run(command + (["--without-pip"] if fast else []), check=True)
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    # When this interpreter is itself a venv, --system-site-packages reaches only the base
-    # Python's packages; a .pth line adds this interpreter's (setuptools, wheel, numpy, pluggy).
-    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
-    site = subprocess.run([str(python), "-c", where], capture_output=True, text=True, check=True)
-    Path(site.stdout.strip(), "parent-site.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    _see_this_interpreters_packages(python)
     # Build from copies: pip builds local projects in place and would leave build/ behind.
     sources = []
     for source in projects:
@@ -69,7 +79,7 @@ def make_venv(base: Path, projects: list[Path]) -> Venv:
     pip = [sys.executable, "-m", "pip", "--python", str(python)] if fast \
         else [str(python), "-m", "pip"]
     done = subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--no-index", *sources], capture_output=True, text=True)
+                           "--no-index", *sources], capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"pip install failed:\n{done.stdout}\n{done.stderr}"
     workdir = base / "work"
     workdir.mkdir()
