@@ -30,7 +30,10 @@ def backend_state(record: BackendRecord) -> tuple[str, str | None]:
     if record.status != "loaded":
         return record.status, record.reason
     types = plugins.device_types()
-    probes = [device._probe(types[name]) for name in record.device_types if name in types]
+    # Bounded: a plugin whose is_available() never returns is listed as timed out.
+    patience = plugins.watchdog_seconds()
+    probes = [device.probe_within(types[name], patience) for name in record.device_types
+              if name in types]
     missing = [reason for ok, reason, _ in probes
                if not ok and reason and reason.startswith("ModuleNotFoundError")]
     if probes and len(missing) == len(probes):
@@ -65,7 +68,6 @@ def report() -> str:
     lines += ["", "devices:"]
     patience = plugins.watchdog_seconds()
     for name, device_type in plugins.device_types().items():
-        # Bounded: a plugin whose is_available() never returns is listed as timed out.
         available, reason, count = device.probe_within(device_type, patience)
         state = f"{count} available" if available else f"unavailable: {reason}"
         lines.append(f"  {name:<6} backend {device_type.backend!r:<10} priority "
