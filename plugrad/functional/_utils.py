@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from plugrad.core import dtypes
+from plugrad.core import dispatch, dtypes
 from plugrad.core.device import get_device
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor, wrap
@@ -78,9 +78,10 @@ def check_index_range(op: str, name: str, index: Tensor, size: int) -> None:
 
     NumPy would wrap -1 to the last class silently (and an index past the end fails deep in a
     kernel, or not at all for one_hot). Two reduction kernels and one host read per call: cheap
-    next to the op that consumes the indices.
+    next to the op that consumes the indices. Skipped while ``jit.trace`` records: a traced
+    program replays kernels only, and a symbolic trace has no values to check.
     """
-    if not index._data.size:
+    if not index._data.size or dispatch.tracer is not None:
         return
     low = apply("min", index, axis=None, keepdims=False).item()
     high = apply("max", index, axis=None, keepdims=False).item()
