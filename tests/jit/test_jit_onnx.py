@@ -22,9 +22,11 @@ from plugrad.jit import trace
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-REAL_MNIST = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"
-needs_mnist = pytest.mark.skipif(not (REAL_MNIST / "train-images-idx3-ubyte.gz").exists(),
-                                 reason="the real MNIST files are not beside this checkout")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from data_test_helpers import NO_MNIST, real_mnist  # noqa: E402
+
+REAL_MNIST = Path(real_mnist() or "no-mnist")
+needs_mnist = pytest.mark.skipif(real_mnist() is None, reason=NO_MNIST)
 TRANSFORM = T.Compose([T.Normalize(0.1307 * 255, 0.3081 * 255), T.Pad(2), T.ToMode("CHW")])
 
 
