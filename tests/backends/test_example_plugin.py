@@ -15,7 +15,7 @@ import pytest
 
 import plugrad
 from plugrad.core.registry import OPS
-from tests.plugin_venv import ROOT, Venv, make_venv
+from tests.helpers.plugin_venv import ROOT, Venv, make_venv
 
 EXAMPLE = ROOT / "examples" / "plugrad-ref-backend"
 BROKEN = ROOT / "tests" / "fixtures" / "plugrad-broken-backends"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import plugrad, small_mnist
+from tests.helpers.cli import plugrad, small_mnist
 
 import plugrad as pg
 from plugrad.core import device

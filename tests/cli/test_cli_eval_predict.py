@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import NO_MNIST, plugrad, real_mnist
+from tests.helpers.cli import NO_MNIST, plugrad, real_mnist
 
 import plugrad as pg
 from plugrad.data.dataset import MNIST

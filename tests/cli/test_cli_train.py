@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from cli_helpers import plugrad, small_mnist
+from tests.helpers.cli import plugrad, small_mnist
 
 import plugrad as pg
 

@@ -21,7 +21,7 @@ from plugrad.conformance.table import OpRecord, Sample
 from plugrad.core import plugins, registry
 from plugrad.core.device import available_device_types
 
-ROOT = Path(plugrad.__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 # A development backend: the numpy kernels, broken as the environment variable BREAK says.
 DEV_PLUGIN = '''

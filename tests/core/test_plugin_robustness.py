@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.plugin_venv import ROOT, Venv, make_venv
+from tests.helpers.plugin_venv import ROOT, Venv, make_venv
 
 MISBEHAVING = ROOT / "tests" / "fixtures" / "plugrad-misbehaving-backends"
 SOURCE = "plugrad-misbehaving-backends 0.0.1"

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from data_test_helpers import Counter, SquaresDataset, make_mnist
+from tests.helpers.data import Counter, SquaresDataset, make_mnist
 
 import plugrad.data as data
 import plugrad.data.transform as T

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from data_test_helpers import NO_MNIST, make_mnist, real_mnist
+from tests.helpers.data import NO_MNIST, make_mnist, real_mnist
 
 REAL_MNIST = real_mnist()
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from data_test_helpers import (
+from tests.helpers.data import (
     AddNoise,
     Counter,
     FailingDataset,
@@ -215,15 +215,14 @@ def test_worker_seeding_reproducible_and_distinct():
 def test_interpreter_exit_with_live_iterator(tmp_path):
     script = textwrap.dedent("""
         import os, sys
-        sys.path.insert(0, {helpers!r})
         import plugrad.data as data
-        from data_test_helpers import SquaresDataset
+        from tests.helpers.data import SquaresDataset
         ds = SquaresDataset(1000)
         it = iter(data.DataLoader(ds, data.SequentialSampler(ds, batch_size=4), num_workers=2))
         batch = next(it)
         print(it._pool.prefix, *[p.pid for p in it._pool.procs], flush=True)
         sys.exit(0)  # no close(), no break: the interpreter must clean up
-    """).format(helpers=os.path.dirname(__file__))
+    """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     start = time.monotonic()
     out = subprocess.run(

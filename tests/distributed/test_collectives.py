@@ -14,8 +14,7 @@ import plugrad.distributed as dist
 from plugrad.distributed.launcher import RankFailed, find_mpiexec
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import collectives_program as program  # noqa: E402
+from tests.distributed import collectives_program as program
 
 
 def _check_values(results: list[dict]) -> None:

@@ -15,8 +15,7 @@ import pytest
 from plugrad.distributed.launcher import find_mpiexec
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "data"))
-from data_test_helpers import NO_MNIST, real_mnist  # noqa: E402
+from tests.helpers.data import NO_MNIST, real_mnist
 
 MNIST = Path(real_mnist() or HERE / "no-mnist")
 PROGRAM = HERE / "dp_lenet.py"

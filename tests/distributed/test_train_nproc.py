@@ -10,8 +10,7 @@ import numpy as np
 
 import plugrad
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "data"))
-from data_test_helpers import make_mnist  # noqa: E402
+from tests.helpers.data import make_mnist
 
 
 def test_train_nproc_2_reports_once_and_saves_once(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 import plugrad
 
-ROOT = Path(plugrad.__file__).resolve().parents[1]
+from tests.helpers import ROOT
 SHIPPED = ("tests", "examples", "docs", "benchmarks")
 
 

@@ -16,9 +16,8 @@ import pytest
 import plugrad
 from plugrad.nn import LeNet
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent / "data"))
-from data_test_helpers import NO_MNIST, make_mnist, real_mnist  # noqa: E402
+from tests.helpers import ROOT
+from tests.helpers.data import NO_MNIST, make_mnist, real_mnist
 
 REAL_MNIST = real_mnist()
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SEEDS = Path(__file__).parent / "seeds"
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 
 def _run(name: str) -> list[str]:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import plugrad.functional as F
-from nn_helpers import (
+from tests.helpers.numerics import (
     assert_grads_match,
     ref_conv2d,
     ref_conv_transpose2d,

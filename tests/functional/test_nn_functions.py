@@ -7,7 +7,7 @@ import pytest
 
 import plugrad as P
 import plugrad.functional as F
-from nn_helpers import assert_grads_match, t64
+from tests.helpers.numerics import assert_grads_match, t64
 
 RNG = np.random.default_rng(11)
 

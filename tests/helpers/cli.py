@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from data_test_helpers import NO_MNIST, make_mnist, real_mnist  # noqa: E402,F401
+from tests.helpers.data import NO_MNIST, make_mnist, real_mnist  # noqa: F401
 
 
 def plugrad(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:

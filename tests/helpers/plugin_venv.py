@@ -18,7 +18,7 @@ from pathlib import Path
 
 import plugrad
 
-ROOT = Path(plugrad.__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 @dataclass

@@ -22,8 +22,7 @@ from plugrad.jit import trace
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from data_test_helpers import NO_MNIST, real_mnist  # noqa: E402
+from tests.helpers.data import NO_MNIST, real_mnist
 
 REAL_MNIST = Path(real_mnist() or "no-mnist")
 needs_mnist = pytest.mark.skipif(real_mnist() is None, reason=NO_MNIST)

@@ -6,7 +6,7 @@ import pytest
 
 import plugrad as P
 import plugrad.module as M
-from nn_helpers import ref_conv2d, ref_conv_transpose2d, ref_pool
+from tests.helpers.numerics import ref_conv2d, ref_conv_transpose2d, ref_pool
 
 RNG = np.random.default_rng(5)
 

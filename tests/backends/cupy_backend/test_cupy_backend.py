@@ -27,7 +27,7 @@ from plugrad.core import device as devices
 from plugrad.core import plugins
 from plugrad.core.registry import OPS
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
 
 # Makes ``import cupy`` fail exactly as it does where CuPy is not installed.

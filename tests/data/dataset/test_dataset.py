@@ -7,7 +7,7 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
-from data_test_helpers import NO_MNIST, idx_bytes, make_mnist, real_mnist, write_file
+from tests.helpers.data import NO_MNIST, idx_bytes, make_mnist, real_mnist, write_file
 
 from plugrad.data import Collator
 from plugrad.data.dataset import (

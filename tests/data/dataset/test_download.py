@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from data_test_helpers import idx_bytes, make_mnist
+from tests.helpers.data import idx_bytes, make_mnist
 
 from plugrad.data.dataset import MNIST, DownloadError
 from plugrad.data.dataset.download import download_file
