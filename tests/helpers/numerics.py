@@ -1,4 +1,4 @@
-"""Shared helpers for the nn tests: float64 tensors, gradients, finite differences, and
+"""float64 tensors, gradients through the tape, finite differences (the conformance suite's), and
 NumPy loop references that share no code with plugrad."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 import plugrad as P
 from plugrad.autodiff import GradManager
-from plugrad.core.registry import OPS
+from plugrad.conformance.checks import numeric_gradient
 
 
 def t64(array) -> P.Tensor:
@@ -27,32 +27,15 @@ def grads(fn, arrays, weights=None):
     return [t.grad.numpy() for t in wanted]
 
 
-def numeric_grads(fn, arrays, weights=None, eps=1e-6):
-    """Central finite differences of sum(fn(*arrays) * weights), float64."""
-    arrays = [np.array(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else a
-              for a in arrays]
+def numeric_grads(fn, arrays, weights):
+    """Central finite differences of sum(fn(*arrays) * weights) in float64, by the conformance
+    suite's own implementation, for every float array."""
+    floats = [i for i, a in enumerate(arrays) if np.asarray(a).dtype.kind == "f"]
 
-    def value():
-        tensors = [t64(a) if a.dtype.kind == "f" else P.Tensor(a) for a in arrays]
-        out = fn(*tensors).numpy()
-        w = np.ones(out.shape) if weights is None else weights
-        return float((out * w).sum())
+    def value(*arrays):
+        return fn(*[t64(a) if i in floats else P.Tensor(a) for i, a in enumerate(arrays)]).numpy()
 
-    result = []
-    for a in arrays:
-        if a.dtype.kind != "f":
-            continue
-        g = np.zeros_like(a)
-        for index in np.ndindex(a.shape):
-            keep = a[index]
-            a[index] = keep + eps
-            up = value()
-            a[index] = keep - eps
-            down = value()
-            a[index] = keep
-            g[index] = (up - down) / (2 * eps)
-        result.append(g)
-    return result
+    return numeric_gradient(value, arrays, {}, weights, floats)
 
 
 def assert_grads_match(fn, arrays, rtol=1e-5, atol=1e-7, seed=0):
@@ -63,12 +46,6 @@ def assert_grads_match(fn, arrays, rtol=1e-5, atol=1e-7, seed=0):
     assert len(analytic) == len(numeric)
     for got, want in zip(analytic, numeric):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
-
-
-def decomposed(name):
-    """Call op ``name`` through its decomposition, bypassing any fused kernel."""
-    definition = OPS[name].decomposition
-    return lambda *tensors, **attrs: definition(*tensors, **attrs)
 
 
 # -- references (loops, float64) -----------------------------------------------------------

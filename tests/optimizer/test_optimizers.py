@@ -1,4 +1,6 @@
 """Optimizers against updates computed by hand, schedulers, clipping, and state round trips."""
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -6,6 +8,8 @@ import pytest
 
 import plugrad as P
 import plugrad.optimizer as optim
+from plugrad import Parameter, Tensor
+from plugrad.autodiff import GradManager
 
 
 def param(value):
@@ -21,6 +25,23 @@ def run(opt, p, grads):
     return values
 
 
+def _backward(params, loss_fn):
+    gm = GradManager().attach(params)
+    with gm:
+        gm.backward(loss_fn())
+
+
+def test_seed_single_step_and_clear_grad():
+    """Gradients from GradManager, one step and clear_grad, as the quick-start does them."""
+    w, b = Parameter([3.0]), Parameter(-1.0)
+    optimizer = optim.SGD([w, b], lr=0.01)
+    _backward([w, b], lambda: w * Tensor([2.0]) + b)
+    assert optimizer.step() is optimizer
+    optimizer.clear_grad()
+    assert repr(w) == "Parameter([2.98], device=xpux:0)" and w.grad is None
+    assert b.item() == pytest.approx(-1.01)
+
+
 def test_sgd_momentum_weight_decay_by_hand():
     p = param(1.0)
     got = run(optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01), p, [0.5, 0.5])
@@ -32,6 +53,33 @@ def test_sgd_momentum_weight_decay_by_hand():
     assert got == pytest.approx([1 - 0.1 * (0.5 + 0.9 * 0.5)], abs=1e-12)
     p = param(1.0)
     assert run(optim.SGD([p], lr=0.1), p, [0.5, 0.5]) == pytest.approx([0.95, 0.9])
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_recurrence_over_steps_with_gradients_from_backward(nesterov):
+    """Three steps on a float32 vector whose gradient 2w comes from GradManager, against the
+    momentum / Nesterov / weight-decay recurrence in float64."""
+    w = Parameter([1.0, -2.0])
+    optimizer = optim.SGD([w], lr=0.1, momentum=0.9, nesterov=nesterov, weight_decay=0.01)
+    value, buffer = np.array([1.0, -2.0]), None
+    for _ in range(3):
+        _backward([w], lambda: (w * w).sum())
+        optimizer.step().clear_grad()
+        grad = 2 * value + 0.01 * value
+        buffer = grad if buffer is None else 0.9 * buffer + grad
+        update = grad + 0.9 * buffer if nesterov else buffer
+        value = value - 0.1 * update
+        np.testing.assert_allclose(w.numpy(), value, rtol=1e-6)
+
+
+def test_param_groups_have_their_own_hyperparameters():
+    a, b = Parameter([1.0]), Parameter([1.0])
+    optimizer = optim.SGD([{"params": [a]}, {"params": [b], "lr": 1.0}], lr=0.1)
+    _backward([a, b], lambda: a + b)
+    optimizer.step()
+    assert a.item() == pytest.approx(0.9) and b.item() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optimizer.add_param_group({"params": [a]})
 
 
 def test_adam_first_steps_by_hand():
@@ -73,10 +121,19 @@ def test_parameters_without_grad_are_skipped_and_grads_are_not_modified():
     grad = P.Tensor(np.array([0.5]), dtype="float64")
     a.grad = grad
     opt.step()
+    # a: d = 0.5 + 0.1 * 1 = 0.6, a = 1 - 0.06; b has no grad, so neither decay nor momentum
+    assert a.numpy()[0] == pytest.approx(0.94, abs=1e-12)
     assert b.numpy()[0] == 1.0 and grad.numpy()[0] == 0.5
 
 
 def test_invalid_hyper_parameters():
+    with pytest.raises(TypeError, match="optimizer can only optimize Parameters, but one of the "
+                                        "params is <class 'plugrad.tensor.Tensor'>"):
+        optim.SGD([Tensor([1.0])], lr=0.1)
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="learning rate"):
+        optim.SGD([param(0)], lr=-1)
     with pytest.raises(ValueError, match="learning rate"):
         optim.Adam([param(0)], lr=-1)
     with pytest.raises(ValueError, match="betas"):
@@ -119,13 +176,13 @@ def test_clip_grad_norm_and_value():
     np.testing.assert_allclose(b.grad.numpy(), [2.0])
 
 
-@pytest.mark.parametrize("make", [
-    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
-    lambda ps: optim.Adam(ps, lr=0.01),
-    lambda ps: optim.AdamW(ps, lr=0.01),
-    lambda ps: optim.Adagrad(ps, lr=0.1),
+@pytest.mark.parametrize("make, state_keys", [
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3), {"momentum_buffer"}),
+    (lambda ps: optim.Adam(ps, lr=0.01), {"step", "exp_avg", "exp_avg_sq"}),
+    (lambda ps: optim.AdamW(ps, lr=0.01), {"step", "exp_avg", "exp_avg_sq"}),
+    (lambda ps: optim.Adagrad(ps, lr=0.1), {"step", "square_avg"}),
 ], ids=["SGD", "Adam", "AdamW", "Adagrad"])
-def test_state_dict_round_trip_through_save_resumes_exactly(make, tmp_path):
+def test_state_dict_round_trip_through_save_resumes_exactly(make, state_keys, tmp_path):
     rng = np.random.default_rng(0)
     start = rng.standard_normal((3, 4)).astype(np.float32)
     grads = [rng.standard_normal((3, 4)).astype(np.float32) for _ in range(5)]
@@ -141,10 +198,16 @@ def test_state_dict_round_trip_through_save_resumes_exactly(make, tmp_path):
     p2 = P.Parameter(start)
     opt2 = make([p2])
     steps(p2, opt2, grads[:3])
-    P.save({"param": p2, "opt": opt2.state_dict()}, tmp_path / "ckpt")
+    state = opt2.state_dict()
+    assert state["param_groups"][0]["params"] == [0] and set(state["state"][0]) == state_keys
+    P.save({"param": p2, "opt": state}, tmp_path / "ckpt")
     saved = P.load(tmp_path / "ckpt")
     p3 = P.Parameter(saved["param"])
     opt3 = make([p3])
+    opt3.param_groups[0]["lr"] = 123.0  # the loaded state, not the constructor, must win
     opt3.load_state_dict(saved["opt"])
+    assert opt3.param_groups[0]["lr"] == opt2.param_groups[0]["lr"]
     steps(p3, opt3, grads[3:])
     np.testing.assert_array_equal(p3.numpy(), p.numpy())
+    with pytest.raises(ValueError, match="parameter groups"):
+        opt3.load_state_dict({"param_groups": [], "state": {}})

@@ -12,6 +12,7 @@ import pytest
 
 from plugrad.backends.numpy_backend import conv as conv_mod
 from plugrad.backends.numpy_backend import pool as pool_mod
+from plugrad.conformance.checks import numeric_gradient
 
 CONV = conv_mod.kernels(np)
 POOL = pool_mod.kernels(np)
@@ -283,20 +284,11 @@ def test_conv_grad_input_larger_input_shape():
 def test_conv_finite_differences():
     case = (2, 2, 5, 4, 2, 3, 2, (2, 1), (1, 1), (1, 1), 2)
     x, w, gy, geo = conv_data(case, seed=3)
-    f = lambda x_, w_: np.vdot(gy, CONV["conv2d"](x_, w_, **geo))  # noqa: E731
     gx = CONV["conv2d_grad_input"](gy, w, input_shape=x.shape, **geo)
     gw = CONV["conv2d_grad_weight"](gy, x, weight_shape=w.shape, **geo)
-    eps = 1e-6
-    for arr, grad, which in ((x, gx, 0), (w, gw, 1)):
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(*arr.shape):
-            plus, minus = arr.copy(), arr.copy()
-            plus[idx] += eps
-            minus[idx] -= eps
-            args_p = (plus, w) if which == 0 else (x, plus)
-            args_m = (minus, w) if which == 0 else (x, minus)
-            num[idx] = (f(*args_p) - f(*args_m)) / (2 * eps)
-        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8)
+    num_x, num_w = numeric_gradient(CONV["conv2d"], [x, w], geo, gy, [0, 1])
+    np.testing.assert_allclose(gx, num_x, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gw, num_w, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
@@ -420,28 +412,17 @@ def test_avg_pool_against_reference(case, include_pad):
                                rtol=1e-12, atol=1e-12)
 
 
-def numeric_grad(f, x, eps=1e-6):
-    num = np.zeros_like(x)
-    for idx in np.ndindex(*x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        num[idx] = (f(plus) - f(minus)) / (2 * eps)
-    return num
-
-
 @pytest.mark.parametrize("case", [POOL_CASES[2], POOL_CASES[3], POOL_CASES[5]], ids=pool_ids)
 def test_pool_finite_differences(case):
     x, gy, geo = pool_data(case, ties=False, seed=5)  # distinct values: max is smooth
-    f = lambda x_: np.vdot(gy, POOL["max_pool2d"](x_, **geo))  # noqa: E731
     gx = POOL["max_pool2d_grad"](gy, x, POOL["max_pool2d"](x, **geo), **geo)
-    np.testing.assert_allclose(gx, numeric_grad(f, x), rtol=1e-5, atol=1e-6)
+    [num] = numeric_gradient(POOL["max_pool2d"], [x], geo, gy, [0])
+    np.testing.assert_allclose(gx, num, rtol=1e-5, atol=1e-6)
     for inc in (True, False):
-        def f_avg(x_, inc=inc):
-            return np.vdot(gy, POOL["avg_pool2d"](x_, count_include_pad=inc, **geo))
-
         gx = POOL["avg_pool2d_grad"](gy, input_shape=x.shape, count_include_pad=inc, **geo)
-        np.testing.assert_allclose(gx, numeric_grad(f_avg, x), rtol=1e-5, atol=1e-6)
+        [num] = numeric_gradient(POOL["avg_pool2d"], [x], dict(geo, count_include_pad=inc), gy,
+                                 [0])
+        np.testing.assert_allclose(gx, num, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
@@ -529,3 +510,19 @@ def test_pool_on_shared_api(case):
         np.testing.assert_allclose(
             k["avg_pool2d_grad"](gy, input_shape=x.shape, count_include_pad=inc, **geo),
             ref_avg_pool_grad(gy, x.shape, kk, s, p, inc), atol=1e-12)
+
+
+def test_float32_conv_agrees_with_its_decomposition_at_lenet_shapes():
+    """The fused conv kernel at LeNet's second-layer shapes in float32 (the conformance suite's
+    fused checks use small float64 samples)."""
+    import plugrad as P
+    from plugrad.core.dispatch import apply
+    from plugrad.core.registry import OPS
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    attrs = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
+    fused = apply("conv2d", P.Tensor(x), P.Tensor(w), **attrs).numpy()
+    reference = OPS["conv2d"].decomposition(P.Tensor(x), P.Tensor(w), **attrs).numpy()
+    np.testing.assert_allclose(fused, reference, rtol=1e-4, atol=1e-4)
