@@ -69,7 +69,6 @@ PGEO = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
 def layer_ops(name, xs, ws, batch, ck, pk, rng):
     """Return [(op, ours_fn, torch_fn or None)] for one layer."""
     x = rng.standard_normal((batch, *xs), dtype=np.float32)
-    ops = []
     if ws is not None:
         w = rng.standard_normal(ws, dtype=np.float32) * 0.1
         y = ck["conv2d"](x, w, **GEO)

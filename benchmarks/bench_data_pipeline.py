@@ -85,9 +85,8 @@ def main() -> None:
             next(it)
         elapsed = time.perf_counter() - start
         print(
-            "{:<11} {:8.0f} batches/s  {:.3f} ms/batch  (batch {}, {} batches)".format(
-                variant, n / elapsed, 1e3 * elapsed / n, BATCH, n
-            )
+            f"{variant:<11} {n / elapsed:8.0f} batches/s  {1e3 * elapsed / n:.3f} ms/batch  "
+            f"(batch {BATCH}, {n} batches)"
         )
 
 

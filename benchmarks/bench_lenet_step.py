@@ -15,8 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lenet_step import (initial_state, kernels_step, make_batch, plugrad_step,  # noqa: E402
-                        traced_step)
+from lenet_step import initial_state, kernels_step, make_batch, plugrad_step, traced_step  # noqa: E402
 
 
 def _run(benchmark, make):

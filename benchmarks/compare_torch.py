@@ -17,7 +17,6 @@ import statistics
 import time
 
 import numpy as np
-
 from lenet_step import initial_state, kernels_step, make_batch, plugrad_step, torch_step
 
 

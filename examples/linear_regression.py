@@ -1,4 +1,5 @@
-"""Linear regression twice, as the d2l chapter builds it: from scratch, then with the high-level API.
+"""Linear regression twice, as the d2l chapter builds it: from scratch, then with the high-level
+API.
 
 The chapter's MXNet/Gluon code written with plugrad. Synthetic data: y = X w + b + noise with
 w = [2, -3.4], b = 4.2, 1,000 examples and noise of standard deviation 0.01; mini-batches of
@@ -64,7 +65,7 @@ def from_scratch(features: Tensor, labels: Tensor) -> tuple[np.ndarray, float, f
                 gm.backward(squared_loss(linreg(X, w, b), y).sum())
             sgd([w, b], LR, BATCH_SIZE)
         train_l = squared_loss(linreg(features, w, b), labels).mean().item()
-        print("epoch %d, loss %f" % (epoch + 1, train_l))
+        print(f"epoch {epoch + 1}, loss {train_l:f}")
     return w.numpy().reshape(-1), float(b.item()), train_l
 
 
@@ -87,7 +88,7 @@ def concise(features: Tensor, labels: Tensor) -> tuple[np.ndarray, float, float]
                 gm.backward(loss(net(Tensor(X)), Tensor(y)))
             optimizer.step().clear_grad()
         train_l = loss(net(features), labels).item()
-        print("epoch %d, loss: %f" % (epoch, train_l))
+        print(f"epoch {epoch}, loss: {train_l:f}")
     return net[0].weight.numpy().reshape(-1), float(net[0].bias.item()), train_l
 
 

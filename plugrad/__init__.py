@@ -3,10 +3,15 @@
 ``import plugrad`` imports no backend and scans no plugins: that happens when the first tensor
 asks for a device.
 """
-from plugrad.core.tensor import Parameter, Tensor
-from plugrad import tensor as _tensor_module  # noqa: F401  (loaded first: see `tensor` below)
+from plugrad import (
+    autodiff,
+    device,  # noqa: F401  (plugrad.device, as MegEngine spells it)
+    functional,
+    optimizer,
+    random,
+)
 from plugrad import ops as _ops  # noqa: F401  (declares every op)
-from plugrad import functional, random
+from plugrad import tensor as _tensor_module  # noqa: F401  (loaded first: see `tensor` below)
 from plugrad.core.device import (
     get_default_device,
     get_device_count,
@@ -14,7 +19,7 @@ from plugrad.core.device import (
     set_default_device,
     using_device,
 )
-from plugrad import autodiff, device, optimizer
+from plugrad.core.tensor import Parameter, Tensor
 from plugrad.serialization import load, save
 
 __version__ = "0.1.0"

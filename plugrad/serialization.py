@@ -44,7 +44,7 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from typing import Any, BinaryIO, Callable, Union
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -64,8 +64,8 @@ _ARRAY_KINDS = "biufc"  # bool, ints, floats, complex: all the writer stores as 
 _READ_CHUNK = 1 << 24
 _ARRAY_NODES = ("tensor", "ndarray", "npscalar", "bytes")  # object nodes backed by an array
 
-PathOrFile = Union[str, os.PathLike, BinaryIO]
-MapLocation = Union[None, str, dict, Callable[[str], str]]
+PathOrFile = str | os.PathLike | BinaryIO
+MapLocation = None | str | dict | Callable[[str], str]
 
 
 class CorruptFileError(ValueError):

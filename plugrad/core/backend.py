@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Mapping, Union
+from typing import Any, Callable, ContextManager, Mapping
 
 import numpy as np
 
@@ -79,4 +79,4 @@ class DeviceType:
         return dict(table)
 
 
-KernelSource = Union[KernelTable, Callable[[], KernelTable]]
+KernelSource = KernelTable | Callable[[], KernelTable]

@@ -7,7 +7,7 @@ run in double precision.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ _DEFAULT_NARROWING = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _as_dtype_cached(dtype: Any) -> np.dtype:
     return np.dtype(dtype)
 
@@ -60,7 +60,8 @@ def as_dtype(dtype: DTypeLike) -> np.dtype:
     try:
         return _as_dtype_cached(dtype)
     except TypeError:
-        raise TypeError(f"dtype: {dtype!r} is not a dtype; expected a name such as 'float32'") from None
+        raise TypeError(
+            f"dtype: {dtype!r} is not a dtype; expected a name such as 'float32'") from None
 
 
 def default_dtype_for(dtype: np.dtype) -> np.dtype:
@@ -76,7 +77,7 @@ def is_integer(dtype: np.dtype) -> bool:
     return dtype.kind in "iu"
 
 
-@lru_cache(maxsize=None)
+@cache
 def promote(a: np.dtype, b: np.dtype) -> np.dtype:
     """Promote two tensor dtypes: ints meet floats at the float, never widening past 32 bits.
 

@@ -26,6 +26,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any, Iterator, Mapping
 
@@ -33,11 +34,6 @@ import numpy as np
 import pluggy
 
 from plugrad.core.backend import API_VERSION, DeviceType
-
-if sys.version_info >= (3, 10):
-    from importlib.metadata import EntryPoint, entry_points
-else:  # pragma: no cover - plugrad needs 3.10, kept for clarity
-    from importlib_metadata import EntryPoint, entry_points
 
 __all__ = [
     "ENTRY_POINT_GROUP",

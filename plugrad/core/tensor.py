@@ -10,7 +10,7 @@ versions it saved with the current ones at backward (see ``core/tape.py``).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -22,7 +22,7 @@ __all__ = ["Tensor", "Parameter", "wrap"]
 ShapeLike = Any
 
 
-def _host(t: "Tensor") -> np.ndarray:
+def _host(t: Tensor) -> np.ndarray:
     if _dispatch.tracer is not None:  # a traced function reads a value: jit must know
         _dispatch.tracer.read(t)
     device = t._device
@@ -446,5 +446,5 @@ def wrap(data: Any, device: Device) -> Tensor:
 Tensor.__module__ = "plugrad.tensor"
 Parameter.__module__ = "plugrad.tensor"
 
-from plugrad.core import dispatch as _dispatch  # noqa: E402  (cycle: dispatch wraps Tensors)
 from plugrad import functional as F  # noqa: E402  (cycle: functional builds on Tensor)
+from plugrad.core import dispatch as _dispatch  # noqa: E402  (cycle: dispatch wraps Tensors)

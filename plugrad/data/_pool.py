@@ -21,7 +21,7 @@ import sys
 import time
 import weakref
 from collections import deque
-from typing import Any, Deque, Iterator, List, Optional
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -45,17 +45,17 @@ def start_method() -> str:
     return "spawn"
 
 
-def _exit_description(code: Optional[int]) -> str:
+def _exit_description(code: int | None) -> str:
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
-            return "was killed by signal {}".format(-code)
-        text = "was killed by signal {} ({})".format(-code, name)
+            return f"was killed by signal {-code}"
+        text = f"was killed by signal {-code} ({name})"
         if name == "SIGBUS":
             text += "; shared memory (/dev/shm) may be too small for the batches"
         return text
-    return "exited unexpectedly with exit code {}".format(code)
+    return f"exited unexpectedly with exit code {code}"
 
 
 class _Pool:
@@ -63,12 +63,12 @@ class _Pool:
     clean up after the iterator is garbage-collected."""
 
     def __init__(self) -> None:
-        self.procs: List[Any] = []
-        self.task_conns: List[Any] = []
-        self.result_conns: List[Any] = []
-        self.outstanding: List[Deque[int]] = []
-        self.readers: List[_shm.SlotReader] = []
-        self.prefix = "plg{}_{}".format(os.getpid(), secrets.token_hex(4))
+        self.procs: list[Any] = []
+        self.task_conns: list[Any] = []
+        self.result_conns: list[Any] = []
+        self.outstanding: list[deque[int]] = []
+        self.readers: list[_shm.SlotReader] = []
+        self.prefix = f"plg{os.getpid()}_{secrets.token_hex(4)}"
         self.closed = False
 
     def shutdown(self) -> None:
@@ -106,7 +106,7 @@ class MultiProcessIterator:
     def __init__(
         self,
         fetcher: BatchFetcher,
-        tasks: Iterator[List[Any]],
+        tasks: Iterator[list[Any]],
         num_workers: int,
         timeout: float,
         divide: bool,
@@ -135,11 +135,11 @@ class MultiProcessIterator:
             for w in range(num_workers):
                 task_r, task_w = ctx.Pipe(duplex=False)
                 res_r, res_w = ctx.Pipe(duplex=False)
-                prefix = "{}_{}".format(pool.prefix, w)
+                prefix = f"{pool.prefix}_{w}"
                 proc = ctx.Process(
                     target=worker_loop,
                     args=(w, fetcher, task_r, res_w, base_seed + w, prefix, os.getpid()),
-                    name="plugrad-data-worker-{}".format(w),
+                    name=f"plugrad-data-worker-{w}",
                     daemon=True,
                 )
                 proc.start()
@@ -155,14 +155,14 @@ class MultiProcessIterator:
             self.close()
             raise
 
-    def __iter__(self) -> "MultiProcessIterator":
+    def __iter__(self) -> MultiProcessIterator:
         return self
 
     def close(self) -> None:
         """Stop the workers and release every shared-memory segment still pending."""
         self._finalizer()
 
-    def _send(self, w: int, task_id: int, payload: List[Any]) -> None:
+    def _send(self, w: int, task_id: int, payload: list[Any]) -> None:
         pool = self._pool
         pool.outstanding[w].append(task_id)
         freed = pool.readers[w].freed
@@ -232,13 +232,14 @@ class MultiProcessIterator:
             else:
                 self.close()
                 raise RuntimeError(
-                    "DataLoader timed out: no batch within timeout={} s (waiting for batch {} "
-                    "from worker {}, pid {})".format(self._timeout, batch, w, proc.pid)
+                    f"DataLoader timed out: no batch within timeout={self._timeout} s "
+                    f"(waiting for batch {batch} "
+                    f"from worker {w}, pid {proc.pid})"
                 )
         if got_id != task_id:  # cannot happen with in-order workers; never hand out a wrong batch
             self.close()
             raise RuntimeError(
-                "DataLoader worker {} answered task {} instead of {}".format(w, got_id, task_id)
+                f"DataLoader worker {w} answered task {got_id} instead of {task_id}"
             )
         pool.outstanding[w].popleft()
         if status == "err":
@@ -252,11 +253,11 @@ class MultiProcessIterator:
         code = proc.exitcode
         self.close()
         raise RuntimeError(
-            "DataLoader worker {} (pid {}) {}".format(w, proc.pid, _exit_description(code))
+            f"DataLoader worker {w} (pid {proc.pid}) {_exit_description(code)}"
         )
 
 
-def _merge(pieces: List[Any]) -> Any:
+def _merge(pieces: list[Any]) -> Any:
     """Join the collated slices of one batch (``divide=True``) along the batch axis."""
     if not pieces:
         return None
@@ -275,7 +276,6 @@ def _merge(pieces: List[Any]) -> Any:
             return [_merge(list(f)) for f in zip(*pieces)]
         return [x for p in pieces for x in p]
     raise TypeError(
-        "divide=True needs collated batches made of arrays, tuples, lists or dicts; got {}".format(
-            type(first).__name__
-        )
+        "divide=True needs collated batches made of arrays, tuples, lists or dicts; "
+        f"got {type(first).__name__}"
     )

@@ -19,8 +19,9 @@ shutdown.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from multiprocessing import shared_memory
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class _ArrayRef:
 
     __slots__ = ("offset", "dtype", "shape")
 
-    def __init__(self, offset: int, dtype: np.dtype, shape: Tuple[int, ...]) -> None:
+    def __init__(self, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> None:
         self.offset = offset
         self.dtype = dtype
         self.shape = shape
@@ -44,7 +45,7 @@ class _ArrayRef:
         return (_ArrayRef, (self.offset, self.dtype, self.shape))
 
 
-def _strip(obj: Any, arrays: List[Tuple[np.ndarray, _ArrayRef]], cursor: List[int]) -> Any:
+def _strip(obj: Any, arrays: list[tuple[np.ndarray, _ArrayRef]], cursor: list[int]) -> Any:
     t = type(obj)
     if t is np.ndarray and not obj.dtype.hasobject:
         ref = _ArrayRef(cursor[0], obj.dtype, obj.shape)
@@ -68,10 +69,10 @@ class SlotWriter:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.created = 0
-        self.slots: List[shared_memory.SharedMemory] = []
-        self.free: List[int] = []
+        self.slots: list[shared_memory.SharedMemory] = []
+        self.free: list[int] = []
 
-    def release(self, slot_ids: List[int]) -> None:
+    def release(self, slot_ids: list[int]) -> None:
         """The main process no longer uses these slots."""
         self.free.extend(slot_ids)
 
@@ -84,7 +85,7 @@ class SlotWriter:
         # Grow: replace a free (too small) slot, or add one. Only page-rounded: callers that
         # keep many batches alive pin one slot each, and /dev/shm is often small.
         alloc = -(-size // _PAGE) * _PAGE
-        name = "{}_{}".format(self.prefix, self.created)
+        name = f"{self.prefix}_{self.created}"
         self.created += 1
         shm = shared_memory.SharedMemory(name=name, create=True, size=alloc)
         if self.free:
@@ -96,9 +97,9 @@ class SlotWriter:
             self.slots.append(shm)
         return slot
 
-    def write(self, obj: Any) -> Tuple[Optional[int], Optional[str], int, Any]:
+    def write(self, obj: Any) -> tuple[int | None, str | None, int, Any]:
         """Store ``obj``'s arrays in a slot; return the header describing the batch."""
-        arrays: List[Tuple[np.ndarray, _ArrayRef]] = []
+        arrays: list[tuple[np.ndarray, _ArrayRef]] = []
         cursor = [0]
         spec = _strip(obj, arrays, cursor)
         if not arrays:
@@ -134,7 +135,7 @@ class _Mapping:
             shm.unlink()  # the mapping stays valid; the name is gone from /dev/shm
         self.name = name
         self._shm = shm
-        self.flat: Optional[np.ndarray] = np.frombuffer(shm.buf, dtype=np.uint8)
+        self.flat: np.ndarray | None = np.frombuffer(shm.buf, dtype=np.uint8)
 
     def __del__(self) -> None:
         self.flat = None  # drop our export of the buffer before closing it
@@ -147,7 +148,7 @@ class _Mapping:
 class _Lease:
     """Base object of one batch's arrays; when they all die, the slot is freed."""
 
-    def __init__(self, mapping: _Mapping, slot: int, size: int, freed: Deque[int]) -> None:
+    def __init__(self, mapping: _Mapping, slot: int, size: int, freed: deque[int]) -> None:
         self._mapping = mapping  # keeps the mapping alive as long as the arrays
         self._slot = slot
         self._freed = freed
@@ -176,13 +177,13 @@ def _rebuild(spec: Any, flat: np.ndarray) -> Any:
 class SlotReader:
     """Main side, one per worker: turns headers into zero-copy batches."""
 
-    def __init__(self, prefix: str, freed: Deque[int]) -> None:
+    def __init__(self, prefix: str, freed: deque[int]) -> None:
         self.prefix = prefix
         self.freed = freed  # slot ids to hand back to the worker with its next task
         self.seen = 0  # segments attached so far = next segment number expected
-        self.mappings: Dict[int, _Mapping] = {}
+        self.mappings: dict[int, _Mapping] = {}
 
-    def read(self, header: Tuple[Optional[int], Optional[str], int, Any]) -> Any:
+    def read(self, header: tuple[int | None, str | None, int, Any]) -> Any:
         slot, name, size, spec = header
         if slot is None:
             return spec
@@ -198,7 +199,7 @@ class SlotReader:
         """Unlink any of the worker's segments whose name may still exist (those made for
         tasks never answered, or left by a failed write); missing names cost one syscall."""
         for n in range(self.seen + pending_tasks + 1):
-            unlink_quietly("{}_{}".format(self.prefix, n))
+            unlink_quietly(f"{self.prefix}_{n}")
         self.mappings.clear()
 
 

@@ -10,7 +10,7 @@ import os
 import pickle
 import random
 import traceback
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class BatchFetcher:
             and transform._supports_stacked()
         )
 
-    def __call__(self, payload: List[Any]) -> Any:
+    def __call__(self, payload: list[Any]) -> Any:
         if not len(payload):
             return None
         if self.stream:
@@ -88,25 +88,25 @@ class RemoteTraceback(Exception):
 
 def _describe_exception(
     exc: BaseException,
-) -> Tuple[Optional[bytes], Optional[bytes], str, str, str]:
+) -> tuple[bytes | None, bytes | None, str, str, str]:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    data: Optional[bytes]
+    data: bytes | None
     try:
         data = pickle.dumps(exc)
         pickle.loads(data)  # some exceptions pickle but cannot be rebuilt
     except Exception:
         data = None
     try:
-        etype: Optional[bytes] = pickle.dumps(type(exc))
+        etype: bytes | None = pickle.dumps(type(exc))
     except Exception:
         etype = None
     return data, etype, type(exc).__qualname__, str(exc), tb
 
 
-def rebuild_exception(info: Tuple[Any, ...], worker_id: int, pid: Optional[int]) -> BaseException:
+def rebuild_exception(info: tuple[Any, ...], worker_id: int, pid: int | None) -> BaseException:
     """Recreate a worker's exception: same type and message, worker traceback attached."""
     data, etype, type_name, message, tb = info
-    exc: Optional[BaseException] = None
+    exc: BaseException | None = None
     if data is not None:
         try:
             exc = pickle.loads(data)
@@ -118,11 +118,11 @@ def rebuild_exception(info: Tuple[Any, ...], worker_id: int, pid: Optional[int])
         except Exception:
             exc = None
     if exc is None:
-        exc = RuntimeError("{}: {}".format(type_name, message))
-    where = "DataLoader worker {} (pid {})".format(worker_id, pid)
-    exc.__cause__ = RemoteTraceback('\n"""\nTraceback in {}:\n{}"""'.format(where, tb.rstrip()))
+        exc = RuntimeError(f"{type_name}: {message}")
+    where = f"DataLoader worker {worker_id} (pid {pid})"
+    exc.__cause__ = RemoteTraceback(f'\n"""\nTraceback in {where}:\n{tb.rstrip()}"""')
     if hasattr(exc, "add_note"):
-        exc.add_note("(raised in {}; its traceback is shown above)".format(where))
+        exc.add_note(f"(raised in {where}; its traceback is shown above)")
     return exc
 
 
@@ -159,7 +159,7 @@ def worker_loop(
             writer.release(freed)
             try:
                 header = writer.write(fetcher(payload))
-                msg: Tuple[Any, ...] = ("ok", task_id, header)
+                msg: tuple[Any, ...] = ("ok", task_id, header)
             except Exception as exc:  # reported to the main process, which re-raises it
                 msg = ("err", task_id, _describe_exception(exc))
             try:

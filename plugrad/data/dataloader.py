@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import queue
 import threading
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator
 
 from ._pool import MultiProcessIterator
 from ._worker import BatchFetcher
@@ -59,16 +59,16 @@ class DataLoader:
     def __init__(
         self,
         dataset: Any,
-        sampler: Optional[Sampler] = None,
-        transform: Optional[Transform] = None,
-        collator: Optional[Collator] = None,
+        sampler: Sampler | None = None,
+        transform: Transform | None = None,
+        collator: Collator | None = None,
         num_workers: int = 0,
         timeout: float = 0,
         preload: bool = False,
         parallel_stream: bool = False,
         *,
         divide: bool = False,
-        batch_size: Optional[int] = None,
+        batch_size: int | None = None,
         shuffle: bool = False,
         drop_last: bool = False,
     ) -> None:
@@ -77,12 +77,10 @@ class DataLoader:
         _check_type("collator", collator, "apply", "a Collator")
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError(
-                "num_workers should be a non-negative integer, but got num_workers={}".format(
-                    num_workers
-                )
+                f"num_workers should be a non-negative integer, but got num_workers={num_workers}"
             )
         if not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ValueError("timeout should not be negative, but got timeout={}".format(timeout))
+            raise ValueError(f"timeout should not be negative, but got timeout={timeout}")
         if divide and num_workers <= 1:
             raise ValueError("divide should not be set to True when num_workers <= 1")
         self.dataset = dataset
@@ -93,7 +91,7 @@ class DataLoader:
             if not isinstance(sampler, StreamSampler):
                 raise ValueError(
                     "types of dataset and sampler do not match: a StreamDataset needs a "
-                    "StreamSampler, but got {}".format(type(sampler).__name__)
+                    f"StreamSampler, but got {type(sampler).__name__}"
                 )
         else:
             if sampler is None:
@@ -101,7 +99,7 @@ class DataLoader:
             if isinstance(sampler, StreamSampler):
                 raise ValueError(
                     "types of dataset and sampler do not match: a StreamSampler needs a "
-                    "StreamDataset, but got {}".format(type(dataset).__name__)
+                    f"StreamDataset, but got {type(dataset).__name__}"
                 )
         self.sampler = sampler
         self.transform = transform if transform is not None else PseudoTransform()
@@ -117,7 +115,7 @@ class DataLoader:
             raise TypeError("a DataLoader over a StreamDataset has no length")
         return len(self.sampler)  # type: ignore[arg-type]
 
-    def _tasks(self) -> Iterator[List[Any]]:
+    def _tasks(self) -> Iterator[list[Any]]:
         """This epoch's tasks: index lists, or lists of raw items read from the stream."""
         if not self.stream:
             return iter(self.sampler)
@@ -141,28 +139,28 @@ _BOTH_WAYS = (
 )
 
 
-def _sampler_from_arguments(dataset: Any, sampler: Any, batch_size: Optional[int],
-                            shuffle: bool, drop_last: bool) -> Optional[Sampler]:
+def _sampler_from_arguments(dataset: Any, sampler: Any, batch_size: int | None,
+                            shuffle: bool, drop_last: bool) -> Sampler | None:
     """The sampler to use, built from the keywords when none is given; bad mixes refused."""
     if sampler is not None and not isinstance(sampler, Sampler):
         hint = "; a batch size goes by keyword" if isinstance(sampler, int) else ""
         raise TypeError(
-            "DataLoader: sampler must be a Sampler; got {} {!r}{}. Call it as {}".format(
-                type(sampler).__name__, sampler, hint, _BOTH_WAYS))
+            f"DataLoader: sampler must be a Sampler; got {type(sampler).__name__} {sampler!r}"
+            f"{hint}. Call it as {_BOTH_WAYS}")
     keywords = batch_size is not None or shuffle or drop_last
     if not keywords:
         return sampler
     if sampler is not None:
         raise ValueError(
             "DataLoader: batch_size, shuffle and drop_last build a sampler, so they cannot be "
-            "given with sampler={}; call it as {}".format(type(sampler).__name__, _BOTH_WAYS))
+            f"given with sampler={type(sampler).__name__}; call it as {_BOTH_WAYS}")
     for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
         if not isinstance(value, bool):
-            raise TypeError("DataLoader: {} must be a bool; got {!r}".format(name, value))
+            raise TypeError(f"DataLoader: {name} must be a bool; got {value!r}")
     size = 1 if batch_size is None else batch_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(
-            "DataLoader: batch_size must be a positive int; got {!r}".format(batch_size))
+            f"DataLoader: batch_size must be a positive int; got {batch_size!r}")
     if isinstance(dataset, StreamDataset):
         if shuffle or drop_last:
             raise ValueError("DataLoader: a StreamDataset is read in order: shuffle and "
@@ -174,11 +172,11 @@ def _sampler_from_arguments(dataset: Any, sampler: Any, batch_size: Optional[int
 
 def _check_type(name: str, value: Any, method: str, expected: str) -> None:
     if value is not None and not callable(getattr(value, method, None)):
-        raise TypeError("DataLoader: {} must be {} (with an {}() method); got {} {!r}".format(
-            name, expected, method, type(value).__name__, value))
+        raise TypeError(f"DataLoader: {name} must be {expected} (with an {method}() method); "
+                        f"got {type(value).__name__} {value!r}")
 
 
-def _stream_chunks(items: Iterator[Any], batch_size: int) -> Iterator[List[Any]]:
+def _stream_chunks(items: Iterator[Any], batch_size: int) -> Iterator[list[Any]]:
     while True:
         chunk = list(itertools.islice(items, batch_size))
         if not chunk:
@@ -189,11 +187,11 @@ def _stream_chunks(items: Iterator[Any], batch_size: int) -> Iterator[List[Any]]
 class _SerialIterator:
     """Batches computed in the calling thread, one per ``next``."""
 
-    def __init__(self, fetcher: BatchFetcher, tasks: Iterator[List[Any]]) -> None:
+    def __init__(self, fetcher: BatchFetcher, tasks: Iterator[list[Any]]) -> None:
         self._fetch = fetcher
         self._tasks = tasks
 
-    def __iter__(self) -> "_SerialIterator":
+    def __iter__(self) -> _SerialIterator:
         return self
 
     def __next__(self) -> Any:
@@ -207,7 +205,7 @@ class _PreloadIterator:
     """Runs another iterator one batch ahead in a daemon thread."""
 
     def __init__(self, source: Iterator[Any]) -> None:
-        self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(
@@ -215,7 +213,7 @@ class _PreloadIterator:
         )
         self._thread.start()
 
-    def __iter__(self) -> "_PreloadIterator":
+    def __iter__(self) -> _PreloadIterator:
         return self
 
     def __next__(self) -> Any:
@@ -240,7 +238,7 @@ class _PreloadIterator:
         self.close()
 
 
-def _preload_loop(source: Iterator[Any], out: "queue.Queue[Any]", stop: threading.Event) -> None:
+def _preload_loop(source: Iterator[Any], out: queue.Queue[Any], stop: threading.Event) -> None:
     def put(item: Any) -> bool:
         while not stop.is_set():
             try:

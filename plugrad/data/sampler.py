@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections.abc
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -58,34 +58,28 @@ class MapSampler(Sampler):
         dataset: Any,
         batch_size: int = 1,
         drop_last: bool = False,
-        num_samples: Optional[int] = None,
-        world_size: Optional[int] = None,
-        rank: Optional[int] = None,
-        seed: Optional[int] = None,
+        num_samples: int | None = None,
+        world_size: int | None = None,
+        rank: int | None = None,
+        seed: int | None = None,
     ) -> None:
         if not _is_positive_int(batch_size):
             raise ValueError(
-                "batch_size should be a positive integer value, but got batch_size={}".format(
-                    batch_size
-                )
+                f"batch_size should be a positive integer value, but got batch_size={batch_size}"
             )
         if not isinstance(drop_last, bool):
             raise ValueError(
-                "drop_last should be a boolean value, but got drop_last={}".format(drop_last)
+                f"drop_last should be a boolean value, but got drop_last={drop_last}"
             )
         if num_samples is not None and not _is_positive_int(num_samples):
             raise ValueError(
-                "num_samples should be a positive integer value, but got num_samples={}".format(
-                    num_samples
-                )
+                f"num_samples should be a positive integer value, but got num_samples={num_samples}"
             )
         if world_size is None:
             world_size = _process_group()[0]
         if not _is_positive_int(world_size):
             raise ValueError(
-                "world_size should be a positive integer value, but got world_size={}".format(
-                    world_size
-                )
+                f"world_size should be a positive integer value, but got world_size={world_size}"
             )
         if rank is None:
             rank = _process_group()[1]
@@ -95,9 +89,7 @@ class MapSampler(Sampler):
             or not 0 <= rank < world_size
         ):
             raise ValueError(
-                "rank should be an integer in [0, world_size={}), but got rank={}".format(
-                    world_size, rank
-                )
+                f"rank should be an integer in [0, world_size={world_size}), but got rank={rank}"
             )
         self.dataset = dataset
         self.batch_size = int(batch_size)
@@ -116,7 +108,7 @@ class MapSampler(Sampler):
         self.seed = seed
         self.rng = np.random.RandomState(seed)
 
-    def __iter__(self) -> Iterator[List[Any]]:
+    def __iter__(self) -> Iterator[list[Any]]:
         return self.batch()
 
     def __len__(self) -> int:
@@ -128,7 +120,7 @@ class MapSampler(Sampler):
         """Return this epoch's full index list, before splitting across ranks."""
         raise NotImplementedError
 
-    def scatter(self, indices: List[Any]) -> List[Any]:
+    def scatter(self, indices: list[Any]) -> list[Any]:
         """Pick this rank's share; override for a custom rank assignment."""
         total_size = self.num_samples * self.world_size
         if not indices:
@@ -138,7 +130,7 @@ class MapSampler(Sampler):
         indices = indices[:total_size]
         return indices[self.rank : total_size : self.world_size]
 
-    def batch(self) -> Iterator[List[Any]]:
+    def batch(self) -> Iterator[list[Any]]:
         """Cut this rank's indices into batches of ``batch_size``."""
         indices = list(self.sample())
         if self.world_size > 1:
@@ -156,9 +148,7 @@ class StreamSampler(Sampler):
     def __init__(self, batch_size: int = 1) -> None:
         if not _is_positive_int(batch_size):
             raise ValueError(
-                "batch_size should be a positive integer value, but got batch_size={}".format(
-                    batch_size
-                )
+                f"batch_size should be a positive integer value, but got batch_size={batch_size}"
             )
         self.batch_size = int(batch_size)
 
@@ -171,10 +161,10 @@ class StreamSampler(Sampler):
 
 def _check_indices(indices: Any) -> None:
     if indices is not None and not isinstance(indices, (collections.abc.Sequence, np.ndarray)):
-        raise ValueError("indices should be None or a sequence, but got {}".format(type(indices)))
+        raise ValueError(f"indices should be None or a sequence, but got {type(indices)}")
 
 
-def _indices_count(indices: Optional[Sequence[Any]]) -> Optional[int]:
+def _indices_count(indices: Sequence[Any] | None) -> int | None:
     """How many samples ``indices`` selects (None: the whole dataset); empty is an error."""
     _check_indices(indices)
     if indices is not None and len(indices) == 0:
@@ -190,9 +180,9 @@ class SequentialSampler(MapSampler):
         dataset: Any,
         batch_size: int = 1,
         drop_last: bool = False,
-        indices: Optional[Sequence[Any]] = None,
-        world_size: Optional[int] = None,
-        rank: Optional[int] = None,
+        indices: Sequence[Any] | None = None,
+        world_size: int | None = None,
+        rank: int | None = None,
     ) -> None:
         num = _indices_count(indices)
         super().__init__(dataset, batch_size, drop_last, num, world_size, rank)
@@ -217,16 +207,16 @@ class RandomSampler(MapSampler):
         dataset: Any,
         batch_size: int = 1,
         drop_last: bool = False,
-        indices: Optional[Sequence[Any]] = None,
-        world_size: Optional[int] = None,
-        rank: Optional[int] = None,
-        seed: Optional[int] = None,
+        indices: Sequence[Any] | None = None,
+        world_size: int | None = None,
+        rank: int | None = None,
+        seed: int | None = None,
     ) -> None:
         num = _indices_count(indices)
         super().__init__(dataset, batch_size, drop_last, num, world_size, rank, seed)
         self.indices = indices
 
-    def sample(self) -> List[Any]:
+    def sample(self) -> list[Any]:
         if self.indices is None:
             return self.rng.permutation(len(self.dataset)).tolist()
         order = self.rng.permutation(len(self.indices)).tolist()
@@ -241,32 +231,30 @@ class ReplacementSampler(MapSampler):
         dataset: Any,
         batch_size: int = 1,
         drop_last: bool = False,
-        num_samples: Optional[int] = None,
-        weights: Optional[Sequence[float]] = None,
-        world_size: Optional[int] = None,
-        rank: Optional[int] = None,
-        seed: Optional[int] = None,
+        num_samples: int | None = None,
+        weights: Sequence[float] | None = None,
+        world_size: int | None = None,
+        rank: int | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__(dataset, batch_size, drop_last, num_samples, world_size, rank, seed)
         if weights is not None:
             if not isinstance(weights, (collections.abc.Sequence, np.ndarray)):
                 raise ValueError(
-                    "weights should be None or a sequence, but got {}".format(type(weights))
+                    f"weights should be None or a sequence, but got {type(weights)}"
                 )
             if len(weights) != len(dataset):
                 raise ValueError(
-                    "len(dataset)={} should be equal to len(weights)={}".format(
-                        len(dataset), len(weights)
-                    )
+                    f"len(dataset)={len(dataset)} should be equal to len(weights)={len(weights)}"
                 )
             w = np.asarray(weights, dtype=np.float64)
             if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
                 raise ValueError("weights should be finite, non-negative and not all zero")
-            self.weights: Optional[np.ndarray] = w / w.sum()
+            self.weights: np.ndarray | None = w / w.sum()
         else:
             self.weights = None
 
-    def sample(self) -> List[int]:
+    def sample(self) -> list[int]:
         n = len(self.dataset)
         total = self.num_samples * self.world_size  # already a multiple: no padding needed
         if self.weights is None:
@@ -280,15 +268,15 @@ class Infinite(MapSampler):
     def __init__(self, sampler: MapSampler) -> None:  # noqa: D107 - no MapSampler init on purpose
         if not isinstance(sampler, MapSampler):
             raise ValueError(
-                "Infinite expects a MapSampler, but got {}".format(type(sampler).__name__)
+                f"Infinite expects a MapSampler, but got {type(sampler).__name__}"
             )
         self.sampler = sampler
         self.sampler_iter = iter(sampler)
 
-    def __iter__(self) -> "Infinite":
+    def __iter__(self) -> Infinite:
         return self
 
-    def __next__(self) -> List[Any]:
+    def __next__(self) -> list[Any]:
         try:
             return next(self.sampler_iter)
         except StopIteration:

@@ -18,9 +18,17 @@ whole story: transports, failure handling, the plugin contract's ``collectives``
 from __future__ import annotations
 
 from plugrad.distributed import functional
-from plugrad.distributed.group import (WORLD, Group, get_backend, get_rank, get_world_size,
-                                       group_barrier, init_process_group, is_distributed,
-                                       new_group)
+from plugrad.distributed.group import (
+                                       WORLD,
+                                       Group,
+                                       get_backend,
+                                       get_rank,
+                                       get_world_size,
+                                       group_barrier,
+                                       init_process_group,
+                                       is_distributed,
+                                       new_group,
+)
 from plugrad.distributed.helper import AllreduceCallback, bcast_list_, make_allreduce_cb
 from plugrad.distributed.launcher import launcher
 

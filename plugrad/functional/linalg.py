@@ -1,8 +1,6 @@
 """Matrix products."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from plugrad.core.dispatch import apply, promote_pair
@@ -49,7 +47,8 @@ def matmul(inp1: Tensor, inp2: Tensor, transpose_a: bool = False, transpose_b: b
             np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} of shapes "
-                         f"{tuple(inp1.shape)} and {tuple(inp2.shape)} cannot be broadcast") from None
+                         f"{tuple(inp1.shape)} and {tuple(inp2.shape)} cannot be broadcast"
+                         ) from None
     out = apply("matmul", a, b)
     if vector_a or vector_b:
         shape = out.shape[:-2] + (() if vector_a else out.shape[-2:-1]) \

@@ -41,7 +41,7 @@ def _roots(function: Callable, seen: set[int]) -> list[Any]:
 
 def _filled(cell: Any) -> bool:
     try:
-        cell.cell_contents
+        cell.cell_contents  # noqa: B018  (reading an empty cell raises ValueError)
     except ValueError:  # a closure variable not assigned yet
         return False
     return True

@@ -21,7 +21,7 @@ def _as_array(value: Any) -> np.ndarray:
     return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
 
 
-def _owner(model: "Module", name: str) -> str:
+def _owner(model: Module, name: str) -> str:
     """The layer that holds ``name`` (for error messages), e.g. "Linear(...) 'fc1'"."""
     modules = dict(model.named_modules())
     path = name.split(".")
@@ -36,7 +36,7 @@ def _format(names: list[str]) -> str:
     return ", ".join(repr(n) for n in names)
 
 
-def load_into(model: "Module", state_dict: dict | Callable[[str, Tensor], Any],
+def load_into(model: Module, state_dict: dict | Callable[[str, Tensor], Any],
               strict: bool) -> None:
     """Implementation of :meth:`Module.load_state_dict`."""
     if isinstance(state_dict, dict):

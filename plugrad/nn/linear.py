@@ -85,7 +85,7 @@ class Embedding(Module):
             self.weight = Parameter(weight)
 
     @classmethod
-    def from_pretrained(cls, embeddings: Any, freeze: bool = True, **kwargs: Any) -> "Embedding":
+    def from_pretrained(cls, embeddings: Any, freeze: bool = True, **kwargs: Any) -> Embedding:
         """An Embedding whose table is ``embeddings`` (num_embeddings, embedding_dim)."""
         shape = tuple(embeddings.shape)
         if len(shape) != 2:

@@ -35,7 +35,7 @@ def _trackable(value: Any) -> bool:
 class HookHandler:
     """Returned by ``register_forward_*hook``; ``remove()`` unregisters the hook."""
 
-    def __init__(self, hooks: "OrderedDict[int, Callable]", hook: Callable):
+    def __init__(self, hooks: OrderedDict[int, Callable], hook: Callable):
         self._hooks = hooks
         self._id = next(_hook_ids)
         hooks[self._id] = hook
@@ -236,7 +236,7 @@ class Module:
 
     # -- state dicts ----------------------------------------------------------------------------
     def state_dict(self, rst: dict | None = None, prefix: str = "",
-                   keep_var: bool = False) -> "OrderedDict[str, Any]":
+                   keep_var: bool = False) -> OrderedDict[str, Any]:
         """Every parameter and buffer by dotted name: NumPy copies, or the Tensors themselves
         with ``keep_var=True``."""
         out: OrderedDict[str, Any] = OrderedDict() if rst is None else rst

@@ -2,8 +2,19 @@
 
 Importing this package fills :data:`plugrad.core.registry.OPS`.
 """
-from plugrad.ops import activation, creation, elementwise, indexing, linalg, reduction, shape
-from plugrad.ops import conv, nn, pooling, sorting
+from plugrad.ops import (
+           activation,
+           conv,
+           creation,
+           elementwise,
+           indexing,
+           linalg,
+           nn,
+           pooling,
+           reduction,
+           shape,
+           sorting,
+)
 
 __all__ = ["activation", "creation", "elementwise", "indexing", "linalg", "reduction", "shape",
            "conv", "pooling", "nn", "sorting"]

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.helpers.cli import plugrad, small_mnist
 
 import plugrad as pg
 from plugrad.core import device
+from tests.helpers.cli import plugrad, small_mnist
 
 
 def test_help_lists_the_subcommands_and_no_stray_positional(tmp_path):

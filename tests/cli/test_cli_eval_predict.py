@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers.cli import NO_MNIST, plugrad, real_mnist
 
 import plugrad as pg
 from plugrad.data.dataset import MNIST
 from plugrad.nn import LeNet
+from tests.helpers.cli import NO_MNIST, plugrad, real_mnist
 
 Image = pytest.importorskip("PIL.Image", reason="the test extra installs Pillow")
 MNIST_DIR = real_mnist()
@@ -61,7 +61,7 @@ def test_eval_reports_loss_accuracy_and_per_class_counts(trained, test_set, tmp_
     assert 0.9 < np.mean(predicted == labels) < 1
     rows = re.findall(r"^\s+(\d)\s+(\d+)\s+(\d+)\s+([\d.]+)%\s+([\d.]+)%$", done.stdout, re.M)
     assert [int(r[0]) for r in rows] == list(range(10))
-    for digit, count, correct, recall, precision in rows:
+    for digit, count, correct, _recall, precision in rows:
         digit = int(digit)
         assert int(count) == np.sum(labels == digit)
         assert int(correct) == np.sum((labels == digit) & (predicted == digit))

@@ -15,9 +15,9 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from tests.helpers.cli import plugrad, small_mnist
 
 import plugrad as pg
+from tests.helpers.cli import plugrad, small_mnist
 
 # 640 images in batches of 16: 40 steps an epoch, long enough to be interrupted mid-run.
 TRAIN = ["--batch-size", "16", "--lr-decay-epochs", "2,3"]

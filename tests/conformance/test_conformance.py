@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import plugrad
 from plugrad.conformance import contract, repro, table
 from plugrad.conformance.table import OpRecord, Sample
 from plugrad.core import plugins, registry
 from plugrad.core.device import available_device_types
-
 from tests.helpers import ROOT
 
 # A development backend: the numpy kernels, broken as the environment variable BREAK says.

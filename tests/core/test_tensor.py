@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import plugrad
-from plugrad import Parameter, Tensor
 import plugrad.functional as F
+from plugrad import Parameter, Tensor
 
 
 @pytest.mark.parametrize("data, dtype", [

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from tests.helpers.data import Counter, SquaresDataset, make_mnist
 
 import plugrad.data as data
 import plugrad.data.transform as T
 from plugrad.data.dataset import MNIST, ArrayDataset
+from tests.helpers.data import Counter, SquaresDataset, make_mnist
 
 
 def batches_equal(a, b):

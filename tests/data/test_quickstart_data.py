@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from tests.helpers.data import NO_MNIST, make_mnist, real_mnist
 
 REAL_MNIST = real_mnist()

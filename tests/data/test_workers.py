@@ -11,6 +11,10 @@ import time
 
 import numpy as np
 import pytest
+
+import plugrad.data as data
+import plugrad.data.transform as T
+from plugrad.data.dataset import MNIST
 from tests.helpers.data import (
     AddNoise,
     Counter,
@@ -23,10 +27,6 @@ from tests.helpers.data import (
     WeirdFailingDataset,
     make_mnist,
 )
-
-import plugrad.data as data
-import plugrad.data.transform as T
-from plugrad.data.dataset import MNIST
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shared memory checks")
 
@@ -51,14 +51,14 @@ def assert_cleaned(it):
     for p in it._pool.procs:
         assert not p.is_alive()
         assert p.exitcode is not None
-        assert not os.path.exists("/proc/{}".format(p.pid)) or _is_other_process(p.pid)
+        assert not os.path.exists(f"/proc/{p.pid}") or _is_other_process(p.pid)
     assert shm_names(it._pool.prefix) == []
 
 
 def _is_other_process(pid):
     # A reaped pid may in principle be reused; a zombie of ours would be state "Z".
     try:
-        with open("/proc/{}/stat".format(pid)) as f:
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().split()[2] != "Z"
     except OSError:
         return True
@@ -117,7 +117,7 @@ def test_worker_exception_same_type_message_and_traceback(method):
     assert str(info.value) == "bad sample 13"
     tb = str(info.value.__cause__)
     assert "Traceback" in tb and "in __getitem__" in tb and "DataLoader worker" in tb
-    assert 'raise ValueError("bad sample {}".format(i))' in tb
+    assert 'raise ValueError(f"bad sample {i}")' in tb
     assert_cleaned(it)
 
 
@@ -178,7 +178,7 @@ def test_early_break_and_gc_leave_nothing(method):
     for _ in loader:  # a plain for/break
         break
     gc.collect()
-    assert not any(n.startswith("plg{}_".format(os.getpid())) for n in os.listdir(SHM_DIR))
+    assert not any(n.startswith(f"plg{os.getpid()}_") for n in os.listdir(SHM_DIR))
 
 
 def test_full_epoch_cleans_up_and_batches_outlive_iterator():
@@ -234,7 +234,7 @@ def test_interpreter_exit_with_live_iterator(tmp_path):
     prefix, *pids = out.stdout.split()
     time.sleep(0.2)
     for pid in map(int, pids):
-        assert not os.path.exists("/proc/{}".format(pid)) or _is_other_process(pid)
+        assert not os.path.exists(f"/proc/{pid}") or _is_other_process(pid)
     assert shm_names(prefix) == []
 
 
@@ -256,7 +256,7 @@ def test_an_empty_segment_left_by_a_stopped_worker_is_removed():
     _posixshmem = pytest.importorskip("_posixshmem")
     from plugrad.data import _shm
 
-    name = "plg{}_test_empty_0".format(os.getpid())
+    name = f"plg{os.getpid()}_test_empty_0"
     fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
     os.close(fd)
     assert shm_names(name) == [name]

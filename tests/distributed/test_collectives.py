@@ -12,9 +12,9 @@ import pytest
 
 import plugrad.distributed as dist
 from plugrad.distributed.launcher import RankFailed, find_mpiexec
+from tests.distributed import collectives_program as program
 
 HERE = Path(__file__).resolve().parent
-from tests.distributed import collectives_program as program
 
 
 def _check_values(results: list[dict]) -> None:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from plugrad.distributed.launcher import find_mpiexec
+from tests.helpers.data import NO_MNIST, real_mnist
 
 HERE = Path(__file__).resolve().parent
-from tests.helpers.data import NO_MNIST, real_mnist
 
 MNIST = Path(real_mnist() or HERE / "no-mnist")
 PROGRAM = HERE / "dp_lenet.py"

@@ -4,12 +4,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
 import plugrad
-
 from tests.helpers.data import make_mnist
 
 

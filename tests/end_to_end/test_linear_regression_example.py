@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.helpers import ROOT
+
 TRUE_W, TRUE_B = (2.0, -3.4), 4.2
 
 
@@ -27,6 +27,6 @@ def test_both_versions_learn_the_true_line():
     results = re.findall(r"^(from scratch|high-level API): w = \[(\S+), (\S+)\] .*b = (\S+) ",
                          out, re.MULTILINE)
     assert [name for name, *_ in results] == ["from scratch", "high-level API"], out
-    for name, w0, w1, b in results:
+    for _name, w0, w1, b in results:
         assert abs(float(w0) - TRUE_W[0]) < 0.01 and abs(float(w1) - TRUE_W[1]) < 0.01, out
         assert abs(float(b) - TRUE_B) < 0.01, out

@@ -1,7 +1,8 @@
 """The quick-start (seed 004) and ``plugrad train`` run end to end.
 
 The accuracy check reads the real MNIST files (``$PLUGRAD_DATA_DIR/mnist``, or
-``../shared/datasets/mnist`` beside the checkout) and trains one epoch; the command-line checks use small IDX files written here.
+``../shared/datasets/mnist`` beside the checkout) and trains one epoch; the command-line checks
+use small IDX files written here.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 
 import plugrad
 from plugrad.nn import LeNet
-
 from tests.helpers import ROOT
 from tests.helpers.data import NO_MNIST, make_mnist, real_mnist
 

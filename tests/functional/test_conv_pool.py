@@ -125,7 +125,8 @@ def test_pool_gradients_by_finite_differences(kernel, stride, padding):
     x = rand(1, 2, 6, 7)  # continuous values: no ties between window maxima
     assert_grads_match(lambda a: F.max_pool2d(a, kernel, stride, padding), [x])
     for mode in ("average", "average_count_exclude_padding"):
-        assert_grads_match(lambda a: F.avg_pool2d(a, kernel, stride, padding, mode), [x])
+        assert_grads_match(lambda a, mode=mode: F.avg_pool2d(a, kernel, stride, padding, mode),
+                           [x])
 
 
 def test_max_pool_gradient_goes_to_the_first_maximum_on_ties():

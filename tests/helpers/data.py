@@ -17,7 +17,6 @@ import numpy as np
 from plugrad.data.dataset import MNIST, Dataset, StreamDataset
 from plugrad.data.transform import Transform
 
-
 _BESIDE_CHECKOUT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets",
                                 "mnist")
 
@@ -96,7 +95,7 @@ class FailingDataset(SquaresDataset):
 
     def __getitem__(self, i):
         if i == self.bad:
-            raise ValueError("bad sample {}".format(i))
+            raise ValueError(f"bad sample {i}")
         return super().__getitem__(i)
 
 
@@ -104,7 +103,7 @@ class TwoArgError(Exception):
     """An exception that cannot be rebuilt from its pickled args."""
 
     def __init__(self, a, b):
-        super().__init__("{}-{}".format(a, b))
+        super().__init__(f"{a}-{b}")
 
 
 class WeirdFailingDataset(SquaresDataset):

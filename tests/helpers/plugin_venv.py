@@ -1,8 +1,8 @@
 """A throwaway virtual environment with local plugin projects installed for real by pip.
 
 The venv sees this interpreter's site-packages (numpy, pluggy, pytest, setuptools, plugrad's
-own entry point) through a ``.pth`` file; the projects are installed offline, and every check runs in a subprocess of the venv's
-Python with this checkout first on ``PYTHONPATH``.
+own entry point) through a ``.pth`` file; the projects are installed offline, and every check
+runs in a subprocess of the venv's Python with this checkout first on ``PYTHONPATH``.
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-
-import plugrad
 
 from tests.helpers import ROOT
 

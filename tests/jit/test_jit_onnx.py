@@ -18,11 +18,11 @@ import plugrad.optimizer as optim
 from plugrad.autodiff import GradManager
 from plugrad.data.dataset import MNIST
 from plugrad.jit import trace
+from tests.helpers.data import NO_MNIST, real_mnist
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from tests.helpers.data import NO_MNIST, real_mnist
 
 REAL_MNIST = Path(real_mnist() or "no-mnist")
 needs_mnist = pytest.mark.skipif(real_mnist() is None, reason=NO_MNIST)

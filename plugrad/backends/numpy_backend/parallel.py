@@ -7,7 +7,8 @@ thread computes its share of the per-block products, then they are summed in blo
 thread sums them. The weight gradient therefore matches the one-thread kernel to the bit; the
 other kernels match it to rounding, since a slice's GEMM has another width and BLAS may pick
 another micro-kernel for it (AVX-512 OpenBLAS does), so the last bits of a training run can
-depend on the thread count (PLUGRAD_NUM_THREADS=1 fixes them). Only calls with enough work are split (handing work to a thread costs tens
+depend on the thread count (PLUGRAD_NUM_THREADS=1 fixes them). Only calls with enough work are
+split (handing work to a thread costs tens
 of microseconds), and only float32 / float64 ones, so a float16 gradient keeps its single
 float32 accumulation.
 

@@ -13,12 +13,11 @@ import hashlib
 import http.client
 import logging
 import os
-import socket
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def _fetch_to_temp(
     url: str, dest_dir: str, filename: str, timeout: float, opener: Callable[..., Any]
 ) -> tuple:
     """Stream ``url`` into a temp file next to the target; return (temp path, md5)."""
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".{}.".format(filename), suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
     try:
         digest = hashlib.md5()
         received = 0
@@ -69,7 +68,7 @@ def _fetch_to_temp(
             os.fsync(out.fileno())
         if expected is not None and received != expected:
             raise _Incomplete(
-                "incomplete download: received {} of {} bytes".format(received, expected)
+                f"incomplete download: received {received} of {expected} bytes"
             )
         return tmp, digest.hexdigest()
     except BaseException:
@@ -82,11 +81,11 @@ def download_file(
     filename: str,
     mirrors: Sequence[str],
     dest_dir: str,
-    md5: Optional[str] = None,
+    md5: str | None = None,
     timeout: float = 60.0,
     retries: int = 2,
     backoff: float = 0.5,
-    opener: Optional[Callable[..., Any]] = None,
+    opener: Callable[..., Any] | None = None,
 ) -> str:
     """Download ``filename`` from the first mirror that yields a verified copy.
 
@@ -101,7 +100,7 @@ def download_file(
         opener = urllib.request.urlopen
     os.makedirs(dest_dir, exist_ok=True)
     final = os.path.join(dest_dir, filename)
-    problems: List[str] = []
+    problems: list[str] = []
     for base in mirrors:
         url = base if base.endswith("/") else base + "/"
         url += filename
@@ -110,18 +109,18 @@ def download_file(
             try:
                 tmp, digest = _fetch_to_temp(url, dest_dir, filename, timeout, opener)
             except urllib.error.HTTPError as exc:
-                problems.append("{}: HTTP error {} {}".format(url, exc.code, exc.reason))
+                problems.append(f"{url}: HTTP error {exc.code} {exc.reason}")
                 if 400 <= exc.code < 500:
                     break
-            except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
+            except (TimeoutError, OSError, http.client.HTTPException, ValueError) as exc:
                 reason = getattr(exc, "reason", None) or exc
-                problems.append("{}: {}".format(url, reason))
+                problems.append(f"{url}: {reason}")
             else:
                 if md5 is not None and digest != md5:
                     os.remove(tmp)
                     msg = (
-                        "{}: MD5 mismatch (expected {}, got {}); the downloaded file was "
-                        "deleted".format(url, md5, digest)
+                        f"{url}: MD5 mismatch (expected {md5}, got {digest}); "
+                        "the downloaded file was deleted"
                     )
                     log.warning("%s", msg)
                     problems.append(msg)

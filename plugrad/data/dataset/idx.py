@@ -11,7 +11,7 @@ import gzip
 import os
 import struct
 import zlib
-from typing import BinaryIO, Optional, Tuple
+from typing import BinaryIO
 
 import numpy as np
 
@@ -27,7 +27,7 @@ class IDXFormatError(ValueError):
     """An IDX file is truncated, corrupt or not the kind of file expected."""
 
 
-def open_maybe_gzip(path: str) -> Tuple[BinaryIO, bool]:
+def open_maybe_gzip(path: str) -> tuple[BinaryIO, bool]:
     """Open ``path`` for reading, transparently decompressing it if it is gzip data.
 
     The content is sniffed rather than trusting the ``.gz`` suffix, since an IDX file
@@ -70,7 +70,7 @@ def _readinto_full(f: BinaryIO, out: np.ndarray) -> int:
 
 
 def read_idx(
-    path: str, expected_magic: int, expected_dims: Optional[Tuple[Optional[int], ...]] = None
+    path: str, expected_magic: int, expected_dims: tuple[int | None, ...] | None = None
 ) -> np.ndarray:
     """Read an unsigned-byte IDX file into a new writable uint8 array.
 
@@ -87,8 +87,8 @@ def read_idx(
                 header = _read_exact(f, 4)
                 if len(header) < 4:
                     raise IDXFormatError(
-                        "{}: file is truncated: only {} bytes, too short for the 4-byte IDX "
-                        "magic number".format(name, len(header))
+                        f"{name}: file is truncated: only {len(header)} bytes, "
+                        "too short for the 4-byte IDX magic number"
                     )
                 (magic,) = struct.unpack(">I", header)
                 zero, dtype_code, ndim = magic >> 16, (magic >> 8) & 0xFF, magic & 0xFF
@@ -97,23 +97,18 @@ def read_idx(
                     if zero != 0:
                         detail = " (not an IDX file)"
                     elif dtype_code != _UBYTE:
-                        detail = " (data type code 0x{:02x}, expected 0x08 unsigned byte)".format(
-                            dtype_code
-                        )
+                        detail = (f" (data type code 0x{dtype_code:02x}, "
+                                  "expected 0x08 unsigned byte)")
                     else:
-                        detail = " ({} dimensions)".format(ndim)
+                        detail = f" ({ndim} dimensions)"
                     raise IDXFormatError(
-                        "{}: bad magic number {}{}; expected {}".format(
-                            name, magic, detail, expected_magic
-                        )
+                        f"{name}: bad magic number {magic}{detail}; expected {expected_magic}"
                     )
                 dims_raw = _read_exact(f, 4 * ndim)
                 if len(dims_raw) < 4 * ndim:
                     raise IDXFormatError(
-                        "{}: file is truncated inside the header: expected {} dimension "
-                        "sizes ({} bytes), found {} bytes".format(
-                            name, ndim, 4 * ndim, len(dims_raw)
-                        )
+                        f"{name}: file is truncated inside the header: expected {ndim} dimension "
+                        f"sizes ({4 * ndim} bytes), found {len(dims_raw)} bytes"
                     )
                 dims = struct.unpack(">" + "I" * ndim, dims_raw)
                 if expected_dims is not None:
@@ -141,28 +136,24 @@ def read_idx(
                 return out
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 raise IDXFormatError(
-                    "{}: corrupt {}: {}".format(name, what, exc or type(exc).__name__)
+                    f"{name}: corrupt {what}: {exc or type(exc).__name__}"
                 ) from exc
     except IDXFormatError:
         raise
     except OSError as exc:
-        raise IDXFormatError("{}: cannot read {}: {}".format(name, what, exc)) from exc
+        raise IDXFormatError(f"{name}: cannot read {what}: {exc}") from exc
 
 
 def _raise_size(
-    name: str, dims: Tuple[int, ...], header_len: int, payload: int, found: int
+    name: str, dims: tuple[int, ...], header_len: int, payload: int, found: int
 ) -> None:
     shape = "x".join(map(str, dims))
     if found < payload:
         raise IDXFormatError(
-            "{}: file is truncated: its header declares {} = {} data bytes after the "
-            "{}-byte header, but only {} are present".format(
-                name, shape, payload, header_len, found
-            )
+            f"{name}: file is truncated: its header declares {shape} = {payload} data bytes "
+            f"after the {header_len}-byte header, but only {found} are present"
         )
     raise IDXFormatError(
-        "{}: file is too long: its header declares {} = {} data bytes after the {}-byte "
-        "header, but {} extra bytes follow them".format(
-            name, shape, payload, header_len, found - payload
-        )
+        f"{name}: file is too long: its header declares {shape} = {payload} data bytes "
+        f"after the {header_len}-byte header, but {found - payload} extra bytes follow them"
     )

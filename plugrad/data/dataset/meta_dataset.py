@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from abc import ABC, abstractmethod
-from typing import Any, Iterator, List, Sequence, Tuple
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -52,21 +52,19 @@ class ArrayDataset(Dataset):
         lengths = [len(a) for a in arrays]
         if any(n != lengths[0] for n in lengths):
             raise ValueError(
-                "lengths of input arrays are inconsistent: got first-dimension lengths {}".format(
-                    lengths
-                )
+                f"lengths of input arrays are inconsistent: got first-dimension lengths {lengths}"
             )
         self.arrays = arrays
         # Only NumPy arrays can be gathered a whole batch at a time.
         self._stackable = all(isinstance(a, np.ndarray) for a in arrays)
 
-    def __getitem__(self, index: int) -> Tuple[Any, ...]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         return tuple(array[index] for array in self.arrays)
 
     def __len__(self) -> int:
         return len(self.arrays[0])
 
-    def _get_stacked(self, indices: Sequence[int]) -> Tuple[np.ndarray, ...]:
+    def _get_stacked(self, indices: Sequence[int]) -> tuple[np.ndarray, ...]:
         """Gather a batch with one fancy-index per array (same result as stacking items)."""
         idx = np.asarray(indices, dtype=np.intp)
         return tuple(array[idx] for array in self.arrays)
@@ -87,13 +85,13 @@ class ConcatDataset(Dataset):
     """Chains several map-style datasets into one; index ``i`` runs through them in order."""
 
     def __init__(self, datasets: Sequence[Dataset]) -> None:
-        self.datasets: List[Dataset] = list(datasets)
+        self.datasets: list[Dataset] = list(datasets)
         if not self.datasets:
             raise ValueError("datasets should not be an empty iterable")
         for d in self.datasets:
             if isinstance(d, StreamDataset):
                 raise TypeError("ConcatDataset does not support StreamDataset")
-        self.cumulative_sizes: List[int] = []
+        self.cumulative_sizes: list[int] = []
         total = 0
         for d in self.datasets:
             total += len(d)
@@ -107,11 +105,11 @@ class ConcatDataset(Dataset):
         if index < 0:
             if -index > n:
                 raise IndexError(
-                    "index {} is out of range for a dataset of length {}".format(index, n)
+                    f"index {index} is out of range for a dataset of length {n}"
                 )
             index += n
         elif index >= n:
-            raise IndexError("index {} is out of range for a dataset of length {}".format(index, n))
+            raise IndexError(f"index {index} is out of range for a dataset of length {n}")
         which = bisect.bisect_right(self.cumulative_sizes, index)
         offset = self.cumulative_sizes[which - 1] if which > 0 else 0
         return self.datasets[which][index - offset]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Sequence
 
 import numpy as np
 
@@ -51,19 +51,19 @@ class MNIST(Dataset):
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
     )
-    split_files: Dict[bool, Tuple[str, str]] = {
+    split_files: dict[bool, tuple[str, str]] = {
         True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
         False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
     }
     # MD5 of the .gz files the mirrors serve.
-    gz_md5: Dict[str, str] = {
+    gz_md5: dict[str, str] = {
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
         "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
         "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
         "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
     }
     # MD5 of the uncompressed IDX bytes (identical however the files were compressed).
-    raw_md5: Dict[str, str] = {
+    raw_md5: dict[str, str] = {
         "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
         "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
         "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
@@ -78,12 +78,12 @@ class MNIST(Dataset):
 
     def __init__(
         self,
-        root: Optional[str] = None,
+        root: str | None = None,
         train: bool = True,
         download: bool = True,
         timeout: float = 60.0,
         *,
-        mirrors: Optional[Sequence[str]] = None,
+        mirrors: Sequence[str] | None = None,
         check_md5: bool = False,
     ) -> None:
         self.root = os.path.abspath(os.path.expanduser(root or default_root(self.subdir)))
@@ -103,7 +103,7 @@ class MNIST(Dataset):
             for path in paths:
                 self._check_md5(path)  # type: ignore[arg-type]
         images, labels = self._parse(paths[0], paths[1])  # type: ignore[arg-type]
-        self.arrays: Tuple[np.ndarray, np.ndarray] = (images, labels)
+        self.arrays: tuple[np.ndarray, np.ndarray] = (images, labels)
         self.meta = {
             "images": {
                 "magic": IMAGES_MAGIC,
@@ -115,21 +115,21 @@ class MNIST(Dataset):
             "labels": {"magic": LABELS_MAGIC, "count": len(labels), "file": paths[1]},
         }
 
-    def __getitem__(self, index: int) -> Tuple[np.ndarray, np.int32]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.int32]:
         return self.arrays[0][index], self.arrays[1][index]
 
     def __len__(self) -> int:
         return len(self.arrays[1])
 
-    def _get_stacked(self, indices: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    def _get_stacked(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """A batch gathered with one fancy-index per array (same as stacking items)."""
         idx = np.asarray(indices, dtype=np.intp)
         return self.arrays[0][idx], self.arrays[1][idx]
 
     # -- files ---------------------------------------------------------------------------
-    def _locate(self, names: Sequence[str]) -> List[Optional[str]]:
+    def _locate(self, names: Sequence[str]) -> list[str | None]:
         """Find each file as raw or .gz; the raw one wins as it is faster to read."""
-        found: List[Optional[str]] = []
+        found: list[str | None] = []
         for n in names:
             for candidate in (n, n + ".gz"):
                 path = os.path.join(self.root, candidate)
@@ -143,22 +143,21 @@ class MNIST(Dataset):
     def _missing_message(self, missing: Sequence[str], reason: str) -> str:
         split = "training" if self.train else "test"
         lines = [
-            "{}: the {} split is missing {} file(s) in the folder\n    {}".format(
-                self.name, split, len(missing), self.root
-            ),
+            f"{self.name}: the {split} split is missing {len(missing)} file(s) in the folder\n"
+            f"    {self.root}",
             "Put these files into that folder (gzipped as listed, or uncompressed without "
             "the .gz suffix):",
         ]
-        lines += ["    {}.gz".format(n) for n in missing]
-        lines.append("They could not be downloaded: {}".format(reason))
+        lines += [f"    {n}.gz" for n in missing]
+        lines.append(f"They could not be downloaded: {reason}")
         if self.mirrors:
             lines.append("They are published at: {}".format(", ".join(self.mirrors)))
         return "\n".join(lines)
 
     def _download(self, missing: Sequence[str]) -> None:
         os.makedirs(self.root, exist_ok=True)
-        failures: List[str] = []
-        still_missing: List[str] = []
+        failures: list[str] = []
+        still_missing: list[str] = []
         for n in missing:
             gz = n + ".gz"
             try:
@@ -189,29 +188,26 @@ class MNIST(Dataset):
         try:
             got = md5sum(path, decompress=base.endswith(".gz"))
         except (OSError, EOFError) as exc:
-            raise IDXFormatError("{}: cannot verify MD5: {}".format(base, exc)) from exc
+            raise IDXFormatError(f"{base}: cannot verify MD5: {exc}") from exc
         if got != want:
             raise IDXFormatError(
-                "{}: MD5 of the uncompressed data is {}, expected {}; the file is corrupt or "
-                "not the official {} file".format(base, got, want, self.name)
+                f"{base}: MD5 of the uncompressed data is {got}, expected {want}; "
+                f"the file is corrupt or not the official {self.name} file"
             )
 
-    def _parse(self, image_path: str, label_path: str) -> Tuple[np.ndarray, np.ndarray]:
+    def _parse(self, image_path: str, label_path: str) -> tuple[np.ndarray, np.ndarray]:
         rows, cols = self.image_size
         images = read_idx(image_path, IMAGES_MAGIC, (None, rows, cols))
         labels = read_idx(label_path, LABELS_MAGIC)
         img_name, lbl_name = os.path.basename(image_path), os.path.basename(label_path)
         if len(images) != len(labels):
             raise IDXFormatError(
-                "{} holds {} images but {} holds {} labels; the counts must match".format(
-                    img_name, len(images), lbl_name, len(labels)
-                )
+                f"{img_name} holds {len(images)} images but {lbl_name} holds {len(labels)} labels; "
+                "the counts must match"
             )
         if len(labels) and int(labels.max()) >= self.num_classes:
             raise IDXFormatError(
-                "{}: label {} is out of range [0, {}]".format(
-                    lbl_name, int(labels.max()), self.num_classes - 1
-                )
+                f"{lbl_name}: label {int(labels.max())} is out of range [0, {self.num_classes - 1}]"
             )
         return images.reshape(len(images), rows, cols, 1), labels.astype(np.int32)
 
@@ -231,7 +227,7 @@ class FashionMNIST(MNIST):
         "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
         "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
     }
-    raw_md5: Dict[str, str] = {}  # not known here: check_md5 warns and skips
+    raw_md5: dict[str, str] = {}  # not known here: check_md5 warns and skips
     classes = (
         "T-shirt/top",
         "Trouser",

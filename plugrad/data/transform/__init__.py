@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from . import functional
-from .functional import INTER_LINEAR, INTER_NEAREST
 from .color import ColorJitter, Lighting
+from .functional import INTER_LINEAR, INTER_NEAREST
 from .meta_transform import PseudoTransform, Transform
 from .resized_crop import RandomResizedCrop
 from .vision import (

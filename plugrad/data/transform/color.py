@@ -9,7 +9,7 @@ factors MegEngine draws from it.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -106,13 +106,13 @@ def adjust_hue(image: np.ndarray, alpha: float) -> np.ndarray:
     return _hsv_to_bgr(h, s, v).astype(image.dtype, copy=False)
 
 
-def _factor_range(name: str, value: float, centre: float, limit: Optional[float]
-                  ) -> Tuple[float, float]:
+def _factor_range(name: str, value: float, centre: float, limit: float | None
+                  ) -> tuple[float, float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
             or (limit is not None and value > limit):
-        bound = "" if limit is None else " and at most {}".format(limit)
-        raise ValueError("ColorJitter: {} must be a non-negative number{}, but got {}={!r}"
-                         .format(name, bound, name, value))
+        bound = "" if limit is None else f" and at most {limit}"
+        raise ValueError(f"ColorJitter: {name} must be a non-negative number{bound}, "
+                         f"but got {name}={value!r}")
     return (max(0.0, centre - value), centre + value) if centre else (-value, value)
 
 
@@ -127,7 +127,7 @@ class ColorJitter(VisionTransform):
     """
 
     def __init__(self, brightness: float = 0, contrast: float = 0, saturation: float = 0,
-                 hue: float = 0, *, order: Optional[Sequence[str]] = None):
+                 hue: float = 0, *, order: Sequence[str] | None = None):
         super().__init__(order)
         self._ranges = [
             (adjust_brightness, _factor_range("brightness", brightness, 1.0, None), brightness),
@@ -142,7 +142,7 @@ class ColorJitter(VisionTransform):
         # MegEngine's order of draws: the permutation of the active steps, then each step's
         # factor as it is applied.
         active = [(fn, bounds) for fn, bounds, value in self._ranges if value]
-        self._steps: List[Tuple[Any, float]] = []
+        self._steps: list[tuple[Any, float]] = []
         for i in np.random.permutation(len(active)):
             fn, bounds = active[i]
             factor = float(np.random.uniform(*bounds))
@@ -173,19 +173,19 @@ class Lighting(VisionTransform):
                         [-0.5808, -0.0045, -0.8140],
                         [-0.5675, 0.7192, 0.4009]])
 
-    def __init__(self, scale: float, *, order: Optional[Sequence[str]] = None):
+    def __init__(self, scale: float, *, order: Sequence[str] | None = None):
         super().__init__(order)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale < 0:
             raise ValueError("Lighting: scale must be a non-negative number, but got "
-                             "scale={!r}".format(scale))
+                             f"scale={scale!r}")
         self.scale = scale
 
     def _apply_image(self, image: np.ndarray) -> np.ndarray:
         if not self.scale:
             return image
         if image.shape[-1] != 3:
-            raise ValueError("Lighting: expected an HxWx3 BGR image, but got shape {}"
-                             .format(image.shape))
+            raise ValueError(f"Lighting: expected an HxWx3 BGR image, but got shape {image.shape}"
+                             )
         alpha = np.random.normal(scale=self.scale * 255, size=3)
         return _finish(image.astype(np.float32) + self._EIGVEC.dot(alpha * self._EIGVAL),
                        image.dtype)

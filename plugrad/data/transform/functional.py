@@ -17,7 +17,7 @@ Interpolation follows OpenCV's conventions:
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence, Tuple
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -36,20 +36,20 @@ def interp_code(interpolation: Any) -> int:
         code = int(interpolation) if isinstance(interpolation, (int, np.integer)) else None
     if code not in (INTER_NEAREST, INTER_LINEAR):
         raise ValueError(
-            "unsupported interpolation {!r}: only nearest (0) and bilinear (1) are "
-            "implemented".format(interpolation)
+            f"unsupported interpolation {interpolation!r}: only nearest (0) and bilinear (1) are "
+            "implemented"
         )
     return code
 
 
-def _as_key(value: Any) -> Tuple[float, ...]:
+def _as_key(value: Any) -> tuple[float, ...]:
     if isinstance(value, tuple):
         return value
     return tuple(float(v) for v in np.asarray(value, dtype=np.float64).reshape(-1))
 
 
 @functools.lru_cache(maxsize=64)
-def _fill_value(value: Tuple[float, ...], dtype: np.dtype, channels: int) -> Any:
+def _fill_value(value: tuple[float, ...], dtype: np.dtype, channels: int) -> Any:
     """Pad value as OpenCV's Scalar: one entry per channel, missing entries zero;
     ``channels == 0`` means the image has no channel axis."""
     v = np.asarray(value, dtype=np.float64)
@@ -68,7 +68,7 @@ def pad(image: np.ndarray, sizes: Sequence[int], value: Any = 0, hw_axis: int = 
     """Constant-border padding by ``sizes = (top, bottom, left, right)``."""
     top, bottom, left, right = sizes
     if min(top, bottom, left, right) < 0:
-        raise ValueError("pad sizes must be non-negative, got {}".format(tuple(sizes)))
+        raise ValueError(f"pad sizes must be non-negative, got {tuple(sizes)}")
     shape = list(image.shape)
     h, w = shape[hw_axis], shape[hw_axis + 1]
     H, W = h + top + bottom, w + left + right
@@ -108,7 +108,7 @@ def _nearest_index(src: int, dst: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=256)
-def _linear_coeffs(src: int, dst: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _linear_coeffs(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scale = src / dst
     f = (np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5
     f = np.clip(f, 0.0, src - 1)
@@ -125,12 +125,12 @@ def _work_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def resize(
-    image: np.ndarray, size: Tuple[int, int], interpolation: Any = INTER_LINEAR, hw_axis: int = 0
+    image: np.ndarray, size: tuple[int, int], interpolation: Any = INTER_LINEAR, hw_axis: int = 0
 ) -> np.ndarray:
     """Resize to ``size = (height, width)``; the output keeps the input's dtype."""
     th, tw = int(size[0]), int(size[1])
     if th <= 0 or tw <= 0:
-        raise ValueError("output size must be positive, got {}".format((th, tw)))
+        raise ValueError(f"output size must be positive, got {(th, tw)}")
     h, w = image.shape[hw_axis], image.shape[hw_axis + 1]
     if (h, w) == (th, tw):
         return image

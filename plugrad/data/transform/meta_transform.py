@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence, Tuple
+from typing import Any, Sequence
 
 __all__ = ["Transform", "PseudoTransform"]
 
@@ -29,7 +29,7 @@ class Transform(ABC):
     guaranteed to equal transforming sample by sample and collating.
     """
 
-    def apply_batch(self, inputs: Sequence[Any]) -> Tuple[Any, ...]:
+    def apply_batch(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
         """Transform each sample of a batch independently."""
         return tuple(self.apply(x) for x in inputs)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -14,16 +14,16 @@ from .vision_base import VisionTransform
 __all__ = ["RandomResizedCrop"]
 
 
-def _range(name: str, value: Any, positive: bool) -> Tuple[float, float]:
+def _range(name: str, value: Any, positive: bool) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError("RandomResizedCrop: {} should be a (low, high) pair, but got {!r}"
-                         .format(name, value)) from None
+        raise ValueError(f"RandomResizedCrop: {name} should be a (low, high) pair, "
+                         f"but got {value!r}") from None
     if not (0 < low if positive else 0 <= low) or not low <= high:
         bound = "0 < low" if positive else "0 <= low"
-        raise ValueError("RandomResizedCrop: {} should satisfy {} <= high, but got {!r}"
-                         .format(name, bound, value))
+        raise ValueError(f"RandomResizedCrop: {name} should satisfy {bound} <= high, "
+                         f"but got {value!r}")
     return low, high
 
 
@@ -43,14 +43,14 @@ class RandomResizedCrop(VisionTransform):
 
     def __init__(self, output_size: Size, scale_range: Sequence[float] = (0.08, 1.0),
                  ratio_range: Sequence[float] = (3.0 / 4, 4.0 / 3),
-                 interpolation: Any = F.INTER_LINEAR, *, order: Optional[Sequence[str]] = None):
+                 interpolation: Any = F.INTER_LINEAR, *, order: Sequence[str] | None = None):
         super().__init__(order)
         self.output_size = _pair(output_size, "output_size")
         self.scale_range = _range("scale_range", scale_range, positive=False)
         self.ratio_range = _range("ratio_range", ratio_range, positive=True)
         self.interpolation = F.interp_code(interpolation)
 
-    def _window(self, height: int, width: int) -> Tuple[int, int, int, int]:
+    def _window(self, height: int, width: int) -> tuple[int, int, int, int]:
         """``(x, y, w, h)`` of the window to crop."""
         area = height * width
         log_ratio = (math.log(self.ratio_range[0]), math.log(self.ratio_range[1]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections.abc
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -21,20 +21,20 @@ __all__ = [
     "CenterCrop",
 ]
 
-Size = Union[int, Tuple[int, int]]
+Size = int | tuple[int, int]
 
 
-def _pair(size: Size, what: str) -> Tuple[int, int]:
+def _pair(size: Size, what: str) -> tuple[int, int]:
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         pair = (int(size), int(size))
     elif isinstance(size, collections.abc.Sequence) and len(size) == 2:
         pair = (int(size[0]), int(size[1]))
     else:
         raise ValueError(
-            "{} should be an int or a (height, width) pair, but got {}".format(what, size)
+            f"{what} should be an int or a (height, width) pair, but got {size}"
         )
     if min(pair) <= 0:
-        raise ValueError("{} should be positive, but got {}".format(what, size))
+        raise ValueError(f"{what} should be positive, but got {size}")
     return pair
 
 
@@ -46,7 +46,7 @@ class Normalize(VisionTransform):
     writes the float32 output in a single pass.
     """
 
-    def __init__(self, mean: Any = 0.0, std: Any = 1.0, *, order: Optional[Sequence[str]] = None):
+    def __init__(self, mean: Any = 0.0, std: Any = 1.0, *, order: Sequence[str] | None = None):
         super().__init__(order)
         self.mean = np.array(mean, dtype=np.float32)
         self.std = np.array(std, dtype=np.float32)
@@ -86,11 +86,11 @@ class Pad(VisionTransform):
 
     def __init__(
         self,
-        size: Union[int, Sequence[int]] = 0,
+        size: int | Sequence[int] = 0,
         value: Any = 0,
         mask_value: int = 0,
         *,
-        order: Optional[Sequence[str]] = None,
+        order: Sequence[str] | None = None,
     ):
         super().__init__(order)
         if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
@@ -102,13 +102,13 @@ class Pad(VisionTransform):
         else:
             raise ValueError(
                 "size should be a list/tuple which contains (top, down, left, right) four pad "
-                "sizes, or (down, right) two pad sizes, but got size={}".format(size)
+                f"sizes, or (down, right) two pad sizes, but got size={size}"
             )
         if min(sizes) < 0:
-            raise ValueError("pad sizes should be non-negative, but got size={}".format(size))
+            raise ValueError(f"pad sizes should be non-negative, but got size={size}")
         if not isinstance(mask_value, (int, np.integer)) or isinstance(mask_value, bool):
             raise ValueError(
-                "mask_value should be a positive integer, but got mask_value={}".format(mask_value)
+                f"mask_value should be a positive integer, but got mask_value={mask_value}"
             )
         self.size = sizes
         self.value = value
@@ -134,10 +134,10 @@ class Pad(VisionTransform):
 class ToMode(VisionTransform):
     """Converts HxWxC images (and masks) to ``"CHW"``; ``"HWC"`` leaves them as they are."""
 
-    def __init__(self, mode: str = "CHW", *, order: Optional[Sequence[str]] = None):
+    def __init__(self, mode: str = "CHW", *, order: Sequence[str] | None = None):
         super().__init__(order)
         if mode not in ("CHW", "HWC"):
-            raise ValueError("unsupported mode: {}".format(mode))
+            raise ValueError(f"unsupported mode: {mode}")
         self.mode = mode
 
     def _apply_image(self, image: np.ndarray) -> np.ndarray:
@@ -169,11 +169,11 @@ class RandomCrop(VisionTransform):
     def __init__(
         self,
         output_size: Size,
-        padding_size: Union[int, Sequence[int]] = 0,
+        padding_size: int | Sequence[int] = 0,
         padding_value: Any = (0, 0, 0),
         padding_maskvalue: int = 0,
         *,
-        order: Optional[Sequence[str]] = None,
+        order: Sequence[str] | None = None,
     ):
         super().__init__(order)
         self.output_size = _pair(output_size, "output_size")
@@ -215,10 +215,10 @@ class RandomCrop(VisionTransform):
 class _RandomFlip(VisionTransform):
     _axis = 1
 
-    def __init__(self, prob: float = 0.5, *, order: Optional[Sequence[str]] = None):
+    def __init__(self, prob: float = 0.5, *, order: Sequence[str] | None = None):
         super().__init__(order)
         if not 0.0 <= float(prob) <= 1.0:
-            raise ValueError("prob should be in [0, 1], but got prob={}".format(prob))
+            raise ValueError(f"prob should be in [0, 1], but got prob={prob}")
         self.prob = float(prob)
 
     def apply(self, input: Any) -> Any:
@@ -263,18 +263,18 @@ class Resize(VisionTransform):
         output_size: Size,
         interpolation: Any = F.INTER_LINEAR,
         *,
-        order: Optional[Sequence[str]] = None,
+        order: Sequence[str] | None = None,
     ):
         super().__init__(order)
         if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
             if output_size <= 0:
-                raise ValueError("output_size should be positive, but got {}".format(output_size))
+                raise ValueError(f"output_size should be positive, but got {output_size}")
             self.output_size: Size = int(output_size)
         else:
             self.output_size = _pair(output_size, "output_size")
         self.interpolation = F.interp_code(interpolation)
 
-    def _get_shape(self, h: int, w: int) -> Tuple[int, int]:
+    def _get_shape(self, h: int, w: int) -> tuple[int, int]:
         size = self.output_size
         if not isinstance(size, int):
             return size
@@ -310,17 +310,15 @@ class Resize(VisionTransform):
 class CenterCrop(VisionTransform):
     """Crops the central ``output_size`` window (offsets rounded as Python's ``round``)."""
 
-    def __init__(self, output_size: Size, *, order: Optional[Sequence[str]] = None):
+    def __init__(self, output_size: Size, *, order: Sequence[str] | None = None):
         super().__init__(order)
         self.output_size = _pair(output_size, "output_size")
 
-    def _offsets(self, h: int, w: int) -> Tuple[int, int]:
+    def _offsets(self, h: int, w: int) -> tuple[int, int]:
         th, tw = self.output_size
         if th > h or tw > w:
             raise ValueError(
-                "CenterCrop: output size {} is larger than the image size {}".format(
-                    (th, tw), (h, w)
-                )
+                f"CenterCrop: output size {(th, tw)} is larger than the image size {(h, w)}"
             )
         return int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))
 

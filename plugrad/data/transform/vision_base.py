@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections.abc
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,21 +30,21 @@ class VisionTransform(Transform):
     NxHxWxC) to enable the DataLoader's vectorised path.
     """
 
-    def __init__(self, order: Optional[Sequence[str]] = None) -> None:
+    def __init__(self, order: Sequence[str] | None = None) -> None:
         self.order = self._check_order(order)
 
-    def _check_order(self, order: Optional[Sequence[str]]) -> Tuple[str, ...]:
+    def _check_order(self, order: Sequence[str] | None) -> tuple[str, ...]:
         if order is None:
             return ("image",)
         if not isinstance(order, collections.abc.Sequence) or isinstance(order, str):
-            raise ValueError("order should be a sequence, but got order={}".format(order))
+            raise ValueError(f"order should be a sequence, but got order={order}")
         for k in order:
             if k in ("batch",):
-                raise ValueError("{} is not allowed".format(k))
+                raise ValueError(f"{k} is not allowed")
             if k.endswith("category") or k.endswith("info"):
                 continue
             if self._get_apply(k) is None:
-                raise NotImplementedError("{} is unsupported for {}".format(k, self))
+                raise NotImplementedError(f"{k} is unsupported for {self}")
         return tuple(order)
 
     def apply(self, input: Any) -> Any:
@@ -60,7 +60,7 @@ class VisionTransform(Transform):
             output.extend(input[len(fns) :])
         return output[0] if len(output) == 1 else tuple(output)
 
-    def _appliers(self) -> Tuple[Optional[Callable[[Any], Any]], ...]:
+    def _appliers(self) -> tuple[Callable[[Any], Any] | None, ...]:
         """Per-position hooks for the current ``order``, cached (this is the hot path)."""
         cache = self.__dict__.get("_apply_cache")
         if cache is None or cache[0] is not self.order:
@@ -73,13 +73,13 @@ class VisionTransform(Transform):
         state.pop("_apply_cache", None)  # bound methods: rebuilt on first use
         return state
 
-    def apply_batch(self, inputs: Sequence[Any]) -> Tuple[Any, ...]:
+    def apply_batch(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(self.apply(x) for x in inputs)
 
-    def _get_apply(self, key: str) -> Optional[Callable[[Any], Any]]:
+    def _get_apply(self, key: str) -> Callable[[Any], Any] | None:
         if key.endswith("category") or key.endswith("info"):
             return None
-        return getattr(self, "_apply_{}".format(key), None)
+        return getattr(self, f"_apply_{key}", None)
 
     def _get_image(self, input: Any) -> np.ndarray:
         if not isinstance(input, tuple):
@@ -109,7 +109,7 @@ class VisionTransform(Transform):
         return np.concatenate((moved, visibility), axis=-1)
 
     # -- stacked (whole-batch) protocol ---------------------------------------------------
-    _apply_image_batch: Optional[Callable[[np.ndarray], np.ndarray]] = None
+    _apply_image_batch: Callable[[np.ndarray], np.ndarray] | None = None
 
     def _supports_stacked(self) -> bool:
         batch_owner = _owner(self, "_apply_image_batch")
@@ -141,9 +141,9 @@ class Compose(VisionTransform):
         self,
         transforms: Sequence[Transform] = [],  # noqa: B006 - MegEngine's signature; never mutated
         batch_compose: bool = False,
-        shuffle_indices: Optional[Sequence[Sequence[int]]] = None,
+        shuffle_indices: Sequence[Sequence[int]] | None = None,
         *,
-        order: Optional[Sequence[str]] = None,
+        order: Sequence[str] | None = None,
     ) -> None:
         super().__init__(order)
         self.transforms = list(transforms)
@@ -157,9 +157,7 @@ class Compose(VisionTransform):
                 for pos in group:
                     if not isinstance(pos, (int, np.integer)) or not 1 <= pos <= n:
                         raise ValueError(
-                            "shuffle_indices start at 1 and must lie in [1, {}], but got {}".format(
-                                n, pos
-                            )
+                            f"shuffle_indices start at 1 and must lie in [1, {n}], but got {pos}"
                         )
             shuffle_indices = [tuple(int(x) - 1 for x in group) for group in shuffle_indices]
         self.shuffle_indices = shuffle_indices
@@ -183,7 +181,7 @@ class Compose(VisionTransform):
             return inputs
         return tuple(self.apply(x) for x in inputs)
 
-    def _shuffle(self) -> List[Transform]:
+    def _shuffle(self) -> list[Transform]:
         if self.shuffle_indices is None:
             return self.transforms
         source = list(range(len(self.transforms)))

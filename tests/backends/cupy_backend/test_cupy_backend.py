@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,8 @@ from plugrad.backends.numpy_backend import plugin as numpy_plugin
 from plugrad.core import device as devices
 from plugrad.core import plugins
 from plugrad.core.registry import OPS
-
 from tests.helpers import ROOT
+
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
 
 # Makes ``import cupy`` fail exactly as it does where CuPy is not installed.

@@ -15,7 +15,6 @@ import importlib.util
 import subprocess
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +27,7 @@ from plugrad.backends.cupy_backend import plugin as cupy_plugin
 from plugrad.backends.numpy_backend import conv, pool
 from plugrad.core import device as devices
 from plugrad.core import plugins
+from tests.helpers import ROOT
 
 cupy = pytest.importorskip("cupy", reason="cupy is not installed (pip install plugrad[cuda])")
 
@@ -42,7 +42,7 @@ def _gpu_count() -> int:
 GPUS = _gpu_count()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPUS == 0, reason="CuPy sees no CUDA device")]
 
-from tests.helpers import ROOT
+
 DTYPES = cupy_plugin.DTYPES
 
 

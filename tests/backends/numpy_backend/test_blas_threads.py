@@ -12,8 +12,8 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 import plugrad as P
 from plugrad.backends.numpy_backend import _blas
-from plugrad.core import registry
 from plugrad.cli.info import blas_lines
+from plugrad.core import registry
 
 USER_THREADS = 3  # the user's own choice, different from the kernels' 1
 

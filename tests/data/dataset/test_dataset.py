@@ -7,7 +7,6 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
-from tests.helpers.data import NO_MNIST, idx_bytes, make_mnist, real_mnist, write_file
 
 from plugrad.data import Collator
 from plugrad.data.dataset import (
@@ -18,6 +17,7 @@ from plugrad.data.dataset import (
     IDXFormatError,
     StreamDataset,
 )
+from tests.helpers.data import NO_MNIST, idx_bytes, make_mnist, real_mnist, write_file
 
 REAL_MNIST = real_mnist()
 
@@ -142,7 +142,7 @@ def test_mnist_corruption_reports_file_and_problem(tmp_path, case, gz):
         MNIST(root, download=False)
     text = str(info.value)
     assert message in text
-    assert "train-{}-idx".format(which) in text
+    assert f"train-{which}-idx" in text
 
 
 def test_mnist_damaged_gzip(tmp_path):

@@ -8,10 +8,10 @@ import threading
 
 import numpy as np
 import pytest
-from tests.helpers.data import idx_bytes, make_mnist
 
 from plugrad.data.dataset import MNIST, DownloadError
 from plugrad.data.dataset.download import download_file
+from tests.helpers.data import idx_bytes, make_mnist
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -44,7 +44,7 @@ def server():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield "http://127.0.0.1:{}".format(httpd.server_address[1]), _Handler
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Handler
     httpd.shutdown()
     httpd.server_close()
 
