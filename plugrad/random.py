@@ -256,7 +256,7 @@ def next_seed() -> int:
 
 def get_state() -> dict[str, Any]:
     """The default generator's state, for :func:`set_state` (a checkpoint that resumes exactly)."""
-    return _default._generator.bit_generator.state
+    return dict(_default._generator.bit_generator.state)
 
 
 def set_state(state: dict[str, Any]) -> None:

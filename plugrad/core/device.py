@@ -106,6 +106,7 @@ def _probe(device_type: DeviceType) -> tuple[bool, str | None, int]:
     """(available, reason if not, device count), asked of the plugin once."""
     cached = _availability.get(device_type.name)
     if cached is None:
+        reason: str | None
         who = f"{device_type.backend!r} ({device_type.source or device_type.backend})"
         try:
             with plugins.watch(who, f"is_available()/device_count() of device type "
@@ -187,18 +188,20 @@ def _resolve(spec: str) -> Device:
         if bare is None:
             raise ValueError(f"invalid device {spec!r}: expected {GRAMMAR}")
         match = _DEVICE_RE.match(f"{bare}x")
+        assert match is not None  # a bare type name followed by "x" is always a device
     type_name, index_text, stream_text = match.group("type", "index", "stream")
     stream = int(stream_text or 0)
     logical = f"{type_name}{index_text}:{stream}"
     if type_name == "xpu":
-        device_type = available_device_types()[:1]
-        if not device_type:
+        usable = available_device_types()[:1]
+        if not usable:
             raise RuntimeError(_no_backend_message())
-        device_type = device_type[0]
+        device_type = usable[0]
     else:
-        device_type = plugins.device_types().get(type_name)
-        if device_type is None or not _probe(device_type)[0]:
+        found = plugins.device_types().get(type_name)
+        if found is None or not _probe(found)[0]:
             raise RuntimeError(_unavailable_message(spec, type_name))
+        device_type = found
     count = _probe(device_type)[2]
     index = 0 if index_text == "x" else int(index_text)
     if index >= count:

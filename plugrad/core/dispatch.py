@@ -6,7 +6,7 @@ of a device was built when the device was first resolved.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def record(op: OpDef, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -
     keep = op.keep_inputs
     if keep is None:
         saved = [t._data for t in inputs]
-        versions = [(t, t._version) for t in inputs]
+        versions: Sequence = [(t, t._version) for t in inputs]
     elif not keep:  # drop what the vjp never reads: it is freed once the forward is done with it
         saved = [ArraySpec(t._data) for t in inputs]
         versions = ()
@@ -94,7 +94,7 @@ def _without_kernel(op: str, device, inputs: tuple[Tensor, ...], attrs: dict) ->
     definition = OPS[op]
     if definition.primitive:
         raise _missing(op, device)
-    return definition.decomposition(*inputs, **attrs)
+    return definition.decomposition(*inputs, **attrs)  # type: ignore[misc]  # a composite
 
 
 def check(op: str, *inputs: Tensor, **attrs: Any) -> Spec:
@@ -103,7 +103,7 @@ def check(op: str, *inputs: Tensor, **attrs: Any) -> Spec:
     The front end's one check of a call: it runs before :func:`apply`, never inside it, so ops
     calling ops (decompositions, vjps) pay nothing for it.
     """
-    return OPS[op].rule(*[t._data for t in inputs], **attrs)
+    return OPS[op].rule(*[t._data for t in inputs], **attrs)  # type: ignore[misc]  # declared
 
 
 def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
@@ -212,5 +212,5 @@ def binary(op: str, x: Any, y: Any) -> Tensor:
     if x.__class__ is not Tensor or y.__class__ is not Tensor \
             or x._data.dtype != y._data.dtype:
         x, y = promote_pair(op, x, y)
-    OPS[op].rule(x._data, y._data)
+    OPS[op].rule(x._data, y._data)  # type: ignore[misc]  # every declared op has a rule
     return apply(op, x, y)

@@ -132,7 +132,7 @@ class GradManager:
             raise ValueError("GradManager.backward: y is required (the tensor to differentiate)")
         ys = [y] if isinstance(y, Tensor) else list(y)
         if dy is None:
-            dys = [None] * len(ys)
+            dys: list[Any] = [None] * len(ys)
         elif isinstance(dy, (Tensor, np.ndarray, int, float)):
             dys = [dy]
         else:
@@ -141,7 +141,7 @@ class GradManager:
             raise ValueError(f"GradManager.backward: got {len(ys)} tensors but {len(dys)} "
                              f"gradients")
         try:
-            roots = []
+            roots: list[tuple[Any, Any]] = []
             for position, (out, grad) in enumerate(zip(ys, dys)):
                 if grad is None:
                     grad = create("full", out._device, shape=out._data.shape, value=1,

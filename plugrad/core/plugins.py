@@ -371,7 +371,7 @@ def register_plugin(plugin: ModuleType | Any, name: str | None = None) -> Backen
 
     Useful with ``PLUGRAD_AUTOLOAD_BACKENDS=0`` and in tests. Returns its record.
     """
-    name = name or getattr(plugin, "__name__", type(plugin).__name__)
+    name = name or str(getattr(plugin, "__name__", type(plugin).__name__))
     with _lock:
         records = _ensure_loaded()
         _explicit.append((name, plugin))

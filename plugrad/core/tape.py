@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
     from plugrad.core.registry import OpDef
@@ -75,9 +75,9 @@ class Node:
 
     __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs", "needs", "versions")
 
-    def __init__(self, op: OpDef, parents: tuple, saved: tuple, out_data: Any, device: Any,
+    def __init__(self, op: OpDef, parents: Sequence, saved: Sequence, out_data: Any, device: Any,
                  attrs: dict, needs: tuple[bool, ...] | None = None,
-                 versions: tuple = ()):
+                 versions: Sequence = ()):
         self.op = op
         self.parents = parents
         self.saved = saved
@@ -139,7 +139,7 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
     need the node): the activations it kept are returned while the backward pass goes on, and
     the pass's new arrays reuse their memory, still in cache.
     """
-    grads: dict[int, Tensor] = {}
+    grads: dict[int, Any] = {}
     leaves: list[Leaf] = []
 
     def arrive(target: Any, grad: Tensor) -> None:
@@ -162,7 +162,7 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
             continue
         if node.versions:
             node.check_versions()
-        input_grads = node.op.vjp(node, grad)
+        input_grads = node.op.vjp(node, grad)  # type: ignore[misc]  # recorded ops have one
         saved = node.saved
         for position, parent in enumerate(parents):
             if parent is None:

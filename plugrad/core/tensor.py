@@ -94,6 +94,12 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_device", "_node", "_version", "grad", "name", "__weakref__")
+    _data: Any  # the backend's array
+    _device: Device
+    _node: Any  # the tape's Node or Leaf that produced this tensor, or None
+    _version: int
+    grad: Tensor | None
+    name: str | None
     # Let NumPy defer to our reflected operators (``ndarray + Tensor`` gives a Tensor).
     __array_ufunc__ = None
 
@@ -221,13 +227,13 @@ class Tensor:
 
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list, Tensor)):
-            shape = shape[0]
+            return F.reshape(self, shape[0])
         return F.reshape(self, shape)
 
     def transpose(self, *pattern: Any) -> Tensor:
         if len(pattern) == 1 and isinstance(pattern[0], (tuple, list)):
-            pattern = pattern[0]
-        return F.transpose(self, tuple(pattern) if pattern else None)
+            return F.transpose(self, tuple(pattern[0]) if pattern[0] else None)
+        return F.transpose(self, pattern or None)
 
     def flatten(self) -> Tensor:
         return F.flatten(self)

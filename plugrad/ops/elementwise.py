@@ -104,7 +104,8 @@ def _select_vjp(pick_x):
     return vjp
 
 
-_SHAPES, _XY = dict(keep_inputs=(), keep_out=False), dict(keep_inputs=(0, 1), keep_out=False)
+_SHAPES: dict[str, Any] = dict(keep_inputs=(), keep_out=False)
+_XY: dict[str, Any] = dict(keep_inputs=(0, 1), keep_out=False)
 # Ties send the gradient to x, so the two parts always sum to g.
 _maximum_vjp = _select_vjp(lambda x, y: x >= y)
 _minimum_vjp = _select_vjp(lambda x, y: x <= y)

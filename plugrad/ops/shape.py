@@ -126,7 +126,7 @@ def _copy_reference(x):
 
 
 # Their vjps read input shapes only (the tape keeps no arrays for them).
-_SHAPES = dict(keep_inputs=(), keep_out=False)
+_SHAPES: dict[str, Any] = dict(keep_inputs=(), keep_out=False)
 primitive("reshape", "x, *, shape: tuple[int, ...]", rule=_reshape_rule,
           reference=_reshape_reference, vjp=_reshape_vjp, **_SHAPES,
           doc="`shape` is a tuple of ints with x's size; x's dtype")
