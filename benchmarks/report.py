@@ -1,5 +1,6 @@
 """plugrad's numpy backend against PyTorch CPU, in one run: the LeNet step, the framework's
-overhead, per-op overhead on small tensors, and scaling with the batch size.
+overhead, the SmallVGG step (3x3 convolutions, batch norm: benchmarks/vgg_step.py), per-op
+overhead on small tensors, and scaling with the batch size of both models.
 
     PYTHONPATH=. python benchmarks/report.py [--steps 200] [--batches 16,64,256] [--out FILE]
 
@@ -18,6 +19,7 @@ import timeit
 from typing import Callable
 
 import numpy as np
+import vgg_step
 from compare_torch import _time_rounds
 from lenet_step import initial_state, kernels_step, make_batch, plugrad_step, torch_step
 
@@ -44,6 +46,29 @@ def lenet(batch: int, steps: int, warmup: int, with_kernels: bool = True) -> dic
         sides["torch"] = torch_step(state, images, labels)
     times = _time_rounds(sides, steps, warmup)
     return {name: _ms(values) for name, values in times.items()}
+
+
+def vgg(batch: int, steps: int, warmup: int) -> dict:
+    """SmallVGG's step: median and minimum ms of plugrad and PyTorch, interleaved in rounds."""
+    state = vgg_step.initial_state()
+    images, labels = vgg_step.make_batch(batch)
+    sides: dict[str, Callable] = {"plugrad": vgg_step.plugrad_step(state, images, labels)}
+    if torch is not None:
+        sides["torch"] = vgg_step.torch_step(state, images, labels)
+    times = _time_rounds(sides, steps, warmup)
+    return {name: _ms(values) for name, values in times.items()}
+
+
+def vgg_section(result: dict, batch: int) -> list[str]:
+    lines = [f"## SmallVGG training step (3x3 convs, batch norm), batch {batch} (median ms, min "
+             f"in brackets)"]
+    for name, (median, low) in result.items():
+        lines.append(f"  {name:8s} {median:7.2f}  ({low:.2f})")
+    if "torch" in result:
+        plug = result["plugrad"]
+        lines.append(f"  plugrad / torch:    {plug[0] / result['torch'][0]:5.2f}   "
+                     f"(minimums {plug[1] / result['torch'][1]:.2f})")
+    return lines
 
 
 def step_section(result: dict, batch: int) -> list[str]:
@@ -98,11 +123,13 @@ def op_section(number: int = 20000, rounds: int = 5) -> list[str]:
     return lines
 
 
-def scaling_section(batches: list[int], steps: int, warmup: int) -> list[str]:
-    lines = ["## Batch scaling (median ms per step; min in brackets)",
+def scaling_section(batches: list[int], steps: int, warmup: int, model: str = "LeNet"
+                    ) -> list[str]:
+    timed = lenet if model == "LeNet" else vgg
+    lines = [f"## {model} batch scaling (median ms per step; min in brackets)",
              "  batch     plugrad          kernels          torch            plugrad/torch"]
     for batch in batches:
-        result = lenet(batch, steps, warmup)
+        result = timed(batch, steps, warmup)
         cells = "".join(f"{result[name][0]:7.2f} ({result[name][1]:6.2f})  "
                         if name in result else " " * 17 for name in ("plugrad", "kernels", "torch"))
         ratio = f"{result['plugrad'][0] / result['torch'][0]:.2f}" if "torch" in result else "-"
@@ -132,10 +159,13 @@ def main() -> None:
                   f"threads {_blas.limit_blas_threads() or 'untouched'}")
     lines = ["# plugrad vs PyTorch CPU: " + ", ".join(header), ""]
     lines += step_section(lenet(args.batch, args.steps, args.warmup), args.batch) + [""]
+    vgg_steps = max(args.steps // 4, 20)  # a SmallVGG step is ~10 LeNet steps
+    lines += vgg_section(vgg(args.batch, vgg_steps, args.warmup // 4), args.batch) + [""]
     lines += op_section() + [""]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     if batches:
-        lines += scaling_section(batches, max(args.steps // 2, 20), args.warmup)
+        lines += scaling_section(batches, max(args.steps // 2, 20), args.warmup) + [""]
+        lines += scaling_section(batches, max(args.steps // 8, 10), args.warmup // 4, "SmallVGG")
     text = "\n".join(lines)
     print(text)
     if args.out:
