@@ -7,11 +7,11 @@ later).  Only API shared by both modules is used: ``as_strided`` views,
 
 Strategy (all three kernels share the same im2col layout):
 
-* im2col is one ``as_strided`` view copied once into a contiguous
-  ``(NB, G, Cg*KH*KW, nb*L)`` array: the batch is split into ``NB`` blocks of
-  ``nb`` samples, ``G`` is the number of groups and ``L`` the number of
-  columns per sample.  The GEMMs are single batched ``matmul`` calls over
-  ``(NB, G)``.  On the GPU ``nb == N`` (one GEMM per group); on the CPU ``nb``
+* im2col is one ``as_strided`` view copied into contiguous
+  ``(blocks, G, Cg*KH*KW, nb*L)`` arrays, a pass of blocks at a time (below): the
+  batch is split into ``NB`` blocks of ``nb`` samples, ``G`` is the number of
+  groups and ``L`` the number of columns per sample.  The GEMMs are batched
+  ``matmul`` calls over ``(blocks, G)``, one per pass.  On the GPU ``nb == N`` (one GEMM per group); on the CPU ``nb``
   is chosen so one block's columns stay cache-sized, which measured faster
   with OpenBLAS on small layers than one huge, skinny GEMM.
 * Stride-1 convolutions use "wide" columns: for a fixed kernel offset the
@@ -162,6 +162,21 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         xp.add(y, bias, out=out.reshape(y.shape))
         return out
 
+    def in_passes(produce, nblk, nb, block_bytes, dt, out, shape, bias=None):
+        """The ``shape`` result whose samples of blocks ``first:stop`` are
+        ``produce(first, stop)``, laid out ``(blocks, nb, ...)``: one call for every block
+        when their columns fit a pass, else a pass at a time, each written into its slice."""
+        step = blocks_per_pass(nblk, block_bytes)
+        if step >= nblk:
+            return _result(produce(0, nblk), dt, out, shape, bias)
+        if out is None:
+            out = xp.empty(shape, dtype=dt)
+        for first in range(0, nblk, step):
+            stop = min(nblk, first + step)
+            part = out[first * nb:stop * nb]
+            _result(produce(first, stop), dt, part, part.shape, bias)
+        return out
+
     def wide_view(a, oh, ow, wp):
         """View ``(..., L)`` wide rows of a contiguous array as ``(..., oh, ow)``."""
         it = a.itemsize
@@ -201,16 +216,8 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
                 y = y.reshape(stop - first, groups, og, nb, oh, ow)
             return y.transpose(0, 3, 1, 2, 4, 5)
 
-        step = blocks_per_pass(nblk, nb * c * kh * kw * L * ct.itemsize)
-        if step >= nblk:
-            return _result(products(0, nblk), dt, out, (n, o, oh, ow), bias)
-        if out is None:
-            out = xp.empty((n, o, oh, ow), dtype=dt)
-        for first in range(0, nblk, step):
-            stop = min(nblk, first + step)
-            part = out[first * nb:stop * nb]
-            _result(products(first, stop), dt, part, part.shape, bias)
-        return out
+        return in_passes(products, nblk, nb, nb * c * kh * kw * L * ct.itemsize, dt, out,
+                         (n, o, oh, ow), bias)
 
     def grad_weight_blocks(g, x, *, weight_shape, stride, padding, dilation, groups,
                            share=(0, 1)):
@@ -344,16 +351,8 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         def cropped(acc):
             return acc[:, :, :, ph:ph + h, pw:pw + wd].transpose(0, 2, 1, 3, 4)
 
-        step = blocks_per_pass(nblk, per_block)
-        if step >= nblk:
-            return _result(cropped(planes(0, nblk)), dt, out, (n, c, h, wd))
-        if out is None:
-            out = xp.empty((n, c, h, wd), dtype=dt)
-        for first in range(0, nblk, step):  # the columns of a few blocks at a time
-            stop = min(nblk, first + step)
-            part = out[first * nb:stop * nb]
-            _result(cropped(planes(first, stop)), dt, part, part.shape)
-        return out
+        return in_passes(lambda first, stop: cropped(planes(first, stop)), nblk, nb, per_block,
+                         dt, out, (n, c, h, wd))
 
     return {
         "conv2d": conv2d,
