@@ -9,12 +9,16 @@ steps), so a shared machine's drift hits them alike; medians are reported with m
 them. "kernels" is the LeNet step written by hand over the numpy backend's kernel functions (no
 Tensors, tape or dispatch): plugrad's framework overhead is (plugrad - kernels) / plugrad.
 PyTorch is optional (without it only plugrad and the direct kernels are timed); it runs with its
-default thread count unless ``--torch-threads`` is given.
+default thread count unless ``--torch-threads`` is given. ``--clock cpu`` times steps in CPU
+seconds of the process instead of wall seconds: on a loaded machine the waits for a core then
+drop out; compare that way with one thread per side (``--torch-threads 1`` and
+``PLUGRAD_NUM_THREADS=1``), since threads spinning while they wait count as CPU time.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 import timeit
 from typing import Callable
 
@@ -31,6 +35,11 @@ except ImportError:  # the comparison with PyTorch is optional
     torch = None
 
 
+#: The clock steps are timed with (``--clock``).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]
+
+
 def _ms(values: list[float]) -> tuple[float, float]:
     return statistics.median(values) * 1e3, min(values) * 1e3
 
@@ -44,7 +53,7 @@ def lenet(batch: int, steps: int, warmup: int, with_kernels: bool = True) -> dic
         sides["kernels"] = kernels_step(state, images, labels)
     if torch is not None:
         sides["torch"] = torch_step(state, images, labels)
-    times = _time_rounds(sides, steps, warmup)
+    times = _time_rounds(sides, steps, warmup, clock=_clock)
     return {name: _ms(values) for name, values in times.items()}
 
 
@@ -55,7 +64,7 @@ def vgg(batch: int, steps: int, warmup: int) -> dict:
     sides: dict[str, Callable] = {"plugrad": vgg_step.plugrad_step(state, images, labels)}
     if torch is not None:
         sides["torch"] = vgg_step.torch_step(state, images, labels)
-    times = _time_rounds(sides, steps, warmup)
+    times = _time_rounds(sides, steps, warmup, clock=_clock)
     return {name: _ms(values) for name, values in times.items()}
 
 
@@ -145,9 +154,13 @@ def main() -> None:
     parser.add_argument("--batches", default="16,64,256",
                         help="comma-separated batch sizes for the scaling table ('' skips it)")
     parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="time steps in wall seconds or in the process's CPU seconds")
     parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()
-    header = [f"numpy {np.__version__}"]
+    global _clock
+    _clock = CLOCKS[args.clock]
+    header = [f"numpy {np.__version__}", f"{args.clock} clock"]
     if torch is not None:
         if args.torch_threads:
             torch.set_num_threads(args.torch_threads)
