@@ -11,13 +11,13 @@ DTYPES = ("bool", "int8", "uint8", "int16", "int32", "float16", "float32", "floa
 
 
 def _kernels():
-    from plugrad.backends.numpy_backend._blas import limit_blas_threads
+    from plugrad.backends.numpy_backend._blas import scoped
     from plugrad.backends.numpy_backend._malloc import keep_freed_memory
     from plugrad.backends.numpy_backend.kernels import kernel_table
 
     keep_freed_memory()  # numpy frees and re-allocates each step's arrays: keep them mapped
-    limit_blas_threads()  # small GEMMs: one BLAS thread is as fast idle, far steadier busy
-    return kernel_table(np)
+    # one BLAS thread inside its GEMM kernels only: as fast idle, far steadier busy (_blas.py)
+    return scoped(kernel_table(np))
 
 
 def _to_host(array: np.ndarray) -> np.ndarray:
