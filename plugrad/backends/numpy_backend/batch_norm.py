@@ -5,7 +5,7 @@ of ``plugrad.ops.batch_norm``, fastest in the usual layout: channels on axis 1, 
 every other axis. The activation is viewed as ``(N, C, M)`` (``M`` the spatial size), and the per-channel
 reductions are BLAS calls: a sum is ``(N*C, M) @ ones(M)`` then a sum over ``N``, a sum of
 products a batched dot. NumPy's own ``sum(axis=(0, 2, 3))`` walks the array with a stride per
-axis and measured 3-6x slower; ``einsum`` about 2x. Every kernel is a few whole-array passes:
+axis and measured about 6x slower, ``einsum`` 2x. Every kernel is a few whole-array passes:
 
 * forward: mean (read), ``x - mean`` into the output, variance (read), then scale and shift in
   place: five passes, against about ten kernels and passes for the primitives.
