@@ -253,8 +253,8 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
             gm = xp.ascontiguousarray(gv, dtype=ct)
         gm = gm.reshape(nblk, groups, og, nb * L)
 
-        def products(first, stop, out=None):
-            cols, gs = columns(view, first, stop), gm[first:stop]
+        def products(begin, end, out=None):
+            cols, gs = columns(view, begin, end), gm[begin:end]
             if gw_cols_first:
                 return xp.matmul(cols, gs.swapaxes(-1, -2), out=out)  # (NB, G, Cg*kh*kw, Og)
             return xp.matmul(gs, cols.swapaxes(-1, -2), out=out)  # (NB, G, Og, Cg*kh*kw)
@@ -265,9 +265,9 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         # The same per-block GEMMs, their columns copied a few blocks at a time.
         k = cg * kh * kw
         blocks = xp.empty((nblk, groups) + ((k, og) if gw_cols_first else (og, k)), dtype=ct)
-        for first in range(0, nblk, step):
-            stop = min(nblk, first + step)
-            products(first, stop, out=blocks[first:stop])
+        for begin in range(0, nblk, step):
+            end = min(nblk, begin + step)
+            products(begin, end, out=blocks[begin:end])
         return blocks
 
     def grad_weight_total(blocks, dtype, weight_shape):
