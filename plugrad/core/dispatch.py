@@ -16,7 +16,11 @@ from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
 __all__ = ["apply", "record", "binary", "promote_pair", "create", "check_broadcast",
-           "common_device", "as_tensor_like"]
+           "common_device", "as_tensor_like", "tracer"]
+
+#: The recorder of the ``plugrad.jit.trace`` being recorded, or None. Dispatch reads it once per
+#: op call: recording costs nothing else while no trace records.
+tracer: Any = None
 
 
 def common_device(op: str, inputs: tuple[Tensor, ...]):
@@ -106,6 +110,8 @@ def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
     result = wrap(out, device)
     if recording:
         record(OPS[op], inputs, attrs, result)
+    if tracer is not None:
+        tracer.record(op, kernel, inputs, attrs, out, device)
     return result
 
 
@@ -123,6 +129,8 @@ def create(op: str, device, **attrs: Any) -> Tensor:
                 out = kernel(**attrs)
     except Exception as exc:
         raise _kernel_failed(op, device, (), attrs, exc) from exc
+    if tracer is not None:
+        tracer.record(op, kernel, (), attrs, out, device)
     return wrap(out, device)
 
 

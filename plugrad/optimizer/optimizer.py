@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable
 
+from plugrad.core import dispatch
 from plugrad.core.tensor import Parameter, Tensor
 
 __all__ = ["Optimizer"]
@@ -63,6 +64,14 @@ class Optimizer:
         Updates are in-place array operations, which a backend such as CuPy runs on its
         *current* device: parameters on a device with a ``device_scope`` are updated inside it.
         """
+        tracer = dispatch.tracer
+        if tracer is not None:  # raw array writes, not ops: a trace replays the whole update
+            tracer.call_host(self._update_all, "optimizer step")
+        else:
+            self._update_all()
+        return self
+
+    def _update_all(self) -> None:
         for group in self.param_groups:
             params = group["params"]
             if all(p._device.type.device_scope is None for p in params):  # CPU: no scope
@@ -76,7 +85,6 @@ class Optimizer:
                 else:
                     with scope(device.index):
                         self._update_group(subgroup)
-        return self
 
     def _update_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update_group")
