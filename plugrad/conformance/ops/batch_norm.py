@@ -53,7 +53,8 @@ def batch_norm_grad_input(g, x, weight, stats, param_grads, *, axes, eps):
 
 
 #: (label, shape, axes, layout): channels first (images, features, sequences), the reduction
-#: over other axes, a transposed and a strided input, and a large mean against the spread.
+#: over other axes, a transposed and a strided input (the statistics also get a mean of 40
+#: against a spread of 0.3).
 _CASES = (
     ("images", (4, 3, 5, 5), (0, 2, 3), "c"),
     ("features", (6, 4), (0,), "c"),
@@ -72,7 +73,7 @@ def _stats_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     made = [Sample(label, (Arg(S.values(rng, shape, dtype), layout),), {"axes": axes})
             for label, shape, axes, layout in _CASES]
     offset = S.values(rng, (8, 3, 4, 4), dtype, 40.0, 41.0)  # mean 40, spread 0.3
-    made.append(Sample("large-mean", (Arg(offset),), {"axes": (0, 2, 3)}, ))
+    made.append(Sample("large-mean", (Arg(offset),), {"axes": (0, 2, 3)}))
     return made
 
 
