@@ -69,8 +69,9 @@ def _batch_norm_vjp(ctx, g):
     attrs = ctx.attrs
     stats = apply("batch_norm_stats", x, axes=attrs["axes"])
     param_grads = apply("batch_norm_grad_params", g, x, stats, **attrs)
-    gw = apply("getitem", param_grads, index=(0,)) if ctx.needs[1] else None
-    gb = apply("getitem", param_grads, index=(1,)) if ctx.needs[2] else None
+    gw = sum_to(apply("getitem", param_grads, index=(0,)), weight.shape) \
+        if ctx.needs[1] else None
+    gb = sum_to(apply("getitem", param_grads, index=(1,)), bias.shape) if ctx.needs[2] else None
     gx = apply("batch_norm_grad_input", g, x, weight, stats, param_grads, **attrs) \
         if ctx.needs[0] else None
     return gx, gw, gb
