@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef
+from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef, Spec
 from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["apply", "record", "binary", "promote_pair", "create", "check_broadcast",
+__all__ = ["apply", "record", "binary", "check", "promote_pair", "create", "check_broadcast",
            "common_device", "as_tensor_like", "tracer"]
 
 #: The recorder of the ``plugrad.jit.trace`` being recorded, or None. Dispatch reads it once per
@@ -86,6 +86,15 @@ def _without_kernel(op: str, device, inputs: tuple[Tensor, ...], attrs: dict) ->
     if definition.primitive:
         raise _missing(op, device)
     return definition.decomposition(*inputs, **attrs)
+
+
+def check(op: str, *inputs: Tensor, **attrs: Any) -> Spec:
+    """Validate a call with the op's declared shape and dtype rule; returns the output's Spec.
+
+    The front end's one check of a call: it runs before :func:`apply`, never inside it, so ops
+    calling ops (decompositions, vjps) pay nothing for it.
+    """
+    return OPS[op].rule(*[t._data for t in inputs], **attrs)
 
 
 def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
@@ -185,11 +194,9 @@ def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
 
 
 def binary(op: str, x: Any, y: Any) -> Tensor:
-    """An elementwise binary op with MegEngine's promotion and broadcasting checks."""
+    """An elementwise binary op: MegEngine's promotion, then the op's rule (broadcasting)."""
     if x.__class__ is not Tensor or y.__class__ is not Tensor \
             or x._data.dtype != y._data.dtype:
         x, y = promote_pair(op, x, y)
-    x_shape, y_shape = x._data.shape, y._data.shape
-    if x_shape != y_shape:
-        _broadcast_shape(op, x_shape, y_shape)
+    OPS[op].rule(x._data, y._data)
     return apply(op, x, y)
