@@ -41,14 +41,14 @@ def write_atomically(path: Path, data: bytes) -> None:
     partial.rename(path)
 
 
-def note(kind: str, rank: int, text: str = "") -> None:
+def note(kind: str, rank: int | None, text: str = "") -> None:
     """Leave ``<kind><rank>`` (``pid``, ``done``, ``error``, ``timeout``) in the run folder."""
     folder = run_dir()
-    if folder is not None:
+    if folder is not None and rank is not None:
         write_atomically(folder / f"{kind}{rank}", text.encode())
 
 
-def stop_every_rank(rank: int, kind: str, headline: str, text: str) -> None:
+def stop_every_rank(rank: int | None, kind: str, headline: str, text: str) -> None:
     """Note why this rank fails, say it on stderr, and end the job: ``MPI_Abort`` once MPI
     runs (the process manager stops the others), else exit 1 (the launcher sees it)."""
     note(kind, rank, text)
@@ -64,9 +64,7 @@ def stop_every_rank(rank: int, kind: str, headline: str, text: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    rank = rank_from_environment()
-    if rank is None:  # an MPI without the usual variables: no notes, MPI's own cleanup only
-        rank = -1
+    rank = rank_from_environment()  # None: an MPI without the usual variables, no notes
     note("pid", rank, str(os.getpid()))
     try:
         if argv[0] == "-m":

@@ -1,9 +1,11 @@
 """MegEngine's ``launcher``: run a function on N processes, return each rank's result.
 
 The processes are MPI ranks started by ``mpiexec`` (the one next to the running Python first,
-as the ``mpich`` wheel installs it), so the rendezvous and the cleanup are MPI's: when a rank
-raises or dies, the MPI process manager kills the others at once, and the launcher raises an
-error naming the rank (with its traceback when it raised). Like ``multiprocessing``'s spawn,
+as the ``mpich`` wheel installs it), so the rendezvous is MPI's. When a rank raises or dies,
+in any phase (importing the function's module, starting MPI, a collective), the job stops
+within a second or so and the launcher raises an error naming the rank, with its traceback or
+its exit status: the MPI process manager stops the others once MPI runs, and the launcher
+watches each rank's pid for what happens before. Like ``multiprocessing``'s spawn,
 the function must be importable: defined at the top level of a module or of the main script,
 whose launching call is guarded by ``if __name__ == "__main__":``.
 """
@@ -128,8 +130,8 @@ def _gone(pid: int) -> bool:
         return False
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
-    except OSError:
-        return True
+    except OSError:  # no /proc (not Linux), or it ended just now: the next poll sees it
+        return False
 
 
 class _Watch(threading.Thread):
@@ -156,7 +158,8 @@ class _Watch(threading.Thread):
                     pids[rank] = int((self.run_dir / f"pid{rank}").read_text())
             self.dead = [rank for rank, pid in pids.items()
                          if _gone(pid) and not (self.run_dir / f"done{rank}").exists()]
-            if not self.dead and len(pids) < self.nproc and time.monotonic() > deadline:
+            # Ranks note their pids only where the process manager names them (PMI_RANK...).
+            if pids and len(pids) < self.nproc and time.monotonic() > deadline:
                 self.not_started = sorted(set(range(self.nproc)) - set(pids))
             if self.dead or self.not_started:
                 self.process.terminate()  # hydra stops the rest and prints their statuses
