@@ -78,10 +78,15 @@ _MAX_PAUSE = 5e-3
 def set_collective_timeout(seconds: float | None) -> None:
     """Set how long a collective may wait (None: ``$PLUGRAD_COLLECTIVE_TIMEOUT`` or 600 s)."""
     global _timeout
-    if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
-        raise ValueError(f"init_process_group: timeout must be a positive number of seconds; "
-                         f"got {seconds!r}")
+    if seconds is not None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"init_process_group: timeout must be a number of seconds or None; "
+                            f"got {type(seconds).__name__}")
+        if not seconds > 0:
+            raise ValueError(f"init_process_group: timeout must be a positive number of "
+                             f"seconds; got {seconds!r}")
     _timeout = None if seconds is None else float(seconds)
+    collective_timeout()  # a bad $PLUGRAD_COLLECTIVE_TIMEOUT fails now, not in a slow collective
 
 
 def collective_timeout() -> float:

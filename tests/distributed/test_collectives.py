@@ -242,9 +242,21 @@ def test_under_plain_mpiexec_the_timeout_comes_from_the_environment():
     assert time.perf_counter() - start < BOUND
 
 
-def test_a_bad_timeout_says_what_is_allowed():
-    from plugrad.distributed.mpi import set_collective_timeout
+def test_a_bad_timeout_says_what_is_allowed(monkeypatch):
+    from plugrad.distributed.mpi import collective_timeout, set_collective_timeout
 
     with pytest.raises(ValueError, match="timeout must be a positive number of seconds; "
                                          "got -1"):
         set_collective_timeout(-1)
+    with pytest.raises(TypeError, match="timeout must be a number of seconds or None; got str"):
+        set_collective_timeout("5")
+    monkeypatch.setenv("PLUGRAD_COLLECTIVE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="PLUGRAD_COLLECTIVE_TIMEOUT must be a positive "
+                                         "number of seconds; got 'soon'"):
+        set_collective_timeout(None)
+    monkeypatch.setenv("PLUGRAD_COLLECTIVE_TIMEOUT", "42")
+    set_collective_timeout(None)
+    assert collective_timeout() == 42.0
+    set_collective_timeout(7)
+    assert collective_timeout() == 7.0  # the argument wins over the variable
+    set_collective_timeout(None)
