@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import plugrad
@@ -218,30 +219,30 @@ def test_kernel_table_command_prints_every_op():
     done = run("--kernel-table")
     assert done.returncode == 0
     for name in registry.OPS:
-        assert f"| `{name}` | `{contract.signature(name)}` |" in done.stdout
+        shown = contract.signature(name).replace("|", "\\|")
+        assert f"| `{name}` | `{shown}` |" in done.stdout
 
 
-def test_every_op_has_a_record_and_a_contract():
+def test_every_op_has_a_record_and_a_declaration():
     assert table.uncovered_ops() == []
-    assert contract.uncontracted_ops() == []
+    assert contract.undeclared_ops() == []
 
 
-def test_a_new_op_is_reported_until_it_has_a_record_and_a_contract():
-    registry.primitive("conformance_probe", differentiable=False)
+def test_a_new_op_is_reported_until_it_has_a_record_and_its_declaration_is_the_contract():
+    registry.primitive("conformance_probe", "x, *, scale: float", rule=lambda x, scale: x,
+                       reference=lambda x, *, scale: x * scale, differentiable=False,
+                       doc="x times `scale`")
     try:
         assert table.uncovered_ops() == ["conformance_probe"]
-        assert contract.uncontracted_ops() == ["conformance_probe"]
-
-        @contract.kernel("x unchanged", name="conformance_probe")
-        def probe(x):
-            return x
-
-        table.register(OpRecord("conformance_probe", lambda x: x, lambda x: x,
-                                lambda rng, dtype: [Sample("one")], ("float32",), grad=False))
-        assert table.uncovered_ops() == [] and contract.uncontracted_ops() == []
+        assert "| `conformance_probe` | `conformance_probe(x, *, scale: float)` | x times " \
+               "`scale` |" in contract.markdown_table(primitive=True)
+        record = OpRecord("conformance_probe", lambda x, scale: x * scale, None,
+                          lambda rng, dtype: [Sample("one")], ("float32",), grad=False)
+        assert record.reference(np.float64(2.0), scale=3.0) == 6.0  # the declared reference
+        table.register(record)
+        assert table.uncovered_ops() == [] and contract.undeclared_ops() == []
     finally:
         del registry.OPS["conformance_probe"]
-        contract.CONTRACT.pop("conformance_probe", None)
         table._records.pop("conformance_probe", None)
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef
+from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef, Spec
 from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["apply", "record", "binary", "promote_pair", "create", "check_broadcast",
+__all__ = ["apply", "record", "binary", "check", "promote_pair", "create", "check_broadcast",
            "common_device", "as_tensor_like", "tracer"]
 
 #: The recorder of the ``plugrad.jit.trace`` being recorded, or None. Dispatch reads it once per
@@ -43,6 +43,11 @@ def _describe_inputs(inputs: tuple[Tensor, ...]) -> str:
 def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
                    exc: Exception) -> Exception:
     shown = {k: v for k, v in attrs.items() if not hasattr(v, "shape")}
+    if isinstance(exc, MemoryError):  # stays a MemoryError: callers may catch and retry smaller
+        return MemoryError(f"{op}: out of memory on {device.logical} with inputs "
+                           f"[{_describe_inputs(inputs)}]" + (f" and {shown}" if shown else "")
+                           + f": {exc or 'the allocation failed'}; use a smaller batch or "
+                           f"tensor")
     message = (f"{op}: the {device.backend!r} backend's kernel failed on inputs "
                f"[{_describe_inputs(inputs)}]" + (f" with {shown}" if shown else "")
                + f": {type(exc).__name__}: {exc}")
@@ -72,11 +77,15 @@ def record(op: OpDef, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -
     keep = op.keep_inputs
     if keep is None:
         saved = [t._data for t in inputs]
+        versions = [(t, t._version) for t in inputs]
     elif not keep:  # drop what the vjp never reads: it is freed once the forward is done with it
         saved = [ArraySpec(t._data) for t in inputs]
+        versions = ()
     else:
         saved = [t._data if i in keep else ArraySpec(t._data) for i, t in enumerate(inputs)]
-    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs)
+        versions = [(t, t._version) for i, t in enumerate(inputs) if i in keep]
+    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs,
+                versions)
     result._node = node
     state.live_nodes.append(node)
 
@@ -86,6 +95,15 @@ def _without_kernel(op: str, device, inputs: tuple[Tensor, ...], attrs: dict) ->
     if definition.primitive:
         raise _missing(op, device)
     return definition.decomposition(*inputs, **attrs)
+
+
+def check(op: str, *inputs: Tensor, **attrs: Any) -> Spec:
+    """Validate a call with the op's declared shape and dtype rule; returns the output's Spec.
+
+    The front end's one check of a call: it runs before :func:`apply`, never inside it, so ops
+    calling ops (decompositions, vjps) pay nothing for it.
+    """
+    return OPS[op].rule(*[t._data for t in inputs], **attrs)
 
 
 def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
@@ -158,7 +176,12 @@ def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None) -> T
         else:
             dtype = dtypes.default_dtype_for(np.asarray(value).dtype)
     device = like._device
-    return wrap(device.type.from_host(np.array(value, dtype=dtype), device.index), device)
+    try:
+        host = np.array(value, dtype=dtype)
+    except OverflowError:  # NumPy refuses a Python int too big for the dtype
+        raise ValueError(f"{value!r} does not fit in the {dtype} of the tensor it is combined "
+                         f"with; convert the tensor to a wider dtype first") from None
+    return wrap(device.type.from_host(host, device.index), device)
 
 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
@@ -185,11 +208,9 @@ def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
 
 
 def binary(op: str, x: Any, y: Any) -> Tensor:
-    """An elementwise binary op with MegEngine's promotion and broadcasting checks."""
+    """An elementwise binary op: MegEngine's promotion, then the op's rule (broadcasting)."""
     if x.__class__ is not Tensor or y.__class__ is not Tensor \
             or x._data.dtype != y._data.dtype:
         x, y = promote_pair(op, x, y)
-    x_shape, y_shape = x._data.shape, y._data.shape
-    if x_shape != y_shape:
-        _broadcast_shape(op, x_shape, y_shape)
+    OPS[op].rule(x._data, y._data)
     return apply(op, x, y)

@@ -5,7 +5,7 @@ import math
 from typing import Any
 
 from plugrad.core import dtypes
-from plugrad.core.dispatch import apply
+from plugrad.core.dispatch import apply, check
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import (
     as_tensor,
@@ -21,11 +21,9 @@ __all__ = ["sum", "mean", "max", "min", "prod", "argmax", "argmin", "var", "std"
 
 def _reduce(op: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
     x = as_tensor(x)
-    axes = normalize_axes(op, axis, x.ndim)
-    if op in ("max", "min") and x.size == 0:
-        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}; it has no "
-                         f"{'maximum' if op == 'max' else 'minimum'}")
-    return apply(op, x, axis=axes, keepdims=bool(keepdims))
+    attrs = dict(axis=normalize_axes(op, axis, x.ndim), keepdims=bool(keepdims))
+    check(op, x, **attrs)
+    return apply(op, x, **attrs)
 
 
 def sum(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -129,11 +127,10 @@ def normalize(inp: Tensor, ord: float | None = None, axis: int | None = None,
 
 def _arg(op: str, inp: Any, axis: Any, keepdims: bool) -> Tensor:
     x = as_tensor(inp)
-    if x.size == 0:
-        raise ValueError(f"{op}: cannot take {op} of an empty tensor of shape {x.shape}")
-    if axis is not None:
-        axis = normalize_axis(op, axis, x.ndim)
-    return apply(op, x, axis=axis, keepdims=bool(keepdims))
+    attrs = dict(axis=None if axis is None else normalize_axis(op, axis, x.ndim),
+                 keepdims=bool(keepdims))
+    check(op, x, **attrs)
+    return apply(op, x, **attrs)
 
 
 def argmax(inp: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:

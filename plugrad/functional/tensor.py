@@ -8,9 +8,15 @@ import numpy as np
 
 from plugrad.core import dtypes
 from plugrad.core.device import get_device
-from plugrad.core.dispatch import apply, check_broadcast, create, promote_pair
+from plugrad.core.dispatch import apply, check, check_broadcast, create, promote_pair
 from plugrad.core.tensor import Tensor, wrap
-from plugrad.functional._utils import as_tensor, host_tensor, normalize_axis, shape_tuple
+from plugrad.functional._utils import (
+    as_tensor,
+    check_index_range,
+    host_tensor,
+    normalize_axis,
+    shape_tuple,
+)
 
 __all__ = [
     "arange", "ones", "zeros", "full", "ones_like", "zeros_like", "full_like", "linspace",
@@ -127,9 +133,7 @@ def transpose(inp: Tensor, pattern: Sequence[int] | None = None) -> Tensor:
     ndim = inp.ndim
     perm = tuple(range(ndim - 1, -1, -1)) if pattern is None else tuple(
         normalize_axis("transpose", p, ndim) for p in pattern)
-    if sorted(perm) != list(range(ndim)):
-        raise ValueError(f"transpose: pattern {tuple(pattern)} is not a permutation of the "
-                         f"{ndim} axes of a tensor of shape {inp.shape}")
+    check("transpose", inp, perm=perm)
     if perm == tuple(range(ndim)):
         return inp
     return apply("transpose", inp, perm=perm)
@@ -139,9 +143,7 @@ def broadcast_to(inp: Tensor, shape: Any) -> Tensor:
     """``inp`` repeated along size-1 or missing leading axes to ``shape``."""
     inp = as_tensor(inp)
     shape = shape_tuple("broadcast_to", shape)
-    if len(shape) < inp.ndim or check_broadcast("broadcast_to", inp.shape, shape) != shape:
-        raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {inp.shape} to "
-                         f"{shape}")
+    check("broadcast_to", inp, shape=shape)
     if shape == inp._data.shape:
         return inp
     return apply("broadcast_to", inp, shape=shape)
@@ -185,13 +187,8 @@ def concat(inps: Sequence[Tensor], axis: int = 0, device: Any = None) -> Tensor:
     for t in tensors[1:]:
         target = dtypes.promote(target, t._data.dtype)
     tensors = [t if t._data.dtype == target else apply("cast", t, dtype=target) for t in tensors]
-    ndim = tensors[0].ndim
-    axis = normalize_axis("concat", axis, ndim)
-    for i, t in enumerate(tensors):
-        if t.ndim != ndim or builtins.any(
-                a != b for j, (a, b) in enumerate(zip(t.shape, tensors[0].shape)) if j != axis):
-            raise ValueError(f"concat: tensor {i} has shape {t.shape} but tensor 0 has shape "
-                             f"{tensors[0].shape}; all dimensions except axis {axis} must match")
+    axis = normalize_axis("concat", axis, tensors[0].ndim)
+    check("concat", *tensors, axis=axis)
     if device is not None:
         tensors = [t.to(device) for t in tensors]
     if len(tensors) == 1:
@@ -246,10 +243,8 @@ def gather(inp: Tensor, axis: int, index: Tensor) -> Tensor:
     inp = as_tensor(inp)
     index = _index_tensor("gather", index, inp)
     axis = normalize_axis("gather", axis, inp.ndim)
-    if index.ndim != inp.ndim or builtins.any(
-            a > b for j, (a, b) in enumerate(zip(index.shape, inp.shape)) if j != axis):
-        raise ValueError(f"gather: index shape {index.shape} must have the rank of the input "
-                         f"{inp.shape} and not exceed it outside axis {axis}")
+    check("gather", inp, index, axis=axis)
+    check_index_range("gather", "index", index, inp.shape[axis])
     return apply("gather", inp, index, axis=axis)
 
 
@@ -259,9 +254,8 @@ def scatter_add(inp: Tensor, axis: int, index: Tensor, source: Tensor) -> Tensor
     index = _index_tensor("scatter_add", index, inp)
     axis = normalize_axis("scatter_add", axis, inp.ndim)
     inp, source = promote_pair("scatter_add", inp, source)
-    if tuple(source.shape) != tuple(index.shape):
-        raise ValueError(f"scatter_add: source shape {source.shape} must equal index shape "
-                         f"{index.shape}")
+    check("scatter_add", inp, index, source, axis=axis)
+    check_index_range("scatter_add", "index", index, inp.shape[axis])
     return apply("scatter_add", inp, index, source, axis=axis)
 
 
@@ -336,7 +330,7 @@ def _copy_positions(kind: str, size: int, before: int, after: int, axis: int,
 
 
 # -- indexing -------------------------------------------------------------------------------
-def _normalize_index(x: Tensor, index: Any) -> tuple:
+def _normalize_index(x: Tensor, index: Any, op: str = "getitem") -> tuple:
     if not isinstance(index, tuple):
         index = (index,)
     device = x._device
@@ -358,7 +352,7 @@ def _normalize_index(x: Tensor, index: Any) -> tuple:
         else:
             array = np.asarray(item)
             if array.dtype.kind not in "iub":
-                raise TypeError(f"getitem: index {item!r} is not an int, slice, None, Ellipsis, "
+                raise TypeError(f"{op}: index {item!r} is not an int, slice, None, Ellipsis, "
                                 f"or an integer/boolean array")
             out.append(device.type.from_host(array, device.index))
     return tuple(out)
@@ -371,11 +365,14 @@ def getitem(x: Tensor, index: Any) -> Tensor:
 
 def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     """A copy of ``x`` with ``x[index] = value`` (Tensor.__setitem__ rebinds to it)."""
-    normalized = _normalize_index(x, index)
+    normalized = _normalize_index(x, index, "setitem")
     value = as_tensor(value, x)
     if value._data.dtype != x._data.dtype:
         value = apply("cast", value, dtype=x._data.dtype)
-    target_shape = apply("getitem", x, index=normalized)._data.shape
+    try:
+        target_shape = apply("getitem", x, index=normalized)._data.shape
+    except (IndexError, ValueError, TypeError) as exc:
+        raise type(exc)(str(exc).replace("getitem:", "setitem:", 1)) from None
     if check_broadcast("setitem", tuple(value.shape), target_shape) != target_shape:
         raise ValueError(f"setitem: cannot assign a value of shape {value.shape} to a selection "
                          f"of shape {target_shape}")

@@ -1,8 +1,8 @@
-"""Records and the kernel contract of ``argsort``, reached through sort, argsort and topk.
+"""Records of ``argsort``, reached through sort, argsort and topk.
 
 Tie order is part of the contract: equal values keep their order in the input, ascending and
-descending, so every sample with integer or rounded values has ties, and the references sort
-with NumPy's stable sort of a float64 key (a different route from the kernels' flip).
+descending, so every sample with integer or rounded values has ties, and the op's reference
+sorts with NumPy's stable sort of a float64 key (a different route from the kernels' flip).
 """
 from __future__ import annotations
 
@@ -10,19 +10,8 @@ import numpy as np
 
 from plugrad import functional as F
 from plugrad.conformance import samples as S
-from plugrad.conformance.contract import kernel
 from plugrad.conformance.table import ALL_DTYPES, FLOATS, NUMERIC, Arg, OpRecord, Sample, register
-
-
-def _key(x: np.ndarray, descending: bool) -> np.ndarray:
-    key = np.asarray(x, dtype=np.float64)
-    return -key if descending else key
-
-
-@kernel("x of 1 or more dimensions, `axis` an int in [0, x.ndim), `descending` a bool; int32 "
-        "positions that sort x along axis, equal values in their order in x (stable); x's shape")
-def argsort(x, *, axis, descending):
-    return np.argsort(_key(x, descending), axis=axis, kind="stable").astype(np.int32)
+from plugrad.core.registry import OPS
 
 
 def _tied(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -56,7 +45,7 @@ def _samples(domain, grad: bool):
 
 
 def _argsort_reference(x: np.ndarray, descending: bool) -> np.ndarray:
-    return argsort(x, axis=x.ndim - 1, descending=descending)
+    return OPS["argsort"].reference(x, axis=x.ndim - 1, descending=descending)
 
 
 def _sort_values(x, descending):
