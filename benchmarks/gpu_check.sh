@@ -60,8 +60,8 @@ fi
 
 # The CuPy backend's own tests, then every test marked `gpu` anywhere in the suite (skipped
 # without a GPU, so the dry run checks that they collect); -rs lists skips with their reasons.
-step cupy_tests 300 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_cupy_backend.py \
-    tests/test_cupy_kernel_sources.py
+step cupy_tests 300 "$PY" -m pytest -q -rs -p no:cacheprovider tests/backends/cupy_backend/test_cupy_backend.py \
+    tests/backends/cupy_backend/test_cupy_kernel_sources.py
 if [ "$DRY" = 1 ]; then  # no GPU: every gpu test skips, and pytest says 5 (nothing ran)
     step gpu_tests 600 bash -c '"$0" -m pytest -q -rs -p no:cacheprovider -m gpu tests; rc=$?
         exit $((rc == 5 ? 0 : rc))' "$PY"
@@ -76,7 +76,7 @@ else
 fi
 
 # The quick start on the default device (xpux: the GPU when there is one), seed 1 as in
-# tests/test_quickstart.py; accuracy must reach 97.5% after one epoch.
+# tests/end_to_end/test_quickstart.py; accuracy must reach 97.5% after one epoch.
 step quickstart 900 "$PY" tests/seeds/quickstart_004.py "$MNIST" "$EPOCH_LIMIT" 1
 step accuracy 10 "$PY" -c "import re, sys
 accuracy = float(re.findall(r'accuracy: ([0-9.]+)', open(sys.argv[1]).read())[-1])

@@ -3,18 +3,19 @@
 Importing this package fills :data:`plugrad.core.registry.OPS`.
 """
 from plugrad.ops import (
-           activation,
-           conv,
-           creation,
-           elementwise,
-           indexing,
-           linalg,
-           nn,
-           pooling,
-           reduction,
-           shape,
-           sorting,
+    activation,
+    batch_norm,
+    conv,
+    creation,
+    elementwise,
+    indexing,
+    linalg,
+    nn,
+    pooling,
+    reduction,
+    shape,
+    sorting,
 )
 
 __all__ = ["activation", "creation", "elementwise", "indexing", "linalg", "reduction", "shape",
-           "conv", "pooling", "nn", "sorting"]
+           "conv", "pooling", "nn", "batch_norm", "sorting"]

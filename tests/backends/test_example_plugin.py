@@ -1,6 +1,6 @@
 """The example backend, installed for real with pip into a throwaway virtual environment.
 
-A session fixture creates a venv (``tests/plugin_venv.py``) that sees this interpreter's
+A session fixture creates a venv (``tests/helpers/plugin_venv.py``) that sees this interpreter's
 site-packages, installs ``examples/plugrad-ref-backend`` and the deliberately broken
 ``tests/fixtures/plugrad-broken-backends`` into it offline, and every check runs in a
 subprocess of that venv's Python with this checkout first on ``PYTHONPATH``.

@@ -2,7 +2,8 @@
 
 Plugins here are real modules written to a temporary folder and offered to plugrad through fake
 entry points (with a distribution name and version), so discovery runs its real code path in
-this process. ``tests/test_example_plugin.py`` installs plugins with pip for the same cases.
+this process. ``tests/backends/test_example_plugin.py`` installs plugins with pip for the same
+cases.
 """
 from __future__ import annotations
 

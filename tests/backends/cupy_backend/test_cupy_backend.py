@@ -3,7 +3,7 @@
 Covered for real: with CuPy absent (a subprocess whose import system refuses ``cupy``), with CuPy
 installed but no CUDA driver (where CuPy is installed), and the plugin's wiring that needs no
 device - the entry point, lazy imports, availability and priority, and a kernel table that
-covers every primitive. The GPU itself is exercised by ``tests/test_cupy_gpu.py``.
+covers every primitive. The GPU itself is exercised by ``test_cupy_gpu.py`` beside this file.
 """
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ except RuntimeError as exc:
 # -- CuPy installed, no CUDA driver ------------------------------------------------------------
 @pytest.mark.skipif(not HAS_CUPY, reason="cupy is not installed (pip install cupy-cuda12x "
                                          "installs without a GPU)")
-@pytest.mark.skipif(GPU_PRESENT, reason="a GPU is present: tests/test_cupy_gpu.py covers it")
+@pytest.mark.skipif(GPU_PRESENT, reason="a GPU is present: test_cupy_gpu.py covers it")
 def test_with_cupy_but_no_driver_info_reports_cupys_cuda_error(checkout_env):
     out = _run(checkout_env, INFO, hide_cupy=False)
     gpu = next(line for line in out.splitlines() if line.strip().startswith("gpu ")

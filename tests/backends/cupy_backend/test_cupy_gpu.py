@@ -3,7 +3,7 @@
 Skipped unless CuPy sees a CUDA device. Run on a machine with an NVIDIA GPU after
 ``pip install -e ".[test,cuda]"`` (see docs/gpu.md)::
 
-    python -m pytest tests/test_cupy_gpu.py -v
+    python -m pytest tests/backends/cupy_backend/test_cupy_gpu.py -v
 
 Every comparison is against the CPU backend on the same inputs, so a difference points at a GPU
 kernel (or at the generic kernel under CuPy), not at the reference.
