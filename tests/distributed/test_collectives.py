@@ -187,7 +187,7 @@ BOUND = 60
 
 
 def test_rank_failing_to_import_the_launched_module_stops_the_job():
-    import broken_on_rank_1
+    from tests.distributed import broken_on_rank_1
 
     start = time.perf_counter()
     with pytest.raises(RankFailed, match=r"rank 1 of 2 raised") as failure:

@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 import pytest
-from test_dp_equivalence import MNIST, NO_MNIST, PROGRAM, _assert_same_training
 
 from plugrad.core import device as devices
 from plugrad.distributed.launcher import find_mpiexec
+from tests.distributed.test_dp_equivalence import MNIST, NO_MNIST, PROGRAM, _assert_same_training
 
 GPUS = devices.get_device_count("gpu")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPUS == 0, reason="CuPy sees no CUDA device"),
