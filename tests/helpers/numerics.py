@@ -49,27 +49,62 @@ def assert_grads_match(fn, arrays, rtol=1e-5, atol=1e-7, seed=0):
 
 
 # -- references (loops, float64) -----------------------------------------------------------
-def ref_conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+def conv_geom(x_shape, w_shape, stride, padding, dilation):
+    _, _, h, w = x_shape
+    _, _, kh, kw = w_shape
     oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    out = np.zeros((n, o, oh, ow))
+    ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return oh, ow
+
+
+def window(a, n, chans, r, q, kh, kw, dilation):
+    """Explicit window of a zero-padded array at top-left (r, q)."""
+    return a[n, chans, r:r + dilation[0] * (kh - 1) + 1:dilation[0],
+             q:q + dilation[1] * (kw - 1) + 1:dilation[1]]
+
+
+def ref_conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    x = x.astype(np.float64)
+    w = w.astype(np.float64)
+    n_, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    oh, ow = conv_geom(x.shape, w.shape, stride, padding, dilation)
+    ph, pw = padding
+    xp = np.zeros((n_, c, h + 2 * ph, wd + 2 * pw))
+    xp[:, :, ph:ph + h, pw:pw + wd] = x
     og = o // groups
-    for b in range(n):
+    y = np.zeros((n_, o, oh, ow))
+    for n in range(n_):
         for oc in range(o):
-            g = oc // og
+            chans = slice((oc // og) * cg, (oc // og + 1) * cg)
             for i in range(oh):
                 for j in range(ow):
-                    total = 0.0
-                    for ic in range(cg):
-                        for p in range(kh):
-                            for q in range(kw):
-                                total += xp[b, g * cg + ic, i * stride[0] + p * dilation[0],
-                                            j * stride[1] + q * dilation[1]] * w[oc, ic, p, q]
-                    out[b, oc, i, j] = total
-    return out
+                    win = window(xp, n, chans, i * stride[0], j * stride[1], kh, kw, dilation)
+                    y[n, oc, i, j] = np.sum(win * w[oc])
+    return y
+
+
+def ref_conv_grads(g, x, w, stride, padding, dilation, groups):
+    g = g.astype(np.float64)
+    x = x.astype(np.float64)
+    w = w.astype(np.float64)
+    n_, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    ph, pw = padding
+    xp = np.zeros((n_, c, h + 2 * ph, wd + 2 * pw))
+    xp[:, :, ph:ph + h, pw:pw + wd] = x
+    gxp = np.zeros_like(xp)
+    gw = np.zeros_like(w)
+    og = o // groups
+    for n in range(n_):
+        for oc in range(o):
+            chans = slice((oc // og) * cg, (oc // og + 1) * cg)
+            for i in range(g.shape[2]):
+                for j in range(g.shape[3]):
+                    r, q = i * stride[0], j * stride[1]
+                    gw[oc] += g[n, oc, i, j] * window(xp, n, chans, r, q, kh, kw, dilation)
+                    window(gxp, n, chans, r, q, kh, kw, dilation)[...] += g[n, oc, i, j] * w[oc]
+    return gxp[:, :, ph:ph + h, pw:pw + wd], gw
 
 
 def ref_conv_transpose2d(x, w, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from plugrad.backends.numpy_backend import conv
-from tests.backends.numpy_backend.test_conv_pool_kernels import ref_conv, ref_conv_grads
+from tests.helpers.numerics import ref_conv2d, ref_conv_grads
 
 
 class CountingNumpy:
@@ -66,7 +66,7 @@ def test_several_passes_equal_one_pass_and_the_reference(case):
     y_many = many["conv2d"](x, w, b, **attrs)
     assert many_xp.matmuls == n
     np.testing.assert_array_equal(y_many, y)
-    np.testing.assert_allclose(y_many, ref_conv(x, w, **attrs) + b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y_many, ref_conv2d(x, w, **attrs) + b, rtol=1e-4, atol=1e-4)
 
     g = np.random.default_rng(5).standard_normal(y.shape).astype(np.float32)
     gx_ref, gw_ref = ref_conv_grads(g, x, w, **attrs)

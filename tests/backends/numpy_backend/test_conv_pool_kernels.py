@@ -13,6 +13,7 @@ import pytest
 from plugrad.backends.numpy_backend import conv as conv_mod
 from plugrad.backends.numpy_backend import pool as pool_mod
 from plugrad.conformance.checks import numeric_gradient
+from tests.helpers.numerics import conv_geom, ref_conv2d, ref_conv_grads
 
 CONV = conv_mod.kernels(np)
 POOL = pool_mod.kernels(np)
@@ -21,64 +22,6 @@ POOL = pool_mod.kernels(np)
 # --------------------------------------------------------------------------
 # naive references
 # --------------------------------------------------------------------------
-def conv_geom(x_shape, w_shape, stride, padding, dilation):
-    _, _, h, w = x_shape
-    _, _, kh, kw = w_shape
-    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    return oh, ow
-
-
-def window(a, n, chans, r, q, kh, kw, dilation):
-    """Explicit window of a zero-padded array at top-left (r, q)."""
-    return a[n, chans, r:r + dilation[0] * (kh - 1) + 1:dilation[0],
-             q:q + dilation[1] * (kw - 1) + 1:dilation[1]]
-
-
-def ref_conv(x, w, stride, padding, dilation, groups):
-    x = x.astype(np.float64)
-    w = w.astype(np.float64)
-    n_, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    oh, ow = conv_geom(x.shape, w.shape, stride, padding, dilation)
-    ph, pw = padding
-    xp = np.zeros((n_, c, h + 2 * ph, wd + 2 * pw))
-    xp[:, :, ph:ph + h, pw:pw + wd] = x
-    og = o // groups
-    y = np.zeros((n_, o, oh, ow))
-    for n in range(n_):
-        for oc in range(o):
-            chans = slice((oc // og) * cg, (oc // og + 1) * cg)
-            for i in range(oh):
-                for j in range(ow):
-                    win = window(xp, n, chans, i * stride[0], j * stride[1], kh, kw, dilation)
-                    y[n, oc, i, j] = np.sum(win * w[oc])
-    return y
-
-
-def ref_conv_grads(g, x, w, stride, padding, dilation, groups):
-    g = g.astype(np.float64)
-    x = x.astype(np.float64)
-    w = w.astype(np.float64)
-    n_, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    ph, pw = padding
-    xp = np.zeros((n_, c, h + 2 * ph, wd + 2 * pw))
-    xp[:, :, ph:ph + h, pw:pw + wd] = x
-    gxp = np.zeros_like(xp)
-    gw = np.zeros_like(w)
-    og = o // groups
-    for n in range(n_):
-        for oc in range(o):
-            chans = slice((oc // og) * cg, (oc // og + 1) * cg)
-            for i in range(g.shape[2]):
-                for j in range(g.shape[3]):
-                    r, q = i * stride[0], j * stride[1]
-                    gw[oc] += g[n, oc, i, j] * window(xp, n, chans, r, q, kh, kw, dilation)
-                    window(gxp, n, chans, r, q, kh, kw, dilation)[...] += g[n, oc, i, j] * w[oc]
-    return gxp[:, :, ph:ph + h, pw:pw + wd], gw
-
-
 def pool_geom(shape, k, s, p):
     _, _, h, w = shape
     return (h + 2 * p[0] - k[0]) // s[0] + 1, (w + 2 * p[1] - k[1]) // s[1] + 1
@@ -198,7 +141,7 @@ def test_conv_against_reference(case, kset):
     k = CONV_SETS[kset]
     x, w, gy, geo = conv_data(case)
     y = k["conv2d"](x, w, **geo)
-    np.testing.assert_allclose(y, ref_conv(x, w, **geo), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(y, ref_conv2d(x, w, **geo), rtol=1e-10, atol=1e-10)
     gx_ref, gw_ref = ref_conv_grads(gy, x, w, **geo)
     gx = k["conv2d_grad_input"](gy, w, input_shape=x.shape, **geo)
     gw = k["conv2d_grad_weight"](gy, x, weight_shape=w.shape, **geo)
@@ -215,7 +158,7 @@ def test_conv_bias_is_added_per_output_channel(case, kset):
     x, w, _, geo = conv_data(case)
     b = np.random.default_rng(3).standard_normal((1, w.shape[0], 1, 1))
     y = k["conv2d_bias"](x, w, b, **geo)
-    np.testing.assert_allclose(y, ref_conv(x, w, **geo) + b, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(y, ref_conv2d(x, w, **geo) + b, rtol=1e-10, atol=1e-10)
     out = np.full(y.shape, np.nan)  # the ``out`` form a batch-splitting caller uses
     assert k["conv2d_bias"](x, w, b, out=out, **geo) is out
     np.testing.assert_array_equal(out, y)
@@ -230,7 +173,7 @@ def test_conv_bias_in_float16():
     geo = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
     y = CONV["conv2d_bias"](x, w, b, **geo)
     assert y.dtype == np.float16
-    expected = (ref_conv(x, w, **geo) + b.astype(np.float64)).astype(np.float16)
+    expected = (ref_conv2d(x, w, **geo) + b.astype(np.float64)).astype(np.float16)
     np.testing.assert_allclose(y.astype(np.float64), expected.astype(np.float64),
                                rtol=2e-3, atol=2e-3)
 
@@ -256,7 +199,7 @@ def test_conv_blocked_batch():
             np, dict.fromkeys(("fwd", "grad_weight", "grad_input"), 2 * per_sample),
             half_in_float32=True)
         assert conv_mod._pick_block(6, per_sample, 2 * per_sample) == 2
-        np.testing.assert_allclose(k["conv2d"](x, w, **geo), ref_conv(x, w, **geo), atol=1e-10)
+        np.testing.assert_allclose(k["conv2d"](x, w, **geo), ref_conv2d(x, w, **geo), atol=1e-10)
         gx_ref, gw_ref = ref_conv_grads(gy, x, w, **geo)
         gx = k["conv2d_grad_input"](gy, w, input_shape=x.shape, **geo)
         gw = k["conv2d_grad_weight"](gy, x, weight_shape=w.shape, **geo)
@@ -302,7 +245,7 @@ def test_conv_dtype_preserved(case, dtype):
     for out in (y, gx, gw):
         assert out.dtype == dtype and out.flags.c_contiguous
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=2e-2, atol=5e-2)
-    np.testing.assert_allclose(y, ref_conv(x, w, **geo), **tol)
+    np.testing.assert_allclose(y, ref_conv2d(x, w, **geo), **tol)
     gx_ref, gw_ref = ref_conv_grads(gy, x, w, **geo)
     np.testing.assert_allclose(gx, gx_ref, **tol)
     np.testing.assert_allclose(gw, gw_ref, **{k: 4 * v for k, v in tol.items()})
@@ -314,7 +257,7 @@ def test_conv_non_contiguous_inputs_and_fresh_outputs():
     xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # F-ish strides
     gyt = np.ascontiguousarray(gy.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
     y = CONV["conv2d"](xt, w, **geo)
-    np.testing.assert_allclose(y, ref_conv(x, w, **geo), atol=1e-12)
+    np.testing.assert_allclose(y, ref_conv2d(x, w, **geo), atol=1e-12)
     assert not np.shares_memory(y, xt)
     gx = CONV["conv2d_grad_input"](gyt, w, input_shape=x.shape, **geo)
     gw = CONV["conv2d_grad_weight"](gyt, xt, weight_shape=w.shape, **geo)
@@ -483,7 +426,7 @@ class SharedAPI:
 def test_conv_on_shared_api(case):
     k = conv_mod.kernels(SharedAPI())
     x, w, gy, geo = conv_data(case)
-    np.testing.assert_allclose(k["conv2d"](x, w, **geo), ref_conv(x, w, **geo), atol=1e-10)
+    np.testing.assert_allclose(k["conv2d"](x, w, **geo), ref_conv2d(x, w, **geo), atol=1e-10)
     gx_ref, gw_ref = ref_conv_grads(gy, x, w, **geo)
     np.testing.assert_allclose(k["conv2d_grad_input"](gy, w, input_shape=x.shape, **geo),
                                gx_ref, atol=1e-10)
