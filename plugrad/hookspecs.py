@@ -40,6 +40,8 @@ that dispatch reads.
 ``device_count``    how many devices of this type exist
 ``priority``        ``xpux`` resolves to the available type with the highest priority (cpu: 0)
 ``synchronize``     ``(device_index) -> None``, waits for queued kernels
+``inplace``         whether kernels may write into their input arrays (update ops may then
+                    return their inputs, written); False for immutable arrays
 ``device_scope``    ``device_index -> context manager`` making that device current while a
                     creation kernel runs (backends that allocate on a "current" device)
 ==================  ==========================================================================

@@ -110,6 +110,8 @@ class KernelSpy:
         inputs = ", ".join(_describe(a) for a in arrays) or "no arrays"
         shown = show_attrs(attrs)
         called = f"for inputs [{inputs}]" + (f" with {shown}" if attrs else "")
+        if isinstance(out, tuple):  # an update op: one array per updated tensor
+            return self._check_each(name, spec, device_type, arrays, attrs, out, where, called)
         kinds = device_type.array_types
         if kinds and not isinstance(out, kinds):
             allowed = ", ".join(f"{k.__module__}.{k.__qualname__}" for k in kinds)
@@ -120,13 +122,42 @@ class KernelSpy:
             return f"{where} {type(out).__name__} {called}; expected an array with shape and dtype"
         if spec is None:
             return None
+        expected = self._expected(spec, device_type, arrays, attrs)
+        if expected is None:
+            return None
+        return self._compare_meta(spec, out, np.asarray(expected), where, called)
+
+    @staticmethod
+    def _expected(spec, device_type, arrays: tuple, attrs: dict) -> Any:
         try:
             with np.errstate(all="ignore"):
-                expected = np.asarray(spec.reference(
+                return spec.reference(
                     *[_host(a, device_type.to_host) for a in arrays],
-                    **{k: _host(v, device_type.to_host) for k, v in attrs.items()}))
+                    **{k: _host(v, device_type.to_host) for k, v in attrs.items()})
         except Exception:  # the contract cannot judge this call (e.g. int ** negative)
             return None
+
+    def _check_each(self, name: str, spec, device_type, arrays: tuple, attrs: dict,
+                    out: tuple, where: str, called: str) -> str | None:
+        expected = None if spec is None else self._expected(spec, device_type, arrays, attrs)
+        if expected is not None and len(out) != len(expected):
+            return (f"{where} {len(out)} arrays {called}; expected {len(expected)} "
+                    f"(contract: {spec.signature} -> {spec.returns})")
+        kinds = device_type.array_types
+        for i, array in enumerate(out):
+            if (kinds and not isinstance(array, kinds)) or not hasattr(array, "shape"):
+                return (f"{where} a {type(array).__name__} as result {i} {called}; expected "
+                        f"an array of the device type's array_types")
+            if expected is not None:
+                problem = self._compare_meta(spec, array, np.asarray(expected[i]),
+                                             f"{where} as result {i}", called)
+                if problem:
+                    return problem
+        return None
+
+    @staticmethod
+    def _compare_meta(spec, out: Any, expected: np.ndarray, where: str,
+                      called: str) -> str | None:
         got_shape, got_dtype = tuple(out.shape), np.dtype(out.dtype)
         if got_shape != expected.shape:
             return (f"{where} shape {got_shape} {called}; expected shape {expected.shape} "

@@ -44,6 +44,10 @@ class DeviceType:
         device_count: how many devices of this type exist.
         priority: ``xpux`` resolves to the available type with the highest priority.
         synchronize: waits for queued kernels (for timing); a no-op for synchronous backends.
+        inplace: whether kernels may write into their input arrays. Update ops (optimizer
+            steps) then may return their inputs written in place; a library whose arrays are
+            immutable (JAX) leaves it False and its kernels return new arrays, which plugrad
+            stores into the parameters.
         device_scope: ``index -> context manager`` that makes device ``index`` current while a
             creation kernel (``full``, ``uniform``...) runs, for backends that allocate on a
             "current" device; those kernels have no input array to take the device from.
@@ -60,6 +64,7 @@ class DeviceType:
     device_count: Callable[[], int] = _one_device
     priority: int = 0
     synchronize: Callable[[int], None] = field(default=lambda index: None)
+    inplace: bool = False
     device_scope: Callable[[int], ContextManager[Any]] | None = None
     # Filled in by plugrad when the plugin registers; not for plugins to set.
     backend: str = ""

@@ -15,7 +15,7 @@ from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS
 from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["apply", "binary", "promote_pair", "create", "check_broadcast", "common_device",
+__all__ = ["apply", "update", "binary", "promote_pair", "create", "check_broadcast", "common_device",
            "as_tensor_like"]
 
 
@@ -103,6 +103,27 @@ def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
     if recording:
         _record(op, inputs, attrs, result)
     return result
+
+
+def update(op: str, inputs: tuple[Tensor, ...], writes: tuple[Tensor, ...], **attrs: Any) -> None:
+    """Run an update op and store its results into ``writes`` (never recorded on the tape).
+
+    The kernel returns one array per tensor in ``writes``: the input arrays written in place on
+    a backend whose ``DeviceType.inplace`` allows it, new arrays otherwise; either way each is
+    stored through ``Tensor._set_data``. Without a kernel the op's decomposition runs.
+    """
+    device = common_device(op, inputs)
+    kernel = device.kernels.get(op)
+    if kernel is None:
+        detached = [t.detach() for t in inputs]  # an update is never differentiated
+        results = [t._data for t in OPS[op].decomposition(*detached, **attrs)]
+    else:
+        try:
+            results = kernel(*[t._data for t in inputs], **attrs)
+        except Exception as exc:
+            raise _kernel_failed(op, device, inputs, attrs, exc) from exc
+    for tensor, array in zip(writes, results):
+        tensor._set_data(array)
 
 
 def create(op: str, device, **attrs: Any) -> Tensor:

@@ -221,7 +221,12 @@ class Tensor:
         return wrap(self._data, self._device)
 
     def _set_data(self, array: Any) -> None:
-        """Replace the data, keeping the tape marker (optimizers update parameters this way)."""
+        """Store ``array`` as this tensor's data, keeping its tape marker.
+
+        The one place a tensor's data changes under it: update ops (optimizer steps, running
+        statistics), initialisers and state loading all end here, whether a kernel wrote into
+        the tensor's own array in place (``array is self._data``) or returned a new one.
+        """
         self._data = array
 
     def _reset(self, other: Tensor) -> None:

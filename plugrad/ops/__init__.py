@@ -3,7 +3,7 @@
 Importing this package fills :data:`plugrad.core.registry.OPS`.
 """
 from plugrad.ops import activation, creation, elementwise, indexing, linalg, reduction, shape
-from plugrad.ops import conv, nn, pooling
+from plugrad.ops import conv, nn, optim, pooling
 
 __all__ = ["activation", "creation", "elementwise", "indexing", "linalg", "reduction", "shape",
-           "conv", "pooling", "nn"]
+           "conv", "pooling", "nn", "optim"]

@@ -60,8 +60,9 @@ class Optimizer:
     def step(self) -> Optimizer:
         """Update every parameter that has a gradient; returns self for ``step().clear_grad()``.
 
-        Updates are in-place array operations, which a backend such as CuPy runs on its
-        *current* device: parameters on a device with a ``device_scope`` are updated inside it.
+        Updates are ops (``sgd_update``, ``adam_update``...), whose kernels a backend such as
+        CuPy runs on its *current* device: parameters on a device with a ``device_scope`` are
+        updated inside it.
         """
         for group in self.param_groups:
             params = group["params"]

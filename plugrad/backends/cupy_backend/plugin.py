@@ -80,6 +80,7 @@ def make_device_type() -> DeviceType:
         priority=PRIORITY,
         synchronize=_synchronize,
         device_scope=_device_scope,
+        inplace=True,
     )
 
     def is_available() -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from plugrad.backends.numpy_backend import conv, nn, parallel, pool
+from plugrad.backends.numpy_backend import conv, nn, optim, parallel, pool
 
 __all__ = ["kernel_table"]
 
@@ -25,6 +25,7 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
     table.update(nn.kernels(xp))
     table.update(conv.kernels(xp))
     table.update(pool.kernels(xp))
+    table.update(optim.kernels(xp))
     if getattr(xp, "__name__", "") == "numpy":  # CPU: big batches split over threads
         table.update(parallel.split_kernels(table, xp))
     if getattr(xp, "__name__", "") == "numpy":

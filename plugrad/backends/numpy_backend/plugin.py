@@ -40,5 +40,6 @@ def plugrad_register(registry) -> None:
         to_host=_to_host,
         from_host=_from_host,
         array_types=(np.ndarray,),
+        inplace=True,
         priority=0,
     ))
