@@ -185,9 +185,12 @@ def explicit_backends(monkeypatch):
 def test_device_type_declaration():
     gpu = cupy_plugin.make_device_type()
     assert gpu.name == "gpu" and gpu.priority > 0 and gpu.array_types == ()
-    assert gpu.dtypes == ("bool", "int8", "uint8", "int16", "int32", "float16", "float32",
-                          "float64")
-    assert gpu.device_scope is not None and callable(gpu.kernels)
+    assert gpu.dtype_names() == ["bool", "int8", "uint8", "int16", "int32", "float16",
+                                 "float32", "float64"]
+    # CuPy arrays report NumPy dtypes: the table maps each name to numpy.dtype(name).
+    assert all(gpu.dtypes[name] == np.dtype(name) for name in gpu.dtype_names())
+    assert gpu.device_scope is not None and callable(gpu.kernels) and gpu.inplace
+    assert callable(gpu.namespace)  # array_api_compat.cupy, imported on first use
 
 
 def test_a_visible_gpu_makes_xpux_resolve_to_gpu(explicit_backends, monkeypatch):

@@ -24,9 +24,17 @@ class KernelContractError(AssertionError):
     """A kernel returned something of the wrong kind, shape or dtype."""
 
 
+def _dtype_name(dtype: Any) -> str:
+    """A NumPy dtype's name, or how another library prints its dtype object."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
 def _describe(value: Any) -> str:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return f"{tuple(value.shape)} {np.dtype(value.dtype).name}"
+        return f"{tuple(value.shape)} {_dtype_name(value.dtype)}"
     return repr(value)
 
 
@@ -127,13 +135,12 @@ class KernelSpy:
             return None
         return self._compare_meta(spec, out, np.asarray(expected), where, called)
 
-    @staticmethod
-    def _expected(spec, device_type, arrays: tuple, attrs: dict) -> Any:
+    def _expected(self, spec, device_type, arrays: tuple, attrs: dict) -> Any:
         try:
             with np.errstate(all="ignore"):
                 return spec.reference(
                     *[_host(a, device_type.to_host) for a in arrays],
-                    **{k: _host(v, device_type.to_host) for k, v in attrs.items()})
+                    **{k: self._host_attr(k, v, device_type) for k, v in attrs.items()})
         except Exception:  # the contract cannot judge this call (e.g. int ** negative)
             return None
 
@@ -155,10 +162,18 @@ class KernelSpy:
                     return problem
         return None
 
-    @staticmethod
-    def _compare_meta(spec, out: Any, expected: np.ndarray, where: str,
+    def _host_attr(self, key: str, value: Any, device_type) -> Any:
+        """An attribute as the NumPy contract reads it: ``dtype=`` back as plugrad's dtype."""
+        if key == "dtype":
+            return self.device.dtype_of.get(value, value)
+        return _host(value, device_type.to_host)
+
+    def _compare_meta(self, spec, out: Any, expected: np.ndarray, where: str,
                       called: str) -> str | None:
-        got_shape, got_dtype = tuple(out.shape), np.dtype(out.dtype)
+        got_shape, got_dtype = tuple(out.shape), self.device.dtype_of.get(out.dtype)
+        if got_dtype is None:
+            return (f"{where} dtype {_dtype_name(out.dtype)} {called}, which is not in the "
+                    f"device type's dtype table; expected {expected.dtype.name}")
         if got_shape != expected.shape:
             return (f"{where} shape {got_shape} {called}; expected shape {expected.shape} "
                     f"(contract: {spec.signature} -> {spec.returns})")

@@ -33,7 +33,7 @@ def common_device(op: str, inputs: tuple[Tensor, ...]):
 
 
 def _describe_inputs(inputs: tuple[Tensor, ...]) -> str:
-    return ", ".join(f"{tuple(t._data.shape)} {t._data.dtype}" for t in inputs)
+    return ", ".join(f"{tuple(t._data.shape)} {t._dtype}" for t in inputs)
 
 
 def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
@@ -42,8 +42,17 @@ def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
     message = (f"{op}: the {device.backend!r} backend's kernel failed on inputs "
                f"[{_describe_inputs(inputs)}]" + (f" with {shown}" if shown else "")
                + f": {type(exc).__name__}: {exc}")
-    kind = type(exc) if isinstance(exc, (TypeError, ValueError, IndexError)) else RuntimeError
+    # The builtin class, never type(exc): a library's own exception class may take other
+    # constructor arguments (NumPy's _UFuncNoLoopError needs its ufunc and dtypes).
+    kind = next((k for k in (TypeError, ValueError, IndexError) if isinstance(exc, k)),
+                RuntimeError)
     return kind(message)
+
+
+def _native(attrs: dict, device) -> dict:
+    """``attrs`` with plugrad's ``dtype=`` as the backend's own dtype object: the one rule for
+    what a kernel's ``dtype=`` is."""
+    return {**attrs, "dtype": device.native_dtype[attrs["dtype"]]}
 
 
 def _missing(op: str, device) -> Exception:
@@ -58,17 +67,17 @@ def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tenso
     if True not in needs:
         return
     op = OPS[op_name]
-    out = result._data
-    if not op.differentiable or out.dtype.kind != "f":
+    if not op.differentiable or result._dtype.kind != "f":
         return
     keep = op.keep_inputs
     if keep is None:
         saved = [t._data for t in inputs]
     elif not keep:  # drop what the vjp never reads: it is freed once the forward is done with it
-        saved = [ArraySpec(t._data) for t in inputs]
+        saved = [ArraySpec(t) for t in inputs]
     else:
-        saved = [t._data if i in keep else ArraySpec(t._data) for i, t in enumerate(inputs)]
-    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs)
+        saved = [t._data if i in keep else ArraySpec(t) for i, t in enumerate(inputs)]
+    node = Node(op, parents, saved, result._data if op.keep_out else None, result._device, attrs,
+                needs)
     result._node = node
     state.live_nodes.append(node)
 
@@ -96,7 +105,10 @@ def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
             and any(t._node is not None for t in inputs):
         return _without_kernel(op, device, inputs, attrs)
     try:
-        out = kernel(*[t._data for t in inputs], **attrs)
+        if "dtype" in attrs:
+            out = kernel(*[t._data for t in inputs], **_native(attrs, device))
+        else:
+            out = kernel(*[t._data for t in inputs], **attrs)
     except Exception as exc:
         raise _kernel_failed(op, device, inputs, attrs, exc) from exc
     result = wrap(out, device)
@@ -132,6 +144,8 @@ def create(op: str, device, **attrs: Any) -> Tensor:
     if kernel is None:
         raise _missing(op, device)
     scope = device.type.device_scope
+    if "dtype" in attrs:
+        attrs = _native(attrs, device)
     try:
         if scope is None:
             out = kernel(**attrs)
@@ -163,7 +177,7 @@ def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None) -> T
         return value
     if dtype is None:
         if isinstance(value, (bool, int, float, np.number, np.bool_)):
-            dtype = dtypes.result_dtype(like._data.dtype, value)
+            dtype = dtypes.result_dtype(like._dtype, value)
         else:
             dtype = dtypes.default_dtype_for(np.asarray(value).dtype)
     device = like._device
@@ -183,7 +197,7 @@ def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
         x = as_tensor_like(x, y)
     elif not isinstance(y, Tensor):
         y = as_tensor_like(y, x)
-    x_dtype, y_dtype = x._data.dtype, y._data.dtype
+    x_dtype, y_dtype = x._dtype, y._dtype
     if x_dtype != y_dtype:
         target = dtypes.promote(x_dtype, y_dtype)
         if x_dtype != target:
@@ -196,7 +210,7 @@ def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
 def binary(op: str, x: Any, y: Any) -> Tensor:
     """An elementwise binary op with MegEngine's promotion and broadcasting checks."""
     if x.__class__ is not Tensor or y.__class__ is not Tensor \
-            or x._data.dtype != y._data.dtype:
+            or x._dtype != y._dtype:
         x, y = promote_pair(op, x, y)
     x_shape, y_shape = x._data.shape, y._data.shape
     if x_shape != y_shape:

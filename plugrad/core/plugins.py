@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 import pluggy
 
-from plugrad.core.backend import API_VERSION, DeviceType
+from plugrad.core.backend import API_VERSION, DeviceType, PluginError
 
 if sys.version_info >= (3, 10):
     from importlib.metadata import EntryPoint, entry_points
@@ -49,10 +49,6 @@ _KNOWN_DTYPES = {
     "bool", "int8", "uint8", "int16", "int32", "int64",
     "float16", "float32", "float64", "bfloat16",
 }
-
-
-class PluginError(Exception):
-    """A backend plugin declared something plugrad cannot use."""
 
 
 @dataclass

@@ -28,7 +28,7 @@ def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tens
 
 def to_float(x: Tensor) -> Tensor:
     """Integers and booleans become float32 for ops whose result is real-valued."""
-    if x._data.dtype.kind == "f":
+    if x._dtype.kind == "f":
         return x
     return apply("cast", x, dtype=dtypes.float32)
 
@@ -132,6 +132,6 @@ def float_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
     from plugrad.core.dispatch import promote_pair
 
     x, y = promote_pair(op, x, y)
-    if x._data.dtype.kind != "f":
+    if x._dtype.kind != "f":
         x, y = to_float(x), to_float(y)
     return x, y

@@ -55,8 +55,8 @@ def _bias(op: str, bias: Any, like: Tensor, shape: tuple[int, ...]) -> Tensor:
     if bias.size != count:
         raise ValueError(f"{op}: bias of shape {bias.shape} has {bias.size} values; expected "
                          f"{count}, one per output, shaped {shape}")
-    if bias._data.dtype != like._data.dtype:
-        bias = apply("cast", bias, dtype=like._data.dtype)
+    if bias._dtype != like._dtype:
+        bias = apply("cast", bias, dtype=like._dtype)
     if bias._data.shape != shape:
         bias = apply("reshape", bias, shape=shape)
     return bias

@@ -34,7 +34,7 @@ def mul(x: Any, y: Any) -> Tensor:
 def div(x: Any, y: Any) -> Tensor:
     """True division; integers divide to float32 (``Tensor([1]) / 2`` is 0.5)."""
     x, y = promote_pair("div", x, y)
-    if x._data.dtype.kind != "f":
+    if x._dtype.kind != "f":
         x, y = to_float(x), to_float(y)
     return binary("div", x, y)
 
@@ -125,7 +125,7 @@ def square(x: Tensor) -> Tensor:
 
 def _integral_or(op: str, x: Any) -> Tensor:
     x = as_tensor(x)
-    if x._data.dtype.kind != "f":  # already integral: rounding changes nothing
+    if x._dtype.kind != "f":  # already integral: rounding changes nothing
         return apply("copy", x)
     return apply(op, x)
 
@@ -181,8 +181,8 @@ def greater_equal(x: Any, y: Any) -> Tensor:
 
 def _as_bool(op: str, x: Any, like: Tensor | None = None) -> Tensor:
     x = as_tensor(x, like)
-    if x._data.dtype != dtypes.bool_:
-        raise TypeError(f"{op}: expected bool tensors, got {x._data.dtype}; compare first, "
+    if x._dtype != dtypes.bool_:
+        raise TypeError(f"{op}: expected bool tensors, got {x._dtype}; compare first, "
                         f"e.g. x > 0, or cast with astype('bool')")
     return x
 

@@ -30,7 +30,7 @@ def _reduce(op: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
 def sum(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (int, tuple or None for all); booleans count as int32."""
     inp = as_tensor(inp)
-    if inp._data.dtype == dtypes.bool_:
+    if inp._dtype == dtypes.bool_:
         inp = apply("cast", inp, dtype=dtypes.int32)
     return _reduce("sum", inp, axis, keepdims)
 
@@ -38,7 +38,7 @@ def sum(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noq
 def prod(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Product over ``axis``."""
     inp = as_tensor(inp)
-    if inp._data.dtype == dtypes.bool_:
+    if inp._dtype == dtypes.bool_:
         inp = apply("cast", inp, dtype=dtypes.int32)
     return _reduce("prod", inp, axis, keepdims)
 
