@@ -119,6 +119,15 @@ class BackendRegistrar:
         if not isinstance(device_type.priority, int) or isinstance(device_type.priority, bool):
             raise PluginError(f"{who}: DeviceType.priority of {name!r} must be an int; got "
                               f"{device_type.priority!r}")
+        if isinstance(device_type.namespace, ModuleType):  # a lazy one is checked on first use
+            from plugrad.backends.generic import missing_functions
+
+            missing = missing_functions(device_type.namespace)
+            if missing:
+                raise PluginError(f"{who}: the array namespace {device_type.namespace.__name__!r} "
+                                  f"of {name!r} lacks {', '.join(missing)}, which plugrad's "
+                                  f"generic kernels call; give a namespace that follows the "
+                                  f"Array API standard (array_api_compat wraps most libraries)")
         device_type.backend = self._record.name
         device_type.source = self._record.source
         self.added.append(device_type)

@@ -9,7 +9,7 @@ NEEDS = ("negative", "abs", "sign", "exp", "log", "log1p", "sqrt", "sin", "cos",
          "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "logical_xor",
          "where", "astype", "isdtype", "asarray", "bool")
 
-_SAME_NAME = ("abs", "sign", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "floor", "ceil",
+_SAME_NAME = ("sign", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "floor", "ceil",
               "logical_not", "maximum", "minimum", "pow", "where", "logical_and", "logical_or",
               "logical_xor")
 _RENAMED = {"neg": "negative", "sub": "subtract", "mul": "multiply",
@@ -28,11 +28,15 @@ def kernels(xp: Any) -> dict[str, Callable]:
     def cast(x, *, dtype):
         return xp.astype(x, dtype)
 
+    # plugrad takes bools where NumPy does and the standard does not: x + y is "or",
+    # abs(x) is x.
     def add(x, y):
-        # plugrad adds bools as "or" (as NumPy and MegEngine do); the standard refuses them.
         return xp.logical_or(x, y) if x.dtype == xp.bool else xp.add(x, y)
+
+    def abs_(x):
+        return xp.asarray(x, copy=True) if x.dtype == xp.bool else xp.abs(x)
 
     table = {name: getattr(xp, name) for name in _SAME_NAME}
     table.update({op: getattr(xp, name) for op, name in _RENAMED.items()})
-    table.update({"round": round_, "cast": cast, "add": add})
+    table.update({"round": round_, "cast": cast, "add": add, "abs": abs_})
     return table

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-NEEDS = ("sum", "prod", "max", "min", "argmax", "argmin", "reshape", "astype", "int32")
+NEEDS = ("sum", "prod", "max", "min", "argmax", "argmin", "reshape", "astype", "int32", "int8",
+         "bool")
 
 
 def kernels(xp: Any) -> dict[str, Callable]:
@@ -21,6 +22,8 @@ def kernels(xp: Any) -> dict[str, Callable]:
 
     def arg(find: Callable) -> Callable:
         def kernel(x, *, axis, keepdims):
+            if x.dtype == xp.bool:  # NumPy's order, False < True; the standard takes numbers
+                x = xp.astype(x, xp.int8)
             if axis is None and keepdims:  # the standard keeps dims only along one axis
                 out = find(xp.reshape(x, (-1,)), axis=0, keepdims=True)
                 out = xp.reshape(out, (1,) * x.ndim)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 NEEDS = ("reshape", "broadcast_to", "permute_dims", "concat", "matmul", "asarray", "full",
-         "zeros")
+         "astype", "int32", "bool")
 
 
 def kernels(xp: Any) -> dict[str, Callable]:
@@ -23,6 +23,12 @@ def kernels(xp: Any) -> dict[str, Callable]:
     def copy(x):
         return xp.asarray(x, copy=True)
 
+    def matmul(x, y):
+        if x.dtype == xp.bool:  # NumPy's boolean product: any(x and y) along the inner axis
+            product = xp.matmul(xp.astype(x, xp.int32), xp.astype(y, xp.int32))
+            return product > 0
+        return xp.matmul(x, y)
+
     def pad(x, *, pad_width, value):
         # The standard has no pad: the input goes into the middle of a filled array by concat.
         out = x
@@ -37,4 +43,4 @@ def kernels(xp: Any) -> dict[str, Callable]:
         return out if out is not x else xp.asarray(x, copy=True)
 
     return {"reshape": reshape, "broadcast_to": broadcast_to, "transpose": transpose,
-            "concat": concat, "matmul": xp.matmul, "copy": copy, "pad": pad}
+            "concat": concat, "matmul": matmul, "copy": copy, "pad": pad}

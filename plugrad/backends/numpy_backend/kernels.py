@@ -126,10 +126,10 @@ def _indexing(xp: Any) -> dict[str, Callable]:
         xp.add.at(out, tuple(grid), value)
         return out
 
-    # add: NumPy's ufunc adds bools as "or" itself, without the generic kernel's dtype test.
+    # add, abs, matmul: NumPy's own take bools too, without the generic kernels' dtype test.
     return {"transpose": transpose, "cast": cast, "getitem": getitem, "setitem": setitem,
             "index_add": index_add, "pad": pad, "scatter_add": scatter_add,
-            "matmul": xp.matmul, "add": xp.add}
+            "matmul": xp.matmul, "add": xp.add, "abs": xp.abs}
 
 
 def _activations(xp: Any) -> dict[str, Callable]:
