@@ -325,3 +325,33 @@ def test_lenet_trains_on_ref_through_decompositions_like_numpy(venv):
     for step, (a, b) in enumerate(zip(ref, cpu)):
         assert abs(a - b) <= 1e-4 * abs(b), f"step {step}: ref loss {a}, numpy loss {b}"
     assert result["max_param_diff"] < 1e-4
+
+
+def test_a_working_copy_is_checked_while_an_installed_copy_exists(venv, tmp_path):
+    """docs/backends.md's recipe: the working copy first on PYTHONPATH, registered by import
+    path, and the installed entry point kept out by the allowlist."""
+    work = tmp_path / "plugrad-ref-backend"
+    shutil.copytree(EXAMPLE, work, ignore=shutil.ignore_patterns("build", "*.egg-info",
+                                                                 "__pycache__"))
+    plugin = work / "plugrad_ref" / "plugin.py"
+    plugin.write_text(plugin.read_text().replace("DEVICE_COUNT = 2", "DEVICE_COUNT = 3"))
+    args = ("-m", "plugrad.conformance", "--plugin", "plugrad_ref.plugin", "--backend",
+            "plugrad_ref.plugin", "-q", "-k", "test_devices")
+    path = os.pathsep.join([str(work), str(ROOT)])
+    done = venv.run(*args, env={"PYTHONPATH": path, "PLUGRAD_BACKENDS": "numpy"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "failed" not in done.stdout.strip().splitlines()[-1]
+    used = venv.script("""
+        import plugrad
+        from plugrad.core import plugins
+        import plugrad_ref.plugin as working
+        plugins.register_plugin(working, name="plugrad_ref.plugin")
+        print(working.__file__, plugrad.get_device_count("ref"))
+        """, env={"PYTHONPATH": path, "PLUGRAD_BACKENDS": "numpy"})
+    assert used.returncode == 0, used.stderr[-2000:]
+    where, count = used.stdout.split()
+    assert Path(where).is_relative_to(work) and count == "3"
+    clash = venv.run(*args, env={"PYTHONPATH": path})  # the installed 'ref' is loaded too
+    assert clash.returncode != 0
+    assert "device type 'ref' is already registered by backend 'ref'" in \
+        clash.stdout + clash.stderr

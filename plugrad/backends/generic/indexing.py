@@ -40,8 +40,27 @@ def kernels(xp: Any) -> dict[str, Callable]:
             return items + fill
         return items[:at] + fill + items[at + 1:]
 
+    def backwards(y, items: list):
+        """``y[items]`` where some slices step backwards (which not every library indexes):
+        those axes are sliced whole, then taken in the slice's order."""
+        reversed_axes, axis = [], 0
+        for i, item in enumerate(items):
+            if isinstance(item, slice) and item.step is not None and item.step < 0:
+                reversed_axes.append((axis, item))
+                items[i] = slice(None)
+            if item is None or isinstance(item, slice):
+                axis += 1
+        y = y[tuple(items)]
+        for axis, item in reversed_axes:
+            order = xp.arange(*item.indices(y.shape[axis]), dtype=xp.int64)
+            y = xp.take(y, order, axis=axis)
+        return y
+
     def getitem(x, *, index):
         if not any(_is_array(item) or item is True for item in index):
+            if any(isinstance(item, slice) and item.step is not None and item.step < 0
+                   for item in index):
+                return backwards(x, expand(index, x.ndim))
             basic = index if any(item is Ellipsis for item in index) else (*index, ...)
             return x[basic]
         items = expand(index, x.ndim)
@@ -106,9 +125,11 @@ def kernels(xp: Any) -> dict[str, Callable]:
         return scatter(x, positions(x, lambda grid: getitem(grid, index=index)), value, True)
 
     def gather(x, index, *, axis):
-        return xp.take_along_axis(x, index, axis=axis)
+        # int64 indices: some libraries (torch) take no other
+        return xp.take_along_axis(x, xp.astype(index, xp.int64), axis=axis)
 
     def scatter_add(x, index, value, *, axis):
+        index = xp.astype(index, xp.int64)
         where_ = positions(x, lambda grid: xp.take_along_axis(grid, index, axis=axis))
         return scatter(x, where_, value, True)
 
