@@ -40,7 +40,7 @@ def _gpu_count() -> int:
 
 
 GPUS = _gpu_count()
-pytestmark = pytest.mark.skipif(GPUS == 0, reason="CuPy sees no CUDA device")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPUS == 0, reason="CuPy sees no CUDA device")]
 
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = cupy_plugin.DTYPES

@@ -11,6 +11,7 @@ def report() -> str:
     """A human-readable report of versions, backends, devices and op coverage."""
     import plugrad
     from plugrad.core import device, plugins, registry
+    from plugrad.distributed.mpi import describe_mpi
 
     lines = [f"plugrad {plugrad.__version__}",
              f"python {platform.python_version()} ({sys.executable}), numpy {np.__version__}",
@@ -37,6 +38,12 @@ def report() -> str:
         lines.append(f"xpux resolves to: {device.what_is_xpu()}")
     except RuntimeError as exc:
         lines.append(f"xpux resolves to: nothing ({exc})")
+    lines += ["", "collectives (plugrad.distributed):", f"  mpi    {describe_mpi()}"]
+    for name, device_type in plugins.device_types().items():
+        factory = device_type.collectives
+        how = ((factory.__doc__ or "its own").strip().splitlines()[0] if factory is not None
+               else "through the host (to_host, MPI, from_host)")
+        lines.append(f"  {name:<6} {how}")
     lines += ["", "op coverage (native / through a decomposition / missing primitives):"]
     total = len(registry.OPS)
     for name, device_type in plugins.device_types().items():

@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write loss/accuracy curves (needs matplotlib)")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only this many training batches per epoch (quick checks)")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="train data-parallel on this many processes (MPI ranks; needs "
+                             "plugrad[mpi]); --batch-size is per process, rank 0 reports "
+                             "and saves")
     return parser
 
 
@@ -71,7 +75,8 @@ def _loaders(args: argparse.Namespace):
     test_set = MNIST(args.data, train=False, download=download)
     transform = T.Compose([T.Normalize(0.1307 * 255, 0.3081 * 255), T.Pad(2), T.ToMode("CHW")])
     train_sampler = data.RandomSampler(train_set, batch_size=args.batch_size, seed=args.seed)
-    test_sampler = data.SequentialSampler(test_set, batch_size=500)
+    # Evaluated by one process (rank 0 when data-parallel): the whole test set, unsplit.
+    test_sampler = data.SequentialSampler(test_set, batch_size=500, world_size=1, rank=0)
     train = data.DataLoader(train_set, train_sampler, transform, num_workers=args.workers)
     test = data.DataLoader(test_set, test_sampler, transform, num_workers=args.workers)
     return train, test
@@ -119,6 +124,7 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     import plugrad.optimizer as optim
     from plugrad.autodiff import GradManager
     from plugrad.cli.progress import Progress
+    from plugrad.distributed.data_parallel import setup
     from plugrad.nn import LeNet
 
     plugrad.random.seed(args.seed)
@@ -128,14 +134,16 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     device = plugrad.core.device.get_device(None)
     train_loader, test_loader = _loaders(args)
     model = LeNet()
-    gm = GradManager().attach(model.parameters())
+    callbacks, reports = setup(model)
+    say = print if reports else lambda *args, **kwargs: None
+    gm = GradManager().attach(model.parameters(), callbacks=callbacks)
     optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay)
     scheduler = optim.MultiStepLR(optimizer, decay_epochs(args.lr_decay_epochs, args.epochs),
                                   gamma=args.lr_decay)
     steps = len(train_loader) if args.limit is None else min(args.limit, len(train_loader))
-    print(f"training LeNet on MNIST: {args.epochs} epochs, batch {args.batch_size}, "
-          f"{steps} steps/epoch, device {device.logical} ({device.physical})", flush=True)
+    say(f"training LeNet on MNIST: {args.epochs} epochs, batch {args.batch_size}, "
+        f"{steps} steps/epoch, device {device.logical} ({device.physical})", flush=True)
     history = []
     for epoch in range(1, args.epochs + 1):
         start, total_loss, seen = time.perf_counter(), 0.0, 0
@@ -155,12 +163,14 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                 bar.update(loss=value)
         train_seconds = time.perf_counter() - start
         scheduler.step()
-        accuracy = evaluate(model, test_loader, device)
+        accuracy = evaluate(model, test_loader, device) if reports else float("nan")
         record = {"epoch": epoch, "loss": total_loss / max(seen, 1), "accuracy": accuracy,
                   "seconds": train_seconds, "lr": lr}
         history.append(record)
-        print(f"epoch {epoch:2d}  loss {record['loss']:.4f}  test accuracy "
-              f"{100 * accuracy:.2f}%  time {train_seconds:.1f}s  lr {lr:g}", flush=True)
+        say(f"epoch {epoch:2d}  loss {record['loss']:.4f}  test accuracy "
+            f"{100 * accuracy:.2f}%  time {train_seconds:.1f}s  lr {lr:g}", flush=True)
+    if not reports:
+        return history
     plugrad.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                   "history": json.dumps(history)}, args.checkpoint)
     print(f"saved checkpoint to {Path(args.checkpoint).resolve()}")
@@ -170,8 +180,25 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     return history
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--nproc N`` / ``--nproc=N``: what each rank runs."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.nproc > 1:
+        from plugrad.distributed.data_parallel import start
+
+        return start(["-m", "plugrad", "train", *_without_nproc(argv)], args.nproc)
     if args.plot:
         try:
             import matplotlib  # noqa: F401  (checked before hours of training, not after)

@@ -75,6 +75,13 @@ class DeviceType:
             creation kernel (``full``, ``uniform``...) runs, for backends that allocate on a
             "current" device; those kernels have no input array to take the device from.
             ``None`` (the default) for backends with one device or explicit placement.
+        collectives: optional ``(mpi_comm, device_index) -> communicator`` for data-parallel
+            training: the communicator all-reduces, broadcasts, gathers and reduce-scatters
+            this type's arrays across the processes of ``mpi_comm`` (an mpi4py communicator,
+            the bootstrap: NCCL shares its unique id over it). ``None``, or a factory that
+            returns ``None`` for a group it cannot serve: plugrad.distributed moves the
+            arrays through the host (``to_host``, MPI, ``from_host``).
+            docs/distributed.md gives the communicator's methods.
     """
 
     name: str
@@ -90,6 +97,7 @@ class DeviceType:
     synchronize: Callable[[int], None] = field(default=lambda index: None)
     inplace: bool = False
     device_scope: Callable[[int], ContextManager[Any]] | None = None
+    collectives: Callable[[Any, int], Any] | None = None
     # Filled in by plugrad when the plugin registers; not for plugins to set.
     backend: str = ""
     #: The plugin's distribution and version (``"plugrad-ref-backend 0.1.0"``), for messages.

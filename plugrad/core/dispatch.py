@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS
+from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef
 from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["apply", "update", "binary", "promote_pair", "create", "check_broadcast", "common_device",
-           "as_tensor_like"]
+__all__ = ["apply", "update", "record", "binary", "promote_pair", "create", "check_broadcast",
+           "common_device", "as_tensor_like"]
 
 
 def common_device(op: str, inputs: tuple[Tensor, ...]):
@@ -61,12 +61,16 @@ def _missing(op: str, device) -> Exception:
         f"the primitive {op!r}; every backend must provide it (see 'plugrad info' for coverage)")
 
 
-def _record(op_name: str, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -> None:
+def record(op: OpDef, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -> None:
+    """Put ``op``'s call on the tape if an input descends from an attached tensor.
+
+    :func:`apply` calls it for registered ops; an op that runs no kernel (a collective, whose
+    arrays go through a communicator) calls it itself, with an :class:`OpDef` of its own.
+    """
     parents = [t._node for t in inputs]
     needs = tuple([parent is not None for parent in parents])
     if True not in needs:
         return
-    op = OPS[op_name]
     if not op.differentiable or result._dtype.kind != "f":
         return
     keep = op.keep_inputs
@@ -113,7 +117,7 @@ def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
         raise _kernel_failed(op, device, inputs, attrs, exc) from exc
     result = wrap(out, device)
     if recording:
-        _record(op, inputs, attrs, result)
+        record(OPS[op], inputs, attrs, result)
     return result
 
 

@@ -26,18 +26,24 @@ class GradManager:
         >>> w.grad
         Tensor(2.0, device=xpux:0)
 
-    Gradients accumulate into ``.grad`` until an optimizer clears them. ``backward`` ends the
-    recording, as in MegEngine.
+    Gradients accumulate into ``.grad`` until they are cleared: ``optimizer.step().clear_grad()``,
+    or ``param.grad = None`` after a hand-written update (docs/coming-from.md). ``backward`` ends
+    the recording, as in MegEngine.
     """
 
     def __init__(self) -> None:
         self._attached: dict[int, tuple[Tensor, list[GradCallback]]] = {}
         self._recording = False
+        self._deferred: list[tuple[Tensor, Any]] = []
 
     # -- attach ----------------------------------------------------------------------------
     def attach(self, tensors: Tensor | Iterable[Tensor],
                callbacks: GradCallback | Sequence[GradCallback] | None = None) -> GradManager:
-        """Track ``tensors``; ``callbacks(tensor, grad) -> grad`` run before accumulation."""
+        """Track ``tensors``; ``callbacks(tensor, grad) -> grad`` run before accumulation.
+
+        A callback may return, instead of a Tensor, an object whose ``get()`` returns it once
+        every gradient of the pass has been seen (how ``make_allreduce_cb`` packs buckets).
+        """
         if isinstance(tensors, Tensor):
             tensors = [tensors]
         if callbacks is None:
@@ -147,13 +153,24 @@ class GradManager:
             state.recording = False
             # Alone, this manager's release empties the tape right after: free it as it goes.
             alone = len(state.sessions) == 1
+            self._deferred = []
             tape.run_backward(self, roots, self._accumulate, free=alone)
+            # Gradients a callback deferred (an all-reduce in flight) are complete only now.
+            for t, deferred in self._deferred:
+                self._add_grad(t, deferred.get())
         finally:
+            self._deferred = []
             state.recording = bool(state.sessions)
             self.release()
 
     def _accumulate(self, t: Tensor, grad: Tensor) -> None:
         for callback in self._attached[id(t)][1]:
             grad = callback(t, grad)
+        if not isinstance(grad, Tensor):  # a deferred gradient: ``.get()`` after the pass
+            self._deferred.append((t, grad))
+            return
+        self._add_grad(t, grad)
+
+    def _add_grad(self, t: Tensor, grad: Tensor) -> None:
         grad = wrap(grad._data, grad._device)  # a grad of its own, never shared between tensors
         t.grad = grad if t.grad is None else t.grad + grad

@@ -1,7 +1,8 @@
 """Data loading for plugrad: datasets, samplers, transforms, collation and the DataLoader.
 
-Works purely on NumPy arrays (like MegEngine's ``megengine.data``): the DataLoader yields
-batches of NumPy arrays that the caller wraps in ``plugrad.Tensor``.
+Works on NumPy arrays (like MegEngine's ``megengine.data``): datasets may hold plugrad
+Tensors, and the DataLoader yields batches of NumPy arrays that the caller wraps in
+``plugrad.Tensor``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from . import dataset, transform
 from .collator import Collator
 from .dataloader import DataLoader
+from .dataset import MNIST, ArrayDataset, ConcatDataset, Dataset, FashionMNIST, StreamDataset
 from .sampler import (
     Infinite,
     MapSampler,
@@ -21,6 +23,12 @@ from .sampler import (
 
 __all__ = [
     "DataLoader",
+    "Dataset",
+    "StreamDataset",
+    "ArrayDataset",
+    "ConcatDataset",
+    "MNIST",
+    "FashionMNIST",
     "Collator",
     "Sampler",
     "MapSampler",

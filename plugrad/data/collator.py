@@ -7,18 +7,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from plugrad.core.tensor import Tensor
+
 __all__ = ["Collator"]
 
 _ERR = (
-    "Collator: inputs must contain numpy arrays, numbers, Unicode strings, bytes, "
-    "dicts or lists; found {}"
+    "Collator: inputs must contain numpy arrays, plugrad Tensors, numbers, Unicode strings, "
+    "bytes, dicts or lists; found {}"
 )
 
 
 class Collator:
     """Default batching rule, applied recursively to the fields of the samples.
 
-    * NumPy arrays are stacked along a new first axis;
+    * NumPy arrays (and plugrad Tensors, as NumPy arrays) are stacked along a new first axis;
     * numbers (Python or NumPy scalars) become a 1-D array (Python floats as float64);
     * strings and bytes are kept as a list;
     * tuples (named or not), lists and dicts are collated field by field and keep their
@@ -32,6 +34,8 @@ class Collator:
         elem = inputs[0]
         if isinstance(elem, np.ndarray):
             return np.stack(inputs)
+        if isinstance(elem, Tensor):  # a dataset of Tensors: batches stay NumPy arrays
+            return np.stack([t.numpy() for t in inputs])
         if isinstance(elem, (str, bytes)):
             return list(inputs)
         if isinstance(elem, (bool, np.bool_)):

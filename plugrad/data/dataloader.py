@@ -12,7 +12,7 @@ from ._pool import MultiProcessIterator
 from ._worker import BatchFetcher
 from .collator import Collator
 from .dataset.meta_dataset import StreamDataset
-from .sampler import Sampler, SequentialSampler, StreamSampler
+from .sampler import RandomSampler, Sampler, SequentialSampler, StreamSampler
 from .transform.meta_transform import PseudoTransform, Transform
 
 __all__ = ["DataLoader"]
@@ -24,10 +24,17 @@ class DataLoader:
     Each batch is ``collator.apply(transform.apply_batch([dataset[i] for i in indices]))``
     and is made of NumPy arrays; wrap them in ``plugrad.Tensor`` to compute with them.
 
+    Two ways to say how batches are drawn: MegEngine's, with a sampler,
+    ``DataLoader(ds, sampler=RandomSampler(ds, batch_size=10))``, or PyTorch's and Gluon's,
+    with keywords, ``DataLoader(ds, batch_size=10, shuffle=True)``, which builds that sampler.
+
     Args:
         dataset: a map-style :class:`Dataset` or a :class:`StreamDataset`.
         sampler: defaults to ``SequentialSampler(dataset, batch_size=1)`` (or
             ``StreamSampler(batch_size=1)`` for a stream).
+        batch_size, shuffle, drop_last: keywords, only without a sampler: a
+            ``RandomSampler`` (``shuffle=True``) or ``SequentialSampler`` of this batch size
+            (1 if not given), dropping a last, smaller batch with ``drop_last``.
         transform: applied to every sample; defaults to the identity.
         collator: turns a list of samples into a batch; defaults to :class:`Collator`.
         num_workers: worker processes computing batches (0: in this process). Batches still
@@ -54,7 +61,14 @@ class DataLoader:
         timeout: float = 0,
         preload: bool = False,
         divide: bool = False,
+        *,
+        batch_size: Optional[int] = None,
+        shuffle: bool = False,
+        drop_last: bool = False,
     ) -> None:
+        sampler = _sampler_from_arguments(dataset, sampler, batch_size, shuffle, drop_last)
+        _check_type("transform", transform, "apply_batch", "a Transform, e.g. T.Compose([...])")
+        _check_type("collator", collator, "apply", "a Collator")
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError(
                 "num_workers should be a non-negative integer, but got num_workers={}".format(
@@ -112,6 +126,49 @@ class DataLoader:
         if self.preload:
             it = _PreloadIterator(it)
         return it
+
+
+_BOTH_WAYS = (
+    "DataLoader(dataset, batch_size=10, shuffle=True, drop_last=False), or with a sampler, "
+    "DataLoader(dataset, sampler=RandomSampler(dataset, batch_size=10))"
+)
+
+
+def _sampler_from_arguments(dataset: Any, sampler: Any, batch_size: Optional[int],
+                            shuffle: bool, drop_last: bool) -> Optional[Sampler]:
+    """The sampler to use, built from the keywords when none is given; bad mixes refused."""
+    if sampler is not None and not isinstance(sampler, Sampler):
+        hint = "; a batch size goes by keyword" if isinstance(sampler, int) else ""
+        raise TypeError(
+            "DataLoader: sampler must be a Sampler; got {} {!r}{}. Call it as {}".format(
+                type(sampler).__name__, sampler, hint, _BOTH_WAYS))
+    keywords = batch_size is not None or shuffle or drop_last
+    if not keywords:
+        return sampler
+    if sampler is not None:
+        raise ValueError(
+            "DataLoader: batch_size, shuffle and drop_last build a sampler, so they cannot be "
+            "given with sampler={}; call it as {}".format(type(sampler).__name__, _BOTH_WAYS))
+    for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
+        if not isinstance(value, bool):
+            raise TypeError("DataLoader: {} must be a bool; got {!r}".format(name, value))
+    size = 1 if batch_size is None else batch_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(
+            "DataLoader: batch_size must be a positive int; got {!r}".format(batch_size))
+    if isinstance(dataset, StreamDataset):
+        if shuffle or drop_last:
+            raise ValueError("DataLoader: a StreamDataset is read in order: shuffle and "
+                             "drop_last do not apply; give batch_size only")
+        return StreamSampler(batch_size=size)
+    kind = RandomSampler if shuffle else SequentialSampler
+    return kind(dataset, batch_size=size, drop_last=drop_last)
+
+
+def _check_type(name: str, value: Any, method: str, expected: str) -> None:
+    if value is not None and not callable(getattr(value, method, None)):
+        raise TypeError("DataLoader: {} must be {} (with an {}() method); got {} {!r}".format(
+            name, expected, method, type(value).__name__, value))
 
 
 def _stream_chunks(items: Iterator[Any], batch_size: int) -> Iterator[List[Any]]:

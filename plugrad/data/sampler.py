@@ -2,7 +2,8 @@
 
 A map sampler yields batches as lists of indices; ``len(sampler)`` is the number of
 batches it yields per epoch. For data-parallel training, ``world_size``/``rank`` give each
-rank a disjoint, equally sized share of every epoch: the index list is first padded by
+rank a disjoint, equally sized share of every epoch (by default, this process's share when a
+plugrad.distributed process group exists): the index list is first padded by
 repeating its head until it divides evenly, then rank ``r`` takes every ``world_size``-th
 index starting at ``r``.
 """
@@ -29,6 +30,13 @@ __all__ = [
 
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+
+
+def _process_group() -> tuple[int, int]:
+    """(world_size, rank) of the data-parallel process group; (1, 0) outside one."""
+    from plugrad.distributed.group import get_rank, get_world_size
+
+    return get_world_size(), get_rank()
 
 
 class Sampler(ABC):
@@ -72,7 +80,7 @@ class MapSampler(Sampler):
                 )
             )
         if world_size is None:
-            world_size = 1
+            world_size = _process_group()[0]
         if not _is_positive_int(world_size):
             raise ValueError(
                 "world_size should be a positive integer value, but got world_size={}".format(
@@ -80,7 +88,7 @@ class MapSampler(Sampler):
                 )
             )
         if rank is None:
-            rank = 0
+            rank = _process_group()[1]
         if (
             not isinstance(rank, (int, np.integer))
             or isinstance(rank, bool)

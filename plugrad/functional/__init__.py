@@ -2,13 +2,13 @@
 
 ``F.nn`` holds the neural-network functions and ``F.loss`` the losses, as in MegEngine.
 """
-from plugrad.functional import loss, nn
+from plugrad.functional import loss, nn, vision
 from plugrad.functional.elementwise import *  # noqa: F401,F403
 from plugrad.functional.elementwise import __all__ as _elementwise_all
 from plugrad.functional.linalg import dot, matmul
 from plugrad.functional.math import *  # noqa: F401,F403
 from plugrad.functional.math import __all__ as _math_all
-from plugrad.functional.conv import conv2d, conv_transpose2d, linear
+from plugrad.functional.conv import conv1d, conv2d, conv_transpose2d, linear
 from plugrad.functional.nn import (
     batch_norm,
     dropout,
@@ -18,6 +18,7 @@ from plugrad.functional.nn import (
     leaky_relu,
     logsoftmax,
     one_hot,
+    prelu,
     softmax,
 )
 from plugrad.functional.pooling import (
@@ -26,10 +27,13 @@ from plugrad.functional.pooling import (
     avg_pool2d,
     max_pool2d,
 )
+from plugrad.functional.sorting import argsort, sort, topk
+from plugrad.functional.tiling import eye, repeat, tile
 from plugrad.functional.tensor import *  # noqa: F401,F403
 from plugrad.functional.tensor import __all__ as _tensor_all
 
 __all__ = [*_elementwise_all, *_math_all, *_tensor_all, "matmul", "dot", "softmax",
            "logsoftmax", "one_hot", "indexing_one_hot", "nn", "loss", "conv2d",
            "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-           "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "leaky_relu", "gelu"]
+           "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "leaky_relu", "gelu",
+           "sort", "argsort", "topk", "eye", "tile", "repeat", "vision", "conv1d", "prelu"]

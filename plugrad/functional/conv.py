@@ -14,7 +14,7 @@ from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, float_pair, pair
 from plugrad.ops.conv import conv_out_hw
 
-__all__ = ["conv2d", "conv_transpose2d", "linear"]
+__all__ = ["conv1d", "conv2d", "conv_transpose2d", "linear"]
 
 IntPair = Any  # an int or a pair of ints
 
@@ -119,6 +119,68 @@ def conv2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntP
     if bias is None:
         return apply(op, x, w, **attrs)
     return apply("conv2d_bias", x, w, _channel_bias(op, bias, x, out_channels), **attrs)
+
+
+def _single(op: str, name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{op}: {name} must be an int; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be at least {minimum}; got {value}")
+    return value
+
+
+def conv1d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
+           padding: int = 0, dilation: int = 1, groups: int = 1,
+           conv_mode: str = "cross_correlation", compute_mode: str = "default") -> Tensor:
+    """1-D cross-correlation of an NCL input: :func:`conv2d` over a unit height.
+
+    Args:
+        inp: (N, C, L).
+        weight: (O, C // groups, k), or with groups (groups, O // groups, C // groups, k).
+        bias: (1, O, 1) or (O,).
+
+    Returns:
+        (N, O, OL) with ``OL = (L + 2 * padding - dilation * (k - 1) - 1) // stride + 1``.
+
+    Example:
+        >>> conv1d(Tensor(np.ones((1, 1, 4))), Tensor(np.ones((1, 1, 2)))).numpy()
+        array([[[2., 2., 2.]]], dtype=float32)
+    """
+    op = "conv1d"
+    x, w = float_pair(op, as_tensor(inp), weight)
+    if x.ndim != 3:
+        raise ValueError(f"{op}: expected a 3-D input (N, C, L); got shape {x.shape}")
+    if w.ndim not in (3, 4):
+        raise ValueError(f"{op}: weight must be 3-D (out, in // groups, k) or, with groups, "
+                         f"4-D (groups, out // groups, in // groups, k); got shape {w.shape}")
+    stride, padding = _single(op, "stride", stride, 1), _single(op, "padding", padding, 0)
+    dilation = _single(op, "dilation", dilation, 1)
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
+    if w.ndim == 4 and w.shape[0] != groups:
+        raise ValueError(f"{op}: a 4-D weight of shape {w.shape} has {w.shape[0]} groups on "
+                         f"axis 0, but groups={groups}")
+    group_channels = w.shape[-2]
+    if group_channels * groups != x.shape[1]:
+        raise ValueError(f"{op}: the input has {x.shape[1]} channels (shape {x.shape}) but the "
+                         f"weight of shape {w.shape} with groups={groups} expects "
+                         f"{group_channels * groups}; the weight's axis -2 must be "
+                         f"in_channels // groups")
+    span = dilation * (w.shape[-1] - 1) + 1
+    if x.shape[2] + 2 * padding < span:
+        raise ValueError(f"{op}: the input's length {x.shape[2]} with padding {padding} is "
+                         f"shorter than the kernel's span {span} (k={w.shape[-1]}, "
+                         f"dilation={dilation})")
+    w2 = apply("reshape", w, shape=w.shape[:-1] + (1, w.shape[-1]))
+    x2 = apply("reshape", x, shape=x.shape[:2] + (1, x.shape[2]))
+    if bias is not None:
+        out_channels = w.shape[0] * w.shape[1] if w.ndim == 4 else w.shape[0]
+        bias = _bias(op, bias, x, (1, out_channels, 1, 1))
+    out = conv2d(x2, w2, bias, (1, stride), (0, padding), (1, dilation), groups, conv_mode,
+                 compute_mode)
+    return apply("reshape", out, shape=out.shape[:2] + (out.shape[3],))
 
 
 def conv_transpose2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None,

@@ -10,7 +10,7 @@ from plugrad.functional import math as _math
 from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
 from plugrad.functional.elementwise import log
 
-__all__ = ["square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy"]
+__all__ = ["square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy", "hinge_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -99,3 +99,33 @@ def binary_cross_entropy(pred: Tensor, label: Tensor, with_logits: bool = True,
                          f"{reduction!r}")
     loss = apply("binary_cross_entropy", pred, label, with_logits=bool(with_logits))
     return _reduce("binary_cross_entropy", loss, reduction)
+
+
+def hinge_loss(pred: Tensor, label: Tensor, norm: str = "L1", reduction: str = "mean") -> Tensor:
+    """Per-sample hinge loss ``sum_j max(0, 1 - pred[:, j] * label[:, j])`` (squared for L2).
+
+    Args:
+        pred: scores of shape (N, C).
+        label: targets of the same shape, -1 or 1.
+        norm: ``"L1"`` (the hinge) or ``"L2"`` (the squared hinge), summed over axis 1.
+        reduction: ``"mean"`` over the samples, ``"sum"`` or ``"none"`` (shape (N,)).
+
+    Example:
+        >>> hinge_loss(Tensor([[0.5, -2.0]]), Tensor([[1.0, -1.0]])).numpy()
+        array(0.5, dtype=float32)
+    """
+    pred, label = _pair("hinge_loss", pred, label)
+    if pred.ndim != 2:
+        raise ValueError(f"hinge_loss: pred must be 2-D (N, C); got shape {pred.shape}")
+    mode = norm.upper() if isinstance(norm, str) else norm
+    if mode not in ("L1", "L2"):
+        raise ValueError(f"hinge_loss: norm must be 'L1' or 'L2'; got {norm!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"hinge_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if label._dtype != pred._dtype:
+        label = apply("cast", label, dtype=pred._dtype)
+    margin = 1.0 - pred * label
+    hinge = apply("maximum", margin, as_tensor(0.0, margin))
+    if mode == "L2":
+        hinge = hinge * hinge
+    return _reduce("hinge_loss", _math.sum(hinge, axis=1), reduction)

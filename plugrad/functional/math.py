@@ -15,7 +15,7 @@ from plugrad.functional._utils import (
 )
 
 __all__ = ["sum", "mean", "max", "min", "prod", "argmax", "argmin", "var", "std", "logsumexp",
-           "norm"]
+           "norm", "normalize"]
 
 
 def _reduce(op: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
@@ -82,6 +82,26 @@ def norm(inp: Tensor, ord: float = 2.0, axis: Any = None, keepdims: bool = False
     if ord == 1:
         return sum(apply("abs", x), axis, keepdims)
     return sum(apply("abs", x) ** ord, axis, keepdims) ** (1.0 / ord)
+
+
+def normalize(inp: Tensor, ord: float | None = None, axis: Any = None,
+              eps: float = 1e-12) -> Tensor:
+    """``inp / max(norm(inp, ord, axis), eps)``: slices of unit ``ord``-norm (2 by default).
+
+    Example:
+        >>> normalize(Tensor([3.0, 4.0])).numpy()
+        array([0.6, 0.8], dtype=float32)
+    """
+    x = to_float(as_tensor(inp))
+    ord = 2.0 if ord is None else ord
+    if isinstance(ord, bool) or not isinstance(ord, (int, float)):
+        raise TypeError(f"normalize: ord must be a number; got {type(ord).__name__} {ord!r}")
+    if not ord > 0:
+        raise ValueError(f"normalize: ord must be positive; got {ord}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f"normalize: eps must be a positive number; got {eps!r}")
+    length = norm(x, ord, axis, keepdims=True)
+    return x / apply("maximum", length, as_tensor(eps, length))
 
 
 def _arg(op: str, inp: Any, axis: Any, keepdims: bool) -> Tensor:

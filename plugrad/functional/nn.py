@@ -10,10 +10,17 @@ from plugrad.core import dtypes
 from plugrad.core.dispatch import apply, as_tensor_like
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
-from plugrad.functional.conv import conv2d, conv_transpose2d, linear
+from plugrad.functional.conv import conv1d, conv2d, conv_transpose2d, linear
 from plugrad.functional.elementwise import relu, sigmoid
-from plugrad.functional.loss import binary_cross_entropy, cross_entropy, l1_loss, square_loss
+from plugrad.functional.loss import (
+    binary_cross_entropy,
+    cross_entropy,
+    hinge_loss,
+    l1_loss,
+    square_loss,
+)
 from plugrad.functional.math import logsumexp, mean, var
+from plugrad.functional.normalization import group_norm, layer_norm
 from plugrad.functional.pooling import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -21,12 +28,14 @@ from plugrad.functional.pooling import (
     max_pool2d,
 )
 from plugrad.functional.tensor import arange, expand_dims, gather, getitem, pad, squeeze
+from plugrad.functional.vision import interpolate
 
 __all__ = [
     "softmax", "logsoftmax", "logsumexp", "relu", "sigmoid", "leaky_relu", "gelu", "one_hot",
     "indexing_one_hot", "square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy",
     "conv2d", "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-    "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "pad",
+    "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "pad", "hinge_loss", "prelu",
+    "layer_norm", "group_norm", "interpolate", "conv1d",
 ]
 
 
@@ -71,6 +80,32 @@ def indexing_one_hot(src: Tensor, index: Tensor, axis: int = 1, keepdims: bool =
 def leaky_relu(inp: Tensor, negative_slope: float = 0.01) -> Tensor:
     """``x`` where positive, ``negative_slope * x`` elsewhere."""
     return apply("leaky_relu", to_float(as_tensor(inp)), negative_slope=float(negative_slope))
+
+
+def prelu(inp: Tensor, weight: Tensor) -> Tensor:
+    """``x`` where positive, ``weight * x`` elsewhere, with a learned slope per channel.
+
+    Args:
+        inp: (N, C, ...) or any shape when ``weight`` holds one value.
+        weight: one slope, or one per channel (C values, for axis 1).
+
+    Example:
+        >>> prelu(Tensor([-2.0, 3.0]), Tensor([0.25])).numpy()
+        array([-0.5,  3. ], dtype=float32)
+    """
+    x = to_float(as_tensor(inp))
+    w = as_tensor(weight, x)
+    if w._dtype != x._dtype:
+        w = apply("cast", w, dtype=x._dtype)
+    if w.size != 1:
+        if x.ndim < 2 or w.size != x.shape[1]:
+            raise ValueError(f"prelu: weight of shape {w.shape} must hold 1 value or one per "
+                             f"channel (axis 1) of the input of shape {x.shape}")
+        w = apply("reshape", w, shape=_param_shape(x))
+    elif w.ndim:
+        w = apply("reshape", w, shape=())
+    zero = as_tensor_like(0.0, x)
+    return apply("maximum", x, zero) + w * apply("minimum", x, zero)
 
 
 def gelu(x: Tensor) -> Tensor:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from plugrad import functional as F
-from plugrad.core.tensor import Tensor
+from plugrad.core.tensor import Parameter, Tensor
 from plugrad.nn.module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "GELU", "Softmax"]
+__all__ = ["ReLU", "LeakyReLU", "PReLU", "Sigmoid", "GELU", "Softmax"]
 
 
 class ReLU(Module):
@@ -29,6 +31,30 @@ class LeakyReLU(Module):
 
     def _module_info_string(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class PReLU(Module):
+    """``x`` where positive, ``weight * x`` elsewhere; ``weight`` is learned.
+
+    Args:
+        num_parameters: 1 (one slope shared by all channels) or the number of channels (axis 1).
+        init: the slopes' initial value.
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(num_parameters, bool) or not isinstance(num_parameters, int) \
+                or num_parameters < 1:
+            raise ValueError(f"PReLU: num_parameters must be a positive int; got "
+                             f"{num_parameters!r}")
+        self.num_parameters = num_parameters
+        self.weight = Parameter(np.full((num_parameters,), init, np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.nn.prelu(x, self.weight)
+
+    def _module_info_string(self) -> str:
+        return f"num_parameters={self.num_parameters}"
 
 
 class Sigmoid(Module):

@@ -12,7 +12,7 @@ from plugrad.functional._utils import pair
 from plugrad.nn import init
 from plugrad.nn.module import Module
 
-__all__ = ["Conv2d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
 
 
 class _ConvNd(Module):
@@ -145,3 +145,57 @@ class ConvTranspose2d(_ConvNd):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.dilation, self.groups,
                                   self.conv_mode, self.compute_mode)
+
+
+class Conv1d(Module):
+    """1-D convolution (cross-correlation) over NCL inputs.
+
+    Args:
+        in_channels, out_channels: channel counts of input and output.
+        kernel_size, stride, padding, dilation: ints.
+        groups: split channels into independent groups.
+        bias: learn a bias of shape (1, out_channels, 1).
+
+    ``weight`` is (out_channels, in_channels, k), or with groups
+    (groups, out_channels // groups, in_channels // groups, k), initialised from
+    ``N(0, 1 / (k * in_channels))`` as MegEngine does; the bias starts at zero.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
+                 conv_mode: str = "cross_correlation", compute_mode: str = "default",
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv1d: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must both be divisible by groups ({groups})")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride = int(kernel_size), int(stride)
+        self.padding, self.dilation, self.groups = int(padding), int(dilation), int(groups)
+        self.conv_mode, self.compute_mode = conv_mode, compute_mode
+        k, g = self.kernel_size, self.groups
+        shape = (self.out_channels, self.in_channels, k) if g == 1 \
+            else (g, self.out_channels // g, self.in_channels // g, k)
+        self.weight = Parameter(np.zeros(shape, np.float32))
+        self.bias = Parameter(np.zeros((1, self.out_channels, 1), np.float32)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight, 0.0, math.sqrt(1.0 / (self.kernel_size * self.in_channels)))
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = tuple(x.shape)
+        if len(shape) != 3 or shape[1] != self.in_channels:
+            raise ValueError(f"{self._label()}: expected a 3-D input (N, {self.in_channels}, L); "
+                             f"got shape {shape}")
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups, self.conv_mode, self.compute_mode)
+
+    def _module_info_string(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s + (", bias=False" if self.bias is None else "")

@@ -1,4 +1,4 @@
-"""Batch normalisation layers, with MegEngine's shapes and momentum convention.
+"""Normalisation layers: batch, layer and group normalisation, with MegEngine's shapes.
 
 ``weight``, ``bias`` and the running statistics (buffers) are shaped (1, C, 1, 1). In training
 the batch statistics normalise and ``running = momentum * running + (1 - momentum) * batch``
@@ -14,7 +14,7 @@ from plugrad import functional as F
 from plugrad.core.tensor import Parameter, Tensor
 from plugrad.nn.module import Module
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
 
 
 class _BatchNorm(Module):
@@ -72,3 +72,59 @@ class BatchNorm2d(_BatchNorm):
 
     _ranks = (4,)
     _shape_text = "(N, {C}, H, W)"
+
+
+class LayerNorm(Module):
+    """Standardises each sample over its trailing ``normalized_shape`` axes.
+
+    With ``affine``, ``weight`` (ones) and ``bias`` (zeros) of ``normalized_shape`` scale and
+    shift every element.
+    """
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5, affine: bool = True,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) \
+            else tuple(int(s) for s in normalized_shape)
+        self.normalized_shape = shape
+        self.eps = eps
+        self.affine = affine
+        self.weight = Parameter(np.ones(shape, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(shape, np.float32)) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.nn.layer_norm(x, self.normalized_shape, self.affine, self.weight, self.bias,
+                               self.eps)
+
+    def _module_info_string(self) -> str:
+        return f"normalized_shape={self.normalized_shape}, eps={self.eps}, affine={self.affine}"
+
+
+class GroupNorm(Module):
+    """Standardises each of ``num_groups`` channel groups of every (N, C, ...) sample.
+
+    With ``affine``, ``weight`` (ones) and ``bias`` (zeros) of ``num_channels`` values scale
+    and shift each channel.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups}), a positive int")
+        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.eps = eps
+        self.affine = affine
+        self.weight = Parameter(np.ones((self.num_channels,), np.float32)) if affine else None
+        self.bias = Parameter(np.zeros((self.num_channels,), np.float32)) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"{self._label()}: expected an input of shape "
+                             f"(N, {self.num_channels}, ...); got shape {tuple(x.shape)}")
+        return F.nn.group_norm(x, self.num_groups, self.affine, self.weight, self.bias, self.eps)
+
+    def _module_info_string(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, "
+                f"affine={self.affine}")

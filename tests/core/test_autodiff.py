@@ -103,6 +103,30 @@ def test_callbacks_transform_gradients_before_accumulation():
     assert x.grad.tolist() == [30.0, 30.0]
 
 
+def test_deferred_gradients_are_resolved_after_the_whole_pass():
+    """A callback may return an object with get() (how make_allreduce_cb packs buckets)."""
+    x, y = Tensor([1.0, 2.0]), Tensor([3.0])
+    seen, resolved = [], []
+
+    class Deferred:
+        def __init__(self, grad):
+            self.grad = grad
+
+        def get(self):
+            resolved.append(len(seen))  # only once every gradient has arrived
+            return self.grad * 2
+
+    def defer(t, g):
+        seen.append(t)
+        return Deferred(g)
+
+    gm = GradManager().attach([x, y], callbacks=[defer])
+    with gm:
+        gm.backward((x * 3).sum() + (y * 5).sum())
+    assert resolved == [2, 2]
+    assert x.grad.tolist() == [6.0, 6.0] and y.grad.tolist() == [10.0]
+
+
 def test_deep_chains_do_not_hit_the_recursion_limit():
     x = Tensor(1.0)
     gm = GradManager().attach(x)

@@ -22,7 +22,9 @@ def grads(fn, arrays, weights=None):
         out = fn(*tensors)
         w = np.ones(out.shape) if weights is None else weights
         gm.backward((out * t64(w)).sum())
-    return [t.grad.numpy() if t.grad is not None else np.zeros(t.shape) for t in wanted]
+    missing = [i for i, t in enumerate(wanted) if t.grad is None]
+    assert not missing, f"no gradient reached float input(s) {missing}"
+    return [t.grad.numpy() for t in wanted]
 
 
 def numeric_grads(fn, arrays, weights=None, eps=1e-6):

@@ -8,6 +8,8 @@ CuPy lacks or where a CUDA kernel pays:
 
 - ``index_add``, ``scatter_add``: ``cupyx.scatter_add`` (CuPy's ``indices`` has no ``sparse``
   form, and CUDA's atomic add covers fewer dtypes than plugrad's) - see :mod:`.indexing`;
+- ``argsort``: CuPy's sort is always stable and takes no ``stable=`` keyword - see
+  :mod:`.sorting`;
 - ``uniform``, ``normal``, ``dropout``: a stateless counter-based generator, one kernel per call
   and no generator state to set up - see :mod:`.random`;
 - ``sigmoid``, ``relu_grad``, ``softmax``, ``logsoftmax``, ``softmax_cross_entropy(_grad)``: one
@@ -23,7 +25,7 @@ from functools import wraps
 from types import ModuleType
 from typing import Any, Callable
 
-from plugrad.backends.cupy_backend import fused, indexing, random
+from plugrad.backends.cupy_backend import fused, indexing, random, sorting
 from plugrad.backends.numpy_backend.kernels import kernel_table as generic_table
 
 __all__ = ["kernel_table", "overrides", "on_input_device"]
@@ -36,6 +38,7 @@ def overrides(cupy: ModuleType, generic: dict[str, Kernel]) -> dict[str, Kernel]
     table: dict[str, Kernel] = {}
     table.update(indexing.kernels(cupy))
     table.update(random.kernels(cupy))
+    table.update(sorting.kernels(cupy))
     table.update(fused.kernels(cupy, generic))
     return table
 

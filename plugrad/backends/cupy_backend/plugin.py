@@ -67,6 +67,13 @@ def _namespace() -> ModuleType:
     return array_api_compat.cupy
 
 
+def _collectives(comm: Any, index: int) -> Any:
+    """NCCL through CuPy (cupy.cuda.nccl); through the host where ranks share a GPU."""
+    from plugrad.backends.cupy_backend.nccl import nccl_communicator
+
+    return nccl_communicator(comm, index)
+
+
 def _kernels() -> dict:
     from plugrad.backends.cupy_backend.kernels import kernel_table
 
@@ -88,6 +95,7 @@ def make_device_type() -> DeviceType:
         synchronize=_synchronize,
         device_scope=_device_scope,
         inplace=True,
+        collectives=_collectives,
     )
 
     def is_available() -> bool:

@@ -13,13 +13,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from plugrad.backends.generic import creation, elementwise, indexing, reductions, shape
+from plugrad.backends.generic import (creation, elementwise, indexing, reductions, shape,
+                                      sorting)
 
 __all__ = ["REQUIRED_FUNCTIONS", "kernel_table", "missing_functions"]
 
 #: What the generic kernels call on the namespace; a namespace lacking any of them is refused.
 REQUIRED_FUNCTIONS: tuple[str, ...] = tuple(sorted(set(
-    elementwise.NEEDS + reductions.NEEDS + shape.NEEDS + indexing.NEEDS + creation.NEEDS)))
+    elementwise.NEEDS + reductions.NEEDS + shape.NEEDS + indexing.NEEDS + sorting.NEEDS
+    + creation.NEEDS)))
 
 
 def missing_functions(xp: Any) -> list[str]:
@@ -34,7 +36,7 @@ def kernel_table(xp: Any, host_dtype: Callable[[Any], np.dtype]) -> dict[str, Ca
     random kernels draw on the host).
     """
     table: dict[str, Callable] = {}
-    for family in (elementwise, reductions, shape, indexing):
+    for family in (elementwise, reductions, shape, indexing, sorting):
         table.update(family.kernels(xp))
     table.update(creation.kernels(xp, host_dtype))
     return table

@@ -4,9 +4,10 @@ Samples of a batch are independent, so each thread runs the ordinary kernel on a
 batch: ``conv2d``, ``conv2d_grad_input``, ``max_pool2d`` and ``max_pool2d_grad`` write their
 slices of one output (through the kernels' ``out`` keyword); for ``conv2d_grad_weight`` each
 thread computes its share of the per-block products, then they are summed in block order as one
-thread sums them. So a sample's result is computed as one thread would (on LeNet's layers every
-split kernel matches the one-thread kernel to the bit, and a training run does not depend on
-the thread count). Only calls with enough work are split (handing work to a thread costs tens
+thread sums them. The weight gradient therefore matches the one-thread kernel to the bit; the
+other kernels match it to rounding, since a slice's GEMM has another width and BLAS may pick
+another micro-kernel for it (AVX-512 OpenBLAS does), so the last bits of a training run can
+depend on the thread count (PLUGRAD_NUM_THREADS=1 fixes them). Only calls with enough work are split (handing work to a thread costs tens
 of microseconds), and only float32 / float64 ones, so a float16 gradient keeps its single
 float32 accumulation.
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,13 @@ def _from_host(array: np.ndarray, index: int) -> np.ndarray:
     return array
 
 
+def _collectives(comm: Any, index: int) -> Any:
+    """MPI on the arrays themselves (mpi4py)."""
+    from plugrad.distributed.mpi import MPICommunicator  # mpi4py only when a group forms
+
+    return MPICommunicator(comm)
+
+
 @hookimpl
 def plugrad_api_version() -> int:
     return API_VERSION
@@ -56,4 +64,5 @@ def plugrad_register(registry) -> None:
         array_types=(np.ndarray,),
         inplace=True,
         priority=0,
+        collectives=_collectives,
     ))

@@ -39,11 +39,16 @@ class StreamDataset(Dataset):
 
 
 class ArrayDataset(Dataset):
-    """Zips equally long arrays: item ``i`` is ``(arrays[0][i], arrays[1][i], ...)``."""
+    """Zips equally long arrays: item ``i`` is ``(arrays[0][i], arrays[1][i], ...)``.
+
+    plugrad Tensors are copied to NumPy arrays once, here, so batches are gathered on the host
+    like any other array's (the DataLoader yields NumPy batches).
+    """
 
     def __init__(self, *arrays: Any) -> None:
         if not arrays:
             raise ValueError("ArrayDataset needs at least one array")
+        arrays = tuple(_host(a) for a in arrays)
         lengths = [len(a) for a in arrays]
         if any(n != lengths[0] for n in lengths):
             raise ValueError(
@@ -65,6 +70,17 @@ class ArrayDataset(Dataset):
         """Gather a batch with one fancy-index per array (same result as stacking items)."""
         idx = np.asarray(indices, dtype=np.intp)
         return tuple(array[idx] for array in self.arrays)
+
+
+def _host(array: Any) -> Any:
+    """A Tensor's values as a NumPy array; anything else as it is."""
+    from plugrad.core.tensor import Tensor
+
+    if isinstance(array, Tensor):
+        if array.ndim == 0:
+            raise ValueError("ArrayDataset: a 0-d Tensor has no items; got shape ()")
+        return array.numpy()
+    return array
 
 
 class ConcatDataset(Dataset):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from . import functional
 from .functional import INTER_LINEAR, INTER_NEAREST
+from .color import ColorJitter, Lighting
 from .meta_transform import PseudoTransform, Transform
+from .resized_crop import RandomResizedCrop
 from .vision import (
     CenterCrop,
     Normalize,
@@ -30,6 +32,9 @@ __all__ = [
     "RandomVerticalFlip",
     "Resize",
     "CenterCrop",
+    "RandomResizedCrop",
+    "ColorJitter",
+    "Lighting",
     "INTER_NEAREST",
     "INTER_LINEAR",
     "functional",
