@@ -43,7 +43,8 @@ class DeviceType:
         namespace: the Array API namespace (``array_api_strict``, ``numpy``,
             ``array_api_compat.torch``...), or a zero-argument callable returning it, called
             the first time the device type is used (so heavy imports stay lazy). ``None`` for a
-            backend that brings every primitive in ``kernels``.
+            backend that brings every primitive in ``kernels`` (its dtype names then mean NumPy
+            dtypes).
         dtypes: plugrad's dtype names the backend supports (``"float32"``, ``"int32"``,
             ``"bool"``...), or a mapping from those names to the namespace's dtype objects. A
             tuple of names means ``getattr(namespace, name)``; a library whose arrays report
