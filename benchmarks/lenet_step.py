@@ -57,11 +57,15 @@ def plugrad_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callabl
     return step
 
 
-def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], float]:
-    """The same step with the numpy backend's kernels called by hand: no Tensors, no tape."""
+def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray,
+                 table: dict | None = None) -> Callable[[], float]:
+    """The same step with the numpy backend's kernels called by hand: no Tensors, no tape.
+
+    ``table`` defaults to the one the backend runs (its BLAS thread limit included)."""
+    from plugrad.backends.numpy_backend._blas import scoped
     from plugrad.backends.numpy_backend.kernels import kernel_table
 
-    k = kernel_table(np)
+    k = table if table is not None else scoped(kernel_table(np))
     params = {name: value.copy() for name, value in state.items()}
     buffers = {name: np.zeros_like(value) for name, value in state.items()}
     conv = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
@@ -83,9 +87,9 @@ def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callabl
         for name, inp, out in (("classifier", h2, None), ("fc2", h1, h2), ("fc1", flat, h1)):
             if out is not None:
                 g = k["relu_grad"](g, out)
-            grads[f"{name}.weight"] = g.T @ inp
+            grads[f"{name}.weight"] = k["matmul"](g.T, inp)
             grads[f"{name}.bias"] = k["sum"](g, axis=(0,), keepdims=False)
-            g = g @ p[f"{name}.weight"]
+            g = k["matmul"](g, p[f"{name}.weight"])
         g = k["max_pool2d_grad"](g.reshape(p2.shape), a2, p2, **pool)
         g = k["relu_grad"](g, a2)
         grads["conv2.bias"] = k["sum"](g, axis=(0, 2, 3), keepdims=True)

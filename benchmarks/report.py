@@ -129,7 +129,7 @@ def main() -> None:
 
     plugrad.Tensor(0.0)  # load the numpy backend (its BLAS and thread settings)
     header.append(f"plugrad numpy backend: {_threads.num_threads()} kernel threads, BLAS "
-                  f"threads {_blas.limit_blas_threads() or 'untouched'}")
+                  f"threads in its GEMMs {_blas.blas_threads() or 'untouched'}")
     lines = ["# plugrad vs PyTorch CPU: " + ", ".join(header), ""]
     lines += step_section(lenet(args.batch, args.steps, args.warmup), args.batch) + [""]
     lines += op_section() + [""]

@@ -16,7 +16,8 @@ from plugrad.core.dispatch import create
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import shape_tuple
 
-__all__ = ["RNG", "seed", "uniform", "normal", "permutation", "shuffle", "next_seed"]
+__all__ = ["RNG", "seed", "uniform", "normal", "permutation", "shuffle", "next_seed",
+           "get_state", "set_state"]
 
 
 def _size(size: Any) -> tuple[int, ...]:
@@ -102,6 +103,16 @@ def seed(value: int) -> None:
 def next_seed() -> int:
     """A fresh seed from the global generator (for kernels and data loaders)."""
     return _default._next_seed()
+
+
+def get_state() -> dict[str, Any]:
+    """The default generator's state, for :func:`set_state` (a checkpoint that resumes exactly)."""
+    return _default._generator.bit_generator.state
+
+
+def set_state(state: dict[str, Any]) -> None:
+    """Restore a state :func:`get_state` returned."""
+    _default._generator.bit_generator.state = state
 
 
 def uniform(low: float = 0.0, high: float = 1.0, size: Any = None, device: Any = None) -> Tensor:

@@ -1,29 +1,55 @@
-"""``plugrad.save`` / ``plugrad.load``: state dicts in a safe, non-executable container.
+"""``plugrad.save`` / ``plugrad.load``: checkpoints that run no code when read.
 
-A file is a zip archive holding ``manifest.json`` (the object tree: dicts, lists, tuples,
-numbers, strings, and references to arrays) and one NumPy ``.npy`` entry per array or tensor.
-Loading it runs no code from the file. Objects outside that vocabulary are pickled only when the
-caller opts in when saving (``allow_pickle=True`` or a ``pickle_protocol``), and a file holding
-pickles is refused by :func:`load` unless it is called with ``allow_pickle=True``.
+Formats
+-------
+``plugrad.save`` writes one of two formats; ``plugrad.load`` reads three, told apart by their
+first bytes (not by the file name):
 
-Saving to a path is atomic: the archive is written to a temporary file in the same folder,
-flushed and fsynced, then renamed over the target with ``os.replace``, so a crash mid-save
-leaves the previous file intact.
+* **plugrad archive** (the default): an uncompressed zip holding ``manifest.json`` (the object
+  tree: dicts, OrderedDicts, lists, tuples, numbers, strings, bytes, and references to arrays)
+  and one NumPy ``.npy`` entry per array or tensor. Objects outside that vocabulary are pickled
+  into ``pickles/`` entries only when the caller opts in when saving (``allow_pickle=True`` or
+  a ``pickle_protocol``).
+* **safetensors**, for a path ending in ``.safetensors``: the flat name -> array format PyTorch
+  and Hugging Face tools exchange weights in, so a state dict moves both ways. Needs the
+  ``safetensors`` extra (``pip install 'plugrad[safetensors]'``); only flat dicts of Tensors or
+  arrays fit. Loading gives a dict of NumPy arrays.
+* **plain pickle** (read only, protocol 2 or later): what ``megengine.save`` and
+  ``pickle.dump`` write, loaded only with ``allow_pickle=True``. MegEngine's state dicts map
+  names to NumPy arrays, so
+  ``model.load_state_dict(plugrad.load("megengine.pkl", allow_pickle=True))`` migrates weights.
+
+Safety
+------
+Unpickling can run any code the file holds, so :func:`load` never unpickles without
+``allow_pickle=True``: the pickle nodes of an archive's object tree are found by walking the
+tree itself (the manifest's own ``pickles`` list is not trusted), and a plain pickle file is
+refused up front. Every other part of a file is data: the manifest's structure is checked (node
+types, field types, nesting depth) and each array's header (dtype, shape) against the size of
+the zip entry holding it before anything is allocated, so a crafted file raises
+:class:`CorruptFileError` naming it and what is wrong, and never allocates more than the file
+holds.
+
+Saving to a path is atomic (``plugrad._atomic_file``): the file is written beside the target,
+fsynced and renamed over it, so a crash or a kill mid-save leaves the previous file intact; the
+temporary file a killed save leaves behind is removed by the next save of the same target. New
+files get the usual permissions (0o666 less the umask).
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
+import math
 import os
 import pickle
-import tempfile
 import zipfile
 from collections import OrderedDict
 from typing import Any, BinaryIO, Callable, Union
 
 import numpy as np
 
+from plugrad import _safetensors
+from plugrad._atomic_file import write_atomically
 from plugrad.core.device import get_device
 from plugrad.core.tensor import Parameter, Tensor
 
@@ -32,6 +58,11 @@ __all__ = ["save", "load", "CorruptFileError", "PickleNotAllowedError"]
 FORMAT = "plugrad"
 VERSION = 1
 _MANIFEST = "manifest.json"
+#: Deepest object tree a file may hold (state dicts are a few levels deep).
+MAX_DEPTH = 100
+_ARRAY_KINDS = "biufc"  # bool, ints, floats, complex: all the writer stores as arrays
+_READ_CHUNK = 1 << 24
+_ARRAY_NODES = ("tensor", "ndarray", "npscalar", "bytes")  # object nodes backed by an array
 
 PathOrFile = Union[str, os.PathLike, BinaryIO]
 MapLocation = Union[None, str, dict, Callable[[str], str]]
@@ -125,7 +156,8 @@ def save(obj: Any, f: PathOrFile, pickle_protocol: int | None = None,
 
     Args:
         obj: Tensors, NumPy arrays and scalars, numbers, strings, bytes, and dicts
-            (OrderedDicts), lists and tuples of them, nested freely.
+            (OrderedDicts), lists and tuples of them, nested freely. For a ``.safetensors``
+            path: a flat dict of names to Tensors or arrays.
         f: a path (written atomically) or a binary file object open for writing.
         pickle_protocol: pickle other objects with this protocol (opts in to pickle).
         allow_pickle: pickle other objects with the default protocol.
@@ -133,6 +165,7 @@ def save(obj: Any, f: PathOrFile, pickle_protocol: int | None = None,
     Example:
         >>> plugrad.save(model.state_dict(), "lenet.pkg")
         >>> model.load_state_dict(plugrad.load("lenet.pkg"))
+        >>> plugrad.save(model.state_dict(), "lenet.safetensors")  # for PyTorch / HF tools
     """
     if pickle_protocol is None and allow_pickle:
         pickle_protocol = pickle.DEFAULT_PROTOCOL
@@ -142,33 +175,11 @@ def save(obj: Any, f: PathOrFile, pickle_protocol: int | None = None,
                             f"{type(f).__name__}")
         _write_archive(obj, f, pickle_protocol)
         return
-    path = os.fspath(f)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            _write_archive(obj, handle, pickle_protocol)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable too (best effort: not every platform can open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):  # not every file system syncs directories
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    if os.fspath(f).endswith(_safetensors.SUFFIX):
+        data = _safetensors.encode(obj, repr(os.fspath(f)))  # errors before any file exists
+        write_atomically(f, lambda handle: handle.write(data))
+    else:
+        write_atomically(f, lambda handle: _write_archive(obj, handle, pickle_protocol))
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -188,18 +199,103 @@ def _device_resolver(map_location: MapLocation) -> Callable[[str], Any]:
                     f"got {type(map_location).__name__}")
 
 
+def _corrupt(name: str, what: str) -> CorruptFileError:
+    return CorruptFileError(f"load: {name} is corrupt or not a plugrad file: {what}")
+
+
+class _TreeCheck:
+    """Checks a manifest's object tree before anything is read: node types, field types and
+    nesting depth; collects the pickle entries the tree really holds."""
+
+    def __init__(self, archive: zipfile.ZipFile, name: str):
+        self.entries = set(archive.namelist())
+        self.name = name
+        self.pickles: list[str] = []
+
+    def node(self, node: Any, where: str, depth: int = 0) -> None:
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return
+        if depth >= MAX_DEPTH:
+            raise _corrupt(self.name, f"{where} is nested more than {MAX_DEPTH} levels deep")
+        if not isinstance(node, dict):
+            raise _corrupt(self.name, f"{where} is a JSON {type(node).__name__}; expected a "
+                                      f"number, string, null or an object node")
+        kind = node.get("type")
+        if kind in _ARRAY_NODES:
+            self._entry(node, "array", where)
+            if kind == "tensor" and not all(isinstance(node.get(field, ""), str)
+                                            for field in ("device", "class")):
+                raise _corrupt(self.name, f"{where}: a tensor's device and class must be "
+                                          f"strings")
+        elif kind == "pickle":
+            self.pickles.append(self._entry(node, "entry", where))
+        elif kind == "float":
+            value = node.get("value")
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise _corrupt(self.name, f"{where}: float value {value!r} is not a number "
+                                          f"string") from None
+        elif kind in ("dict", "odict", "list", "tuple"):
+            items = node.get("items")
+            if not isinstance(items, list):
+                raise _corrupt(self.name, f"{where}: a {kind} node's items are not a list")
+            for i, item in enumerate(items):
+                if kind in ("dict", "odict"):
+                    if not (isinstance(item, list) and len(item) == 2):
+                        raise _corrupt(self.name, f"{where}: item {i} of a {kind} is not a "
+                                                  f"[key, value] pair")
+                    self.node(item[0], f"{where} key {i}", depth + 1)
+                    self.node(item[1], f"{where}[{i}]", depth + 1)
+                else:
+                    self.node(item, f"{where}[{i}]", depth + 1)
+        else:
+            raise _corrupt(self.name, f"{where} has an entry of unknown type {kind!r}")
+
+    def _entry(self, node: dict, field: str, where: str) -> str:
+        entry = node.get(field)
+        if not isinstance(entry, str) or entry not in self.entries:
+            raise _corrupt(self.name, f"{where} refers to {entry!r}, which is not an entry of "
+                                      f"the archive")
+        return entry
+
+
 class _Reader:
-    def __init__(self, archive: zipfile.ZipFile, name: str, map_location: MapLocation,
-                 allow_pickle: bool):
+    """Decodes a checked object tree, reading each array entry once."""
+
+    def __init__(self, archive: zipfile.ZipFile, name: str, map_location: MapLocation):
         self.archive = archive
         self.name = name
         self.device_for = _device_resolver(map_location)
-        self.allow_pickle = allow_pickle
         self.cache: dict[str, Any] = {}
 
     def _array(self, entry: str) -> np.ndarray:
-        with self.archive.open(entry) as handle:
-            return np.lib.format.read_array(io.BytesIO(handle.read()), allow_pickle=False)
+        """The array in ``entry``, its header checked against the entry's size first."""
+        info = _stored(self.archive, entry, self.name)
+        with self.archive.open(info) as handle:
+            try:
+                version = np.lib.format.read_magic(handle)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f"npy format version {version}")
+                shape, fortran_order, dtype = read_header(handle)
+            except (ValueError, TypeError, SyntaxError) as exc:  # a header is a Python literal
+                raise _corrupt(self.name, f"{entry} has no valid .npy header ({exc})") from None
+            data_size = info.file_size - handle.tell()
+            if dtype.kind not in _ARRAY_KINDS or dtype.hasobject or dtype.shape:
+                raise _corrupt(self.name, f"{entry} holds dtype {dtype}; expected a bool, "
+                                          f"integer, float or complex dtype")
+            if any(size < 0 for size in shape):
+                raise _corrupt(self.name, f"{entry} claims the shape {shape}")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes != data_size:
+                raise _corrupt(self.name, f"{entry} claims shape {shape} of {dtype} "
+                                          f"({nbytes} bytes) but holds {data_size} bytes")
+            array = np.empty(shape, dtype, order="F" if fortran_order else "C")
+            _read_into(handle, memoryview(array.reshape(-1, order="A").view(np.uint8)),
+                       lambda: _corrupt(self.name, f"{entry} is truncated"))
+        return array
 
     def _tensor(self, node: dict) -> Tensor:
         array = self._array(node["array"])
@@ -212,87 +308,183 @@ class _Reader:
                                f"cannot be used here ({exc}); pass map_location, e.g. "
                                f"map_location='cpux'") from exc
         cls = Parameter if node.get("class") == "Parameter" else Tensor
-        return cls(array, dtype=array.dtype, device=device)
+        try:
+            return cls(array, dtype=array.dtype, device=device)
+        except (TypeError, ValueError) as exc:
+            raise _corrupt(self.name, f"{node['array']} cannot be a tensor ({exc})") from None
 
     def decode(self, node: Any) -> Any:
         if not isinstance(node, dict):
             return node
         kind = node["type"]
-        if kind in ("tensor", "ndarray", "npscalar", "bytes"):
+        if kind in _ARRAY_NODES:
             key = f"{kind}:{node['array']}"
             if key not in self.cache:
-                if kind == "tensor":
-                    value = self._tensor(node)
-                else:
-                    array = self._array(node["array"])
-                    value = array if kind == "ndarray" else array[()] if kind == "npscalar" \
-                        else array.tobytes()
-                self.cache[key] = value
+                self.cache[key] = self._tensor(node) if kind == "tensor" \
+                    else self._value(kind, node["array"])
             return self.cache[key]
         if kind == "float":
             return float(node["value"])
         if kind in ("dict", "odict"):
             pairs = [(self._key(k), self.decode(v)) for k, v in node["items"]]
-            return OrderedDict(pairs) if kind == "odict" else dict(pairs)
+            try:
+                return OrderedDict(pairs) if kind == "odict" else dict(pairs)
+            except TypeError as exc:  # an unhashable key
+                raise _corrupt(self.name, f"a dict key is unhashable ({exc})") from None
         if kind in ("list", "tuple"):
             items = [self.decode(v) for v in node["items"]]
             return items if kind == "list" else tuple(items)
-        if kind == "pickle":
-            with self.archive.open(node["entry"]) as handle:
-                return pickle.loads(handle.read())
-        raise CorruptFileError(f"load: {self.name} has an entry of unknown type {kind!r}")
+        with self.archive.open(node["entry"]) as handle:  # a pickle, allowed by the caller
+            return pickle.loads(handle.read())
+
+    def _value(self, kind: str, entry: str) -> Any:
+        array = self._array(entry)
+        if kind == "ndarray":
+            return array
+        if kind == "bytes":
+            return array.tobytes()
+        if array.shape != ():
+            raise _corrupt(self.name, f"{entry} holds a scalar of shape {array.shape}")
+        return array[()]
 
     def _key(self, node: Any) -> Any:
         key = self.decode(node)
         return tuple(key) if isinstance(key, list) else key
 
 
-def _open_archive(f: PathOrFile) -> tuple[zipfile.ZipFile, str]:
+def _stored(archive: zipfile.ZipFile, entry: str, name: str) -> zipfile.ZipInfo:
+    """``entry``'s info, checked to be stored uncompressed: then the data it unpacks to is
+    no larger than the file (a compressed entry could claim gigabytes in a few bytes)."""
+    info = archive.getinfo(entry)
+    if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+        raise _corrupt(name, f"{entry} is compressed; plugrad stores its entries uncompressed")
+    return info
+
+
+def _read_into(handle: BinaryIO, view: memoryview, truncated: Callable[[], Exception]) -> None:
+    """Fill ``view`` from ``handle`` in chunks (a single read would hold a second copy)."""
+    while view.nbytes:
+        count = handle.readinto(view[:_READ_CHUNK])
+        if not count:
+            raise truncated()
+        view = view[count:]
+
+
+# -- telling the formats apart --------------------------------------------------------------
+def _is_pickle(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL
+
+
+def _open_source(f: PathOrFile) -> tuple[BinaryIO, str, bool]:
+    """A seekable binary handle, the name for messages, and whether the handle is ours."""
     if isinstance(f, (str, os.PathLike)):
-        name, source = repr(os.fspath(f)), os.fspath(f)  # a missing file raises as usual
-    else:
-        name = repr(getattr(f, "name", f"<{type(f).__name__}>"))
-        source = f if f.seekable() else io.BytesIO(f.read())
-    try:
-        return zipfile.ZipFile(source), name
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise CorruptFileError(f"load: {name} is not a plugrad file, or it is truncated or "
-                               f"corrupt ({exc}); it was not written by plugrad.save, or the "
-                               f"write was cut short") from exc
+        return open(os.fspath(f), "rb"), repr(os.fspath(f)), True  # a missing file raises
+    if not hasattr(f, "read"):
+        raise TypeError(f"load: f must be a path or a binary file object; got "
+                        f"{type(f).__name__}")
+    name = repr(getattr(f, "name", f"<{type(f).__name__}>"))
+    if getattr(f, "seekable", lambda: False)():
+        return f, name, False
+    return io.BytesIO(f.read()), name, True
 
 
 def load(f: PathOrFile, map_location: MapLocation = None, allow_pickle: bool = False) -> Any:
-    """Load an object saved by :func:`save`.
+    """Load an object saved by :func:`save`, a safetensors file, or (with ``allow_pickle``) a
+    plain pickle such as ``megengine.save`` writes.
 
     Args:
         f: a path or a binary file object.
         map_location: where tensors go: None (the device each was saved from), a device
             string for all of them (``"cpux"``), a dict from saved to target devices
             (``{"gpu0": "cpu0"}``), or a callable ``saved_device -> device``.
-        allow_pickle: allow unpickling objects saved with pickle. Unpickling can run
-            arbitrary code: only pass True for files you trust.
+        allow_pickle: allow unpickling: objects a plugrad file holds as pickles, and plain
+            pickle files. Unpickling can run arbitrary code: only pass True for files you
+            trust.
 
     Raises:
-        CorruptFileError: the file is truncated, damaged or not a plugrad file.
+        CorruptFileError: the file is truncated, damaged or not in a format plugrad reads.
         PickleNotAllowedError: the file holds pickled objects and ``allow_pickle`` is False.
     """
-    archive, name = _open_archive(f)
+    source, name, owned = _open_source(f)
+    try:
+        start = source.tell()
+        head = source.read(16)
+        size = source.seek(0, io.SEEK_END) - start
+        source.seek(start)
+        if _is_pickle(head):
+            return _load_pickle(source, name, allow_pickle)
+        if _safetensors.looks_like_safetensors(head, size):
+            return _safetensors.decode(source.read(), name)
+        return _load_archive(source, name, map_location, allow_pickle)
+    finally:
+        if owned:
+            source.close()
+
+
+def _load_pickle(source: BinaryIO, name: str, allow_pickle: bool) -> Any:
+    if not allow_pickle:
+        raise PickleNotAllowedError(
+            f"load: {name} is a plain pickle file (as megengine.save and pickle.dump write), "
+            f"not a plugrad file; unpickling runs whatever code the file holds, so it is "
+            f"refused by default. If you trust the file, call plugrad.load(..., "
+            f"allow_pickle=True), then plugrad.save it again to get a file that loads safely")
+    try:
+        return pickle.load(source)
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"load: {name} pickles objects of the module {exc.name!r}, which is not installed "
+            f"here; a MegEngine file of Tensors needs megengine to unpickle, so save the state "
+            f"dict of NumPy arrays instead (megengine.save(model.state_dict(), path))",
+            name=exc.name) from exc
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise CorruptFileError(f"load: {name} is a truncated or corrupt pickle file "
+                               f"({type(exc).__name__}: {exc})") from exc
+
+
+def _load_archive(source: BinaryIO, name: str, map_location: MapLocation,
+                  allow_pickle: bool) -> Any:
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise CorruptFileError(f"load: {name} is not a plugrad file, or it is truncated or "
+                               f"corrupt ({exc}); it was not written by plugrad.save, or the "
+                               f"write was cut short") from exc
     with archive:
         try:
-            manifest = json.loads(archive.read(_MANIFEST))
-            if manifest.get("format") != FORMAT:
-                raise ValueError(f"format {manifest.get('format')!r}")
-            if manifest.get("version", 0) > VERSION:
-                raise ValueError(f"version {manifest['version']} is newer than this plugrad's "
-                                 f"{VERSION}; upgrade plugrad")
-            if manifest["pickles"] and not allow_pickle:
+            root = _read_manifest(archive, name)
+            check = _TreeCheck(archive, name)
+            check.node(root, "root")
+            if check.pickles and not allow_pickle:
                 raise PickleNotAllowedError(
-                    f"load: {name} holds {len(manifest['pickles'])} pickled Python object(s); "
+                    f"load: {name} holds {len(check.pickles)} pickled Python object(s); "
                     f"unpickling can run arbitrary code, so it is refused by default. If you "
                     f"trust the file, call plugrad.load(..., allow_pickle=True)")
-            return _Reader(archive, name, map_location, allow_pickle).decode(manifest["root"])
+            return _Reader(archive, name, map_location).decode(root)
         except (PickleNotAllowedError, CorruptFileError):
             raise
         except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise CorruptFileError(f"load: {name} is truncated or corrupt, or not a plugrad "
                                    f"file ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_manifest(archive: zipfile.ZipFile, name: str) -> Any:
+    """The manifest's object tree, after its format and version are checked."""
+    try:
+        manifest = json.loads(archive.read(_stored(archive, _MANIFEST, name)))
+    except RecursionError:
+        raise _corrupt(name, f"{_MANIFEST} is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise _corrupt(name, f"{_MANIFEST} is not text ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise _corrupt(name, f"{_MANIFEST} holds a {type(manifest).__name__}, not an object")
+    if manifest.get("format") != FORMAT:
+        raise _corrupt(name, f"format {manifest.get('format')!r}; expected {FORMAT!r}")
+    version = manifest.get("version", 0)
+    if not isinstance(version, int):
+        raise _corrupt(name, f"version {version!r} is not a number")
+    if version > VERSION:
+        raise CorruptFileError(f"load: {name} has format version {version}, newer than this "
+                               f"plugrad's {VERSION}; upgrade plugrad")
+    if "root" not in manifest:
+        raise _corrupt(name, f"{_MANIFEST} has no root object")
+    return manifest["root"]

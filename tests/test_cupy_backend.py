@@ -66,10 +66,10 @@ def checkout_env(tmp_path_factory) -> dict[str, str]:
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     folder = tmp_path_factory.mktemp("entry_points")
-    info = folder / f"plugrad-{project['version']}.dist-info"
+    info = folder / f"plugrad-{plugrad.__version__}.dist-info"
     info.mkdir()
     info.joinpath("METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: plugrad\nVersion: {project['version']}\n")
+        f"Metadata-Version: 2.1\nName: plugrad\nVersion: {plugrad.__version__}\n")
     lines = []
     for group, entries in project["entry-points"].items():
         lines.append(f"[{group}]")
@@ -109,10 +109,16 @@ def test_import_plugrad_and_the_plugin_module_import_no_cupy(checkout_env):
 
 
 # -- CuPy absent ------------------------------------------------------------------------------
-def test_without_cupy_info_reports_gpu_unavailable_with_the_reason(checkout_env):
+def test_without_cupy_info_says_not_installed_and_how_to_install_it(checkout_env):
     out = _run(checkout_env, INFO, hide_cupy=True)
     backends = out.split("backends:")[1].split("devices:")[0]
-    assert any(line.split()[:2] == ["cupy", "loaded"] for line in backends.splitlines())
+    # Registered, but its library is absent: "not installed" with the command, not "loaded".
+    lines = backends.splitlines()
+    cupy = next(i for i, line in enumerate(lines) if line.split()[:1] == ["cupy"])
+    assert lines[cupy].split()[1:3] == ["not", "installed"], lines[cupy]
+    assert lines[cupy + 1].split() == ["reason:", "No", "module", "named", "'cupy';", "pip",
+                                       "install", "'plugrad[cuda]'"]
+    assert any(line.split()[:2] == ["numpy", "loaded"] for line in lines)
     gpu = next(line for line in out.splitlines() if line.strip().startswith("gpu ")
                and "backend 'cupy'" in line)
     assert "unavailable: ModuleNotFoundError: No module named 'cupy'" in gpu

@@ -1,7 +1,7 @@
 """The example backend, installed for real with pip into a throwaway virtual environment.
 
 A session fixture creates a venv that sees this interpreter's site-packages (numpy, pluggy,
-pytest, plugrad's own entry point), installs ``examples/plugrad-ref-backend`` and the
+pytest, setuptools and wheel, plugrad's own entry point) through a ``.pth`` file, installs ``examples/plugrad-ref-backend`` and the
 deliberately broken ``tests/fixtures/plugrad-broken-backends`` into it offline, and every check
 runs in a subprocess of that venv's Python with this checkout first on ``PYTHONPATH``.
 """
@@ -56,20 +56,29 @@ def _pip_has_python_option() -> bool:
     return (major, minor) >= (22, 3)
 
 
+def _see_this_interpreters_packages(python: Path) -> None:
+    """Put this interpreter's site-packages on the new venv's path with a ``.pth`` file.
+
+    ``--system-site-packages`` would not do: from inside a virtual environment it exposes the
+    base interpreter's packages, not this environment's, so the build would meet whatever
+    setuptools the base has (often without ``bdist_wheel``) instead of the ``test`` extra's.
+    """
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = subprocess.run([str(python), "-c", where],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    ours = [path for path in site.getsitepackages() if os.path.isdir(path)]
+    Path(purelib, "_plugrad_test_parent.pth").write_text("\n".join(ours) + "\n")
+
+
 @pytest.fixture(scope="session")
 def venv(tmp_path_factory) -> Venv:
     base = tmp_path_factory.mktemp("plugin-venv")
     env_dir = base / "venv"
     fast = _pip_has_python_option()
-    command = [sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)]
+    command = [sys.executable, "-m", "venv", str(env_dir)]
     subprocess.run(command + (["--without-pip"] if fast else []), check=True)
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    # --system-site-packages reaches the base interpreter's packages; when this interpreter is
-    # itself a virtual environment, a .pth file adds its site-packages too.
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                              "['purelib'])"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    Path(purelib, "_plugrad_test_parent.pth").write_text("\n".join(site.getsitepackages()))
+    _see_this_interpreters_packages(python)
     # Build from copies: pip builds local projects in place and would leave build/ behind.
     sources = []
     for source in (EXAMPLE, BROKEN):

@@ -19,7 +19,8 @@ examples:
   python -m plugrad.conformance --backend numpy -k "softmax and gradient" -x
   python -m plugrad.conformance --kernel-table    # the kernel signatures, as Markdown
 
-The exit code is pytest's: 0 when every check passed, 1 when some failed, 4 on bad options.
+The exit code is pytest's: 0 when every check passed, 1 when some failed, 4 on bad options;
+2 when pytest is missing (pip install 'plugrad[conformance]').
 """
 
 
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not options.backend:
         _parser().error("--backend NAME is required (run 'plugrad info' to list backends)")
-    import pytest
-
+    try:
+        import pytest
+    except ModuleNotFoundError:
+        # pytest runs the suite but is no dependency of plugrad itself: say how to get it.
+        print("python -m plugrad.conformance: the suite runs on pytest, which is not installed; "
+              "pip install 'plugrad[conformance]'", file=sys.stderr)
+        return 2
     return int(pytest.main(build_pytest_args(options, extra)))

@@ -8,7 +8,7 @@ vjps are written with other ops, so backends never implement autograd.
 from __future__ import annotations
 
 import difflib
-import warnings
+import logging
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,6 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from plugrad.core.backend import DeviceType, Kernel
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "OpDef",
@@ -110,9 +112,8 @@ def _load_checked(device_type: DeviceType) -> dict[str, Kernel]:
         for name in unknown:
             close = difflib.get_close_matches(name, list(OPS), n=1)
             hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
-        warnings.warn(f"{_owner(device_type)}: kernels for ops plugrad does not know are "
-                      f"ignored: {', '.join(hints)}; 'plugrad info' lists the ops",
-                      RuntimeWarning, stacklevel=3)
+        log.warning("%s: kernels for ops plugrad does not know are ignored: %s; "
+                    "'plugrad info' lists the ops", _owner(device_type), ", ".join(hints))
     return kernels
 
 

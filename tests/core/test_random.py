@@ -29,3 +29,13 @@ def test_distributions():
     assert p.dtype == np.int32 and sorted(p.tolist()) == list(range(10))
     with pytest.raises(ValueError):
         R.normal(std=-1)
+
+
+def test_get_state_and_set_state_replay_the_default_generator():
+    R.seed(11)
+    R.uniform(size=(3,))
+    state = R.get_state()
+    first = R.normal(size=(4,)).numpy()
+    assert not np.array_equal(R.normal(size=(4,)).numpy(), first)
+    R.set_state(state)
+    np.testing.assert_array_equal(R.normal(size=(4,)).numpy(), first)

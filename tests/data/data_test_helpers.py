@@ -14,8 +14,32 @@ import time
 
 import numpy as np
 
-from plugrad.data.dataset import Dataset, StreamDataset
+from plugrad.data.dataset import MNIST, Dataset, StreamDataset
 from plugrad.data.transform import Transform
+
+
+_BESIDE_CHECKOUT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets",
+                                "mnist")
+
+
+def real_mnist() -> str | None:
+    """The folder holding the real MNIST files, or None when this machine has none.
+
+    ``$PLUGRAD_DATA_DIR/mnist`` (where plugrad keeps the files it downloads) is looked at first,
+    then ``../shared/datasets/mnist`` beside the checkout.
+    """
+    candidates = [_BESIDE_CHECKOUT]
+    if os.environ.get("PLUGRAD_DATA_DIR"):
+        candidates.insert(0, os.path.join(os.environ["PLUGRAD_DATA_DIR"], "mnist"))
+    for folder in candidates:
+        if all(os.path.exists(os.path.join(folder, name)) or
+               os.path.exists(os.path.join(folder, name + ".gz"))
+               for name in MNIST.split_files[True] + MNIST.split_files[False]):
+            return os.path.abspath(folder)
+    return None
+
+
+NO_MNIST = "the real MNIST files are neither in $PLUGRAD_DATA_DIR/mnist nor beside the checkout"
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:

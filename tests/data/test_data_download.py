@@ -3,6 +3,7 @@
 import hashlib
 import http.server
 import os
+import re
 import threading
 
 import numpy as np
@@ -87,27 +88,29 @@ def test_download_from_mirror_and_load(tmp_path, server, payload):
     assert sorted(os.listdir(root)) == sorted(files)
 
 
-def test_md5_mismatch_deleted_reported_next_mirror(tmp_path, server, payload):
+def test_md5_mismatch_deleted_reported_next_mirror(tmp_path, server, payload, caplog):
     url, handler = server
     files, _, _ = payload
     for name, (data, _) in files.items():
         handler.routes["/bad/" + name] = [("ok", b"not the file")]
         handler.routes["/good/" + name] = [("ok", data)]
     root = str(tmp_path / "root")
-    with pytest.warns(RuntimeWarning, match="MD5 mismatch.*deleted"):
+    with caplog.at_level("INFO", logger="plugrad"):
         ds = _mnist_class(files)(root, mirrors=[url + "/bad", url + "/good"])
+    assert re.search("MD5 mismatch.*deleted", caplog.text)
+    assert f"downloading {url}/bad/" in caplog.text and f"downloading {url}/good/" in caplog.text
     assert len(ds) == 6 and not _leftovers(root)
 
 
-def test_md5_mismatch_everywhere_fails_without_files(tmp_path, server, payload):
+def test_md5_mismatch_everywhere_fails_without_files(tmp_path, server, payload, caplog):
     url, handler = server
     files, _, _ = payload
     for name in files:
         handler.routes["/bad/" + name] = [("ok", b"garbage")]
     root = str(tmp_path / "root")
-    with pytest.warns(RuntimeWarning, match="MD5 mismatch"):
-        with pytest.raises(FileNotFoundError) as info:
-            _mnist_class(files)(root, mirrors=[url + "/bad/"])
+    with caplog.at_level("WARNING", logger="plugrad"), pytest.raises(FileNotFoundError) as info:
+        _mnist_class(files)(root, mirrors=[url + "/bad/"])
+    assert "MD5 mismatch" in caplog.text
     text = str(info.value)
     assert "MD5 mismatch" in text and root in text
     assert "train-images-idx3-ubyte.gz" in text and "train-labels-idx1-ubyte.gz" in text

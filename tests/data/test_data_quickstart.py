@@ -1,12 +1,10 @@
 """The data part of the MegEngine quick-start, with ``megengine`` replaced by ``plugrad``."""
-import os
 
 import numpy as np
 import pytest
-from data_test_helpers import make_mnist
+from data_test_helpers import NO_MNIST, make_mnist, real_mnist
 
-HERE = os.path.dirname(__file__)
-REAL_MNIST = os.path.join(HERE, "..", "..", "..", "shared", "datasets", "mnist")
+REAL_MNIST = real_mnist()
 
 
 def _run_quickstart(MNIST_DATA_PATH):
@@ -56,7 +54,7 @@ def test_quickstart_on_small_files(tmp_path):
     _check(*_run_quickstart(str(tmp_path)))
 
 
-@pytest.mark.skipif(not os.path.isdir(REAL_MNIST), reason="real MNIST not present")
+@pytest.mark.skipif(REAL_MNIST is None, reason=NO_MNIST)
 def test_quickstart_on_real_mnist():
     loaders = _run_quickstart(REAL_MNIST)
     assert len(loaders[0]) == 60000 and len(loaders[2]) == 938

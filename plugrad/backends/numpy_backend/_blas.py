@@ -1,44 +1,65 @@
-"""Run NumPy's OpenBLAS on one thread, unless the user chose a thread count.
+"""One BLAS thread while the numpy backend's GEMM kernels run; the user's setting everywhere else.
 
 The backend already spreads its big kernels over the cores itself (``parallel.py``), so BLAS
 threads on top only oversubscribe them; and OpenBLAS's threads wait for each other at every
 call: on a 2-core VM with other processes running, LeNet step medians were 6x (the direct
-kernels) to 28x (plugrad) slower with 2 BLAS threads than with 1, and on an idle one its
-spinning workers slowed the next PyTorch step in the same process from 4.8 to 7.8 ms.
+kernels) to 28x (plugrad) slower with 2 BLAS threads than with 1.
 
-Applied once, when the numpy backend's kernels are first loaded (not at import), and only when
-none of ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` is set.
-``PLUGRAD_BLAS_THREADS`` picks the count; 0 leaves the BLAS alone. The library is found among
-the process's mapped files (Linux); elsewhere nothing changes.
+The limit is scoped: :func:`scoped` wraps the kernels that call BLAS (``BLAS_KERNELS``) so the
+thread count of every BLAS library threadpoolctl finds (OpenBLAS, MKL, BLIS, whatever their
+threading layer, OpenMP included) is set on entry and put back on exit; NumPy code of the user's
+own sees the count it had before. A kernel's work on the pool's threads (``_threads.py``) runs
+inside its caller's scope, and a kernel called inside another shares the outer one's.
+
+Only calls on the main thread set the count: OpenBLAS (0.3.31, in NumPy's wheels) ignores
+``openblas_set_num_threads`` from other threads once the main thread has set it, so a count set
+or restored there could be lost, and the user's setting with it. Kernels called on other threads
+run with the process's count (or one, while a main-thread kernel is running: the setting is
+process-wide, which also holds for BLAS calls of the user's own made on other threads meanwhile).
+
+Only BLAS's own setters are used: the OpenMP runtime's ``omp_set_num_threads`` is per thread and
+plugrad's kernels run no OpenMP regions of their own.
+
+Scoping a kernel call costs 3-8 us (one get and two sets through threadpoolctl's controllers,
+built once; ``threadpoolctl.threadpool_limits`` rescans the process's libraries on every use,
+about 450 us here), for some 11 calls in a LeNet step. On that step at batch 64
+(``benchmarks/blas_scope_ab.py``, one process, a busy 2-core VM) the per-kernel scope was as
+fast as one limit held around the whole step (medians 6.40 vs 6.47 ms, and 6.48 vs 6.84 in a
+second run), against 302-303 ms with BLAS left at its 2 threads. GEMMs too small for OpenBLAS
+to thread skip the scope (``ONE_THREAD_GEMM_WORK``).
+
+``PLUGRAD_BLAS_THREADS`` picks the count; 0 leaves BLAS alone. When it is unset and one of
+``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``BLIS_NUM_THREADS`` is set,
+the user has chosen and BLAS is left alone too.
 """
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
+import threading
+from typing import Any, Callable
 
-__all__ = ["limit_blas_threads", "DEFAULT_BLAS_THREADS"]
+__all__ = ["BLAS_KERNELS", "DEFAULT_BLAS_THREADS", "blas_threads", "scoped"]
 
 DEFAULT_BLAS_THREADS = 1
-_USER_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# NumPy's wheels bundle scipy-openblas (64-bit ints, prefixed symbols); distributions link
-# the plain library.
-_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-            "openblas_set_num_threads64_", "openblas_set_num_threads")
-_applied: list[int] = []
+#: The numpy backend's kernels that reach BLAS (through ``matmul``).
+BLAS_KERNELS = ("matmul", "linear", "conv2d", "conv2d_bias", "conv2d_grad_input",
+                "conv2d_grad_weight")
+#: OpenBLAS runs a GEMM of at most this m*n*k on one thread whatever its setting
+#: (``interface/gemm.c``: 65536 * GEMM_MULTITHREAD_THRESHOLD 4), so a matmul or linear that
+#: small runs unscoped: a scope costs more than a 4x4 matmul.
+ONE_THREAD_GEMM_WORK = 65536 * 4
+#: Upper bounds of the m*n*k of each GEMM a kernel call makes, for the kernels often called small.
+_GEMM_WORK: dict[str, Callable[..., int]] = {
+    "matmul": lambda a, b, *_, **__: a.size * (b.shape[-1] if b.ndim else 1),
+    "linear": lambda x, w, *_, **__: x.size * w.shape[0],
+}
+_USER_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                   "BLIS_NUM_THREADS")
 
 
-def limit_blas_threads() -> int:
-    """Set OpenBLAS's thread count (once); returns the count set, or 0 when left alone."""
-    if _applied:
-        return _applied[0]
-    threads = _requested()
-    if threads > 0 and not _set_openblas_threads(threads):
-        threads = 0
-    _applied.append(threads)
-    return threads
-
-
-def _requested() -> int:
+def blas_threads() -> int:
+    """The BLAS thread count plugrad's GEMM kernels run with; 0 when BLAS is left alone."""
     value = os.environ.get("PLUGRAD_BLAS_THREADS")
     if value is None:
         if any(os.environ.get(name) for name in _USER_VARIABLES):
@@ -50,26 +71,72 @@ def _requested() -> int:
         return 0
 
 
-def _openblas_paths() -> list[str]:
+class _Scope:
+    """Holds every BLAS library at ``threads`` while a main-thread kernel call is inside."""
+
+    def __init__(self, threads: int, libraries: list[Any]):
+        self.threads = threads
+        self.libraries = libraries
+        self.inside = 0  # main-thread calls under way (a kernel may call another)
+        self.saved: list[tuple[Any, int]] = []
+
+    def enter(self) -> None:
+        if self.inside == 0:
+            self.saved = []
+            for library in self.libraries:
+                current = library.get_num_threads()
+                if current != self.threads:
+                    library.set_num_threads(self.threads)
+                    self.saved.append((library, current))
+        self.inside += 1
+
+    def exit(self) -> None:
+        self.inside -= 1
+        if self.inside == 0:
+            for library, threads in self.saved:
+                library.set_num_threads(threads)
+            self.saved = []
+
+
+def _blas_libraries() -> list[Any]:
     try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a dependency, but a bare checkout on PYTHONPATH may lack it
         return []
-    return sorted(path for path in paths if path.startswith("/") and ".so" in path)
+    return [library for library in ThreadpoolController().lib_controllers
+            if library.user_api == "blas"]
 
 
-def _set_openblas_threads(threads: int) -> bool:
-    for path in _openblas_paths():
-        try:
-            library = ctypes.CDLL(path)  # already loaded by NumPy: this only finds its handle
-        except OSError:
-            continue
-        for name in _SETTERS:
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter.argtypes = [ctypes.c_int]
-                setter.restype = None
-                setter(threads)
-                return True
-    return False
+def scoped(kernels: dict[str, Callable]) -> dict[str, Callable]:
+    """``kernels`` with each of ``BLAS_KERNELS`` run under the BLAS thread limit.
+
+    Call it after NumPy is imported (its BLAS must be loaded to be found); with the limit off or
+    no BLAS library found, ``kernels`` comes back unchanged.
+    """
+    threads = blas_threads()
+    libraries = _blas_libraries() if threads > 0 else []
+    if not libraries:
+        return kernels
+    scope = _Scope(threads, libraries)
+
+    main_thread, current = threading.main_thread, threading.get_ident
+
+    def wrap(name: str, kernel: Callable) -> Callable:
+        enter, exit_ = scope.enter, scope.exit
+        work = _GEMM_WORK.get(name)
+
+        @functools.wraps(kernel)
+        def run(*args, **kwargs):
+            if current() != main_thread().ident or (
+                    work is not None and work(*args, **kwargs) <= ONE_THREAD_GEMM_WORK):
+                return kernel(*args, **kwargs)
+            enter()
+            try:
+                return kernel(*args, **kwargs)
+            finally:
+                exit_()
+
+        return run
+
+    return {**kernels, **{name: wrap(name, kernels[name]) for name in BLAS_KERNELS
+                          if name in kernels}}

@@ -19,17 +19,17 @@ def _namespace() -> ModuleType:
 
 def _kernels():
     from plugrad.backends.numpy_backend import parallel
-    from plugrad.backends.numpy_backend._blas import limit_blas_threads
+    from plugrad.backends.numpy_backend._blas import scoped
     from plugrad.backends.numpy_backend._malloc import keep_freed_memory
     from plugrad.backends.numpy_backend.kernels import kernel_table
 
     keep_freed_memory()  # numpy frees and re-allocates each step's arrays: keep them mapped
-    limit_blas_threads()  # small GEMMs: one BLAS thread is as fast idle, far steadier busy
     # The whole table, generic kernels included: NumPy returns scalars for 0-d results, and
     # kernel_table wraps every kernel that may into one returning arrays.
     table = kernel_table(np)
     table.update(parallel.split_kernels(table, np))  # big batches split over threads
-    return table
+    # one BLAS thread inside its GEMM kernels only: as fast idle, far steadier busy (_blas.py)
+    return scoped(table)
 
 
 def _to_host(array: np.ndarray) -> np.ndarray:

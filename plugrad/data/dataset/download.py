@@ -11,14 +11,16 @@ import contextlib
 import gzip
 import hashlib
 import http.client
+import logging
 import os
 import socket
 import tempfile
 import time
 import urllib.error
 import urllib.request
-import warnings
 from typing import Any, Callable, List, Optional, Sequence
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DownloadError", "download_file", "md5sum"]
 
@@ -91,7 +93,7 @@ def download_file(
     Each mirror gets ``1 + retries`` attempts for transient failures (connection errors,
     timeouts, 5xx, short reads) with exponential ``backoff``; a 4xx answer or an MD5
     mismatch moves on to the next mirror at once. A file whose MD5 mismatches is deleted
-    and reported with a :class:`RuntimeWarning`. ``opener`` defaults to
+    and reported on the ``plugrad.data.dataset.download`` logger. ``opener`` defaults to
     :func:`urllib.request.urlopen` (``file://`` mirrors work too) and exists so tests and
     unusual setups can supply their own transport. Returns the final path.
     """
@@ -104,6 +106,7 @@ def download_file(
         url = base if base.endswith("/") else base + "/"
         url += filename
         for attempt in range(retries + 1):
+            log.info("downloading %s", url)
             try:
                 tmp, digest = _fetch_to_temp(url, dest_dir, filename, timeout, opener)
             except urllib.error.HTTPError as exc:
@@ -120,17 +123,12 @@ def download_file(
                         "{}: MD5 mismatch (expected {}, got {}); the downloaded file was "
                         "deleted".format(url, md5, digest)
                     )
-                    warnings.warn(msg, RuntimeWarning, stacklevel=2)
+                    log.warning("%s", msg)
                     problems.append(msg)
                     break
                 if md5 is None:
-                    warnings.warn(
-                        "no known MD5 checksum for {}; the download was not verified".format(
-                            filename
-                        ),
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
+                    log.warning("no known MD5 checksum for %s; the download was not verified",
+                                filename)
                 os.replace(tmp, final)
                 return final
             if attempt < retries and backoff > 0:

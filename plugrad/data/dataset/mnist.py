@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -11,6 +11,8 @@ import numpy as np
 from .download import DownloadError, download_file, md5sum
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, IDXFormatError, read_idx
 from .meta_dataset import Dataset
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MNIST", "FashionMNIST", "default_root"]
 
@@ -181,13 +183,8 @@ class MNIST(Dataset):
         key = base[:-3] if base.endswith(".gz") else base
         want = self.raw_md5.get(key)
         if want is None:
-            warnings.warn(
-                "{}: no known MD5 for the uncompressed {}; skipping verification".format(
-                    self.name, key
-                ),
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            log.warning("%s: no known MD5 for the uncompressed %s; skipping verification",
+                        self.name, key)
             return
         try:
             got = md5sum(path, decompress=base.endswith(".gz"))
