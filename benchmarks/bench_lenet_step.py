@@ -15,7 +15,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lenet_step import initial_state, kernels_step, make_batch, plugrad_step  # noqa: E402
+from lenet_step import (initial_state, kernels_step, make_batch, plugrad_step,  # noqa: E402
+                        traced_step)
 
 
 def _run(benchmark, make):
@@ -32,3 +33,7 @@ def test_lenet_step_plugrad(benchmark):
 
 def test_lenet_step_kernels_directly(benchmark):
     _run(benchmark, kernels_step)
+
+
+def test_lenet_step_traced(benchmark):
+    _run(benchmark, traced_step)

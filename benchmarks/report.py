@@ -1,12 +1,15 @@
-"""plugrad's numpy backend against PyTorch CPU, in one run: the LeNet step, the framework's
-overhead, per-op overhead on small tensors, and scaling with the batch size.
+"""plugrad's numpy backend against PyTorch CPU, in one run: the LeNet step (eager and traced
+with plugrad.jit.trace), the framework's overhead, per-op overhead on small tensors (eager and
+inside a traced function), and scaling with the batch size.
 
     PYTHONPATH=. python benchmarks/report.py [--steps 200] [--batches 16,64,256] [--out FILE]
 
 Every comparison interleaves its contenders in rounds (each round starts with two untimed
 steps), so a shared machine's drift hits them alike; medians are reported with minimums beside
 them. "kernels" is the LeNet step written by hand over the numpy backend's kernel functions (no
-Tensors, tape or dispatch): plugrad's framework overhead is (plugrad - kernels) / plugrad.
+Tensors, tape or dispatch): plugrad's framework overhead is (plugrad - kernels) / plugrad, and
+the traced step's (traced - kernels) / traced. The traced replay's own cost is also timed alone,
+its kernels replaced by the arrays they returned.
 PyTorch is optional (without it only plugrad and the direct kernels are timed); it runs with its
 default thread count unless ``--torch-threads`` is given.
 """
@@ -14,14 +17,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 import timeit
 from typing import Callable
 
 import numpy as np
 from compare_torch import _time_rounds
-from lenet_step import initial_state, kernels_step, make_batch, plugrad_step, torch_step
+from lenet_step import (
+    initial_state,
+    kernels_step,
+    make_batch,
+    plugrad_step,
+    torch_step,
+    traced_step,
+)
 
 import plugrad  # noqa: E402
+import plugrad.jit  # noqa: E402,F401
 
 try:
     import torch
@@ -37,7 +49,8 @@ def lenet(batch: int, steps: int, warmup: int, with_kernels: bool = True) -> dic
     """Median and minimum ms per step of each side, interleaved in rounds."""
     state = initial_state()
     images, labels = make_batch(batch)
-    sides: dict[str, Callable] = {"plugrad": plugrad_step(state, images, labels)}
+    sides: dict[str, Callable] = {"plugrad": plugrad_step(state, images, labels),
+                                  "traced": traced_step(state, images, labels)}
     if with_kernels:
         sides["kernels"] = kernels_step(state, images, labels)
     if torch is not None:
@@ -50,9 +63,13 @@ def step_section(result: dict, batch: int) -> list[str]:
     lines = [f"## LeNet training step, batch {batch} (median ms, min in brackets)"]
     for name, (median, low) in result.items():
         lines.append(f"  {name:8s} {median:7.2f}  ({low:.2f})")
-    plug, kern = result["plugrad"], result["kernels"]
-    lines.append(f"  framework overhead: {(plug[0] - kern[0]) / plug[0] * 100:5.1f}% of the step "
-                 f"(medians; {(plug[1] - kern[1]) / plug[1] * 100:.1f}% on minimums)")
+    kern = result["kernels"]
+    for name in ("plugrad", "traced"):
+        side = result[name]
+        lines.append(f"  {name} framework overhead: {(side[0] - kern[0]) / side[0] * 100:5.1f}% "
+                     f"of the step (medians; {(side[1] - kern[1]) / side[1] * 100:.1f}% on "
+                     f"minimums)")
+    plug = result["plugrad"]
     if "torch" in result:
         lines.append(f"  plugrad / torch:    {plug[0] / result['torch'][0]:5.2f}   "
                      f"(minimums {plug[1] / result['torch'][1]:.2f})")
@@ -98,6 +115,114 @@ def op_section(number: int = 20000, rounds: int = 5) -> list[str]:
     return lines
 
 
+def _stubbed_plan(program, run) -> list:
+    """``program``'s plan with every kernel (and the optimizer's host update) replaced by the
+    value it returned when ``run`` ran the real plan once: what remains is the replay's own
+    work (the slot loop, state loads, gradient writes)."""
+    returned: dict[int, object] = {}
+
+    def keep(kernel, slot):
+        def call(*arrays, **attrs):
+            returned[slot] = out = kernel(*arrays, **attrs)
+            return out
+        return call
+
+    real = program.plan
+    program.plan = [(keep(fn, out), gather, attrs, out) for fn, gather, attrs, out in real]
+    run()
+    program.plan = real
+    own = ("<load>", "<set data>", "<set grad>", "<free>")
+    return [(fn, gather, attrs, out) if step.op in own
+            else ((lambda value: lambda *a, **k: value)(returned[out]), gather, attrs, out)
+            for step, (fn, gather, attrs, out) in zip(program.steps, real)]
+
+
+def _unrolled(program, inputs) -> Callable[[], object]:
+    """``program``'s kernels called directly, as straight-line code over local variables: the
+    same calls the replay makes, without its loop and slot list."""
+    names, lines = {}, ["def run(inputs):"]
+    lines += [f"    s{slot} = inputs[{i}]._data" for i, slot in enumerate(program.inputs)]
+    for slot in program.constants:
+        lines.append(f"    s{slot} = const{slot}")
+        names[f"const{slot}"] = program.constants[slot]
+    for i, step in enumerate(program.steps):
+        names[f"f{i}"], names[f"a{i}"] = step.fn, step.attrs
+        args = "".join(f"s{slot}, " for slot in step.inputs)
+        lines.append(f"    s{step.out} = f{i}({args}**a{i})")
+    lines.append(f"    return s{program.outputs[0][0]}")
+    exec("\n".join(lines), names)  # noqa: S102  (code generated from the program above)
+    run = names["run"]
+    return lambda: run(inputs)
+
+
+def _paired(first: Callable, second: Callable, count: int, warmup: int) -> tuple:
+    """Per-pair time differences ``first - second`` (the order alternates each pair, so drift on
+    a shared machine cancels), and each side's times."""
+    for _ in range(warmup):
+        first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(count):
+        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+            fn = first if side == 0 else second
+            start = time.perf_counter()
+            fn()
+            times[side].append(time.perf_counter() - start)
+    return [a - b for a, b in zip(*times)], times
+
+
+def traced_section(batch: int, steps: int, warmup: int, rounds: int = 5) -> list[str]:
+    """The traced LeNet step against the same kernels called directly, the replay's own time,
+    and a 4x4 add inside a traced function."""
+    state, (images, labels) = initial_state(), make_batch(batch)
+    step = traced_step(state, images, labels)
+    for _ in range(3):
+        step()
+    program = next(iter(step.trace.programs.values()))
+    direct = traced_step(state, images, labels)
+    for _ in range(3):
+        direct()
+    same_kernels = _unrolled(next(iter(direct.trace.programs.values())), direct.inputs)
+    differences, times = _paired(step, same_kernels, steps * 2, warmup)
+    (traced, traced_min), (kernels, kernels_min) = (_ms(times[k]) for k in (0, 1))
+    real, program.plan = program.plan, _stubbed_plan(program, step)
+    alone = min(timeit.repeat(step, number=steps, repeat=rounds)) / steps * 1e3
+    program.plan = real
+    lines = [f"## Traced LeNet step, batch {batch}: {len(program.steps)} replay steps, "
+             f"{program.kernel_calls} of them kernels (median ms, min in brackets)",
+             f"  traced         {traced:7.2f}  ({traced_min:.2f})",
+             f"  same kernels   {kernels:7.2f}  ({kernels_min:.2f})   (the recorded calls "
+             f"unrolled into straight-line code)",
+             f"  replay overhead: {statistics.median(differences) * 1e6:+.1f} us = "
+             f"{statistics.median(differences) * 1e3 / traced * 100:+.2f}% of the step (median of "
+             f"the paired differences; medians alone: "
+             f"{(traced - kernels) / traced * 100:+.2f}%)",
+             f"  replay alone (kernels and optimizer update stubbed): {alone * 1e3:6.1f} us = "
+             f"{alone / traced_min * 100:.2f}% of the fastest traced step"]
+    chain = 100
+    a, b = (plugrad.Tensor(np.full((4, 4), v, np.float32)) for v in (1.0, 0.5))
+    x, y = a._data, b._data
+    add = a.device.kernels["add"]
+
+    @plugrad.jit.trace(symbolic=True)
+    def adds(p, q):
+        for _ in range(chain):
+            p = p + q
+        return p
+
+    adds(a, b)
+    number = 2000
+    per_op = min(timeit.repeat(lambda: adds(a, b), number=number, repeat=rounds)) \
+        / (number * chain)
+    direct = {name: min(timeit.repeat(fn, number=number * chain, repeat=rounds))
+              / (number * chain) for name, fn in (("kernel", lambda: add(x, y)),
+                                                  ("numpy", lambda: x + y))}
+    lines.append(f"  4x4 add inside a traced function ({chain} adds per call): {per_op * 1e6:.2f} "
+                 f"us per op; the backend's add kernel called directly {direct['kernel'] * 1e6:.2f}"
+                 f" us (numpy's a + b {direct['numpy'] * 1e6:.2f} us): replay cost "
+                 f"{(per_op - direct['kernel']) * 1e6:+.2f} us per op")
+    return lines
+
+
 def scaling_section(batches: list[int], steps: int, warmup: int) -> list[str]:
     lines = ["## Batch scaling (median ms per step; min in brackets)",
              "  batch     plugrad          kernels          torch            plugrad/torch"]
@@ -132,6 +257,7 @@ def main() -> None:
                   f"threads in its GEMMs {_blas.blas_threads() or 'untouched'}")
     lines = ["# plugrad vs PyTorch CPU: " + ", ".join(header), ""]
     lines += step_section(lenet(args.batch, args.steps, args.warmup), args.batch) + [""]
+    lines += traced_section(args.batch, args.steps, args.warmup) + [""]
     lines += op_section() + [""]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     if batches:

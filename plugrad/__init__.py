@@ -23,6 +23,19 @@ __version__ = "0.1.0"
 # so a later ``import plugrad.tensor`` finds it loaded and leaves this name alone.
 tensor = Tensor
 
+# Heavier packages load on first use, so ``plugrad.jit.trace`` works after a bare ``import plugrad``
+# (as in MegEngine) and ``import plugrad`` stays light.
+_LAZY_SUBMODULES = ("data", "distributed", "jit", "module", "nn")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"plugrad.{name}")
+    raise AttributeError(f"module 'plugrad' has no attribute {name!r}")
+
+
 __all__ = [
     "Tensor", "Parameter", "tensor", "functional", "random", "autodiff", "optimizer",
     "get_default_device", "set_default_device", "using_device", "get_device_count",

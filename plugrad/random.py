@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from plugrad.core import dispatch
 from plugrad.core.device import get_device
 from plugrad.core.dispatch import create
 from plugrad.core.tensor import Tensor
@@ -46,6 +47,8 @@ class RNG:
         self._device = device
 
     def _next_seed(self) -> int:
+        if dispatch.tracer is not None:  # a traced random op draws from this generator again
+            dispatch.tracer.seeded_by(self)
         return int(self._generator.integers(0, 2**63 - 1))
 
     def _draw(self, op: str, size: Any, device: Any) -> Tensor:
@@ -72,6 +75,10 @@ class RNG:
     def permutation(self, n: int | Tensor, *, dtype: str = "int32",
                     device: Any = None) -> Tensor:
         """A random permutation of ``range(n)``, or of a tensor's first axis (a new tensor)."""
+        if dispatch.tracer is not None:
+            dispatch.tracer.refuse("permutation draws on the host; a replay would repeat this "
+                                   "call's order. Draw it outside the traced function and pass "
+                                   "it in as a Tensor argument")
         if isinstance(n, Tensor):
             if n.ndim == 0:
                 raise ValueError("permutation: a 0-d tensor has no first axis to permute")

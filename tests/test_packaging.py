@@ -70,3 +70,24 @@ def test_conformance_without_pytest_names_the_extra():
     assert done.returncode == 2
     assert done.stderr == ("python -m plugrad.conformance: the suite runs on pytest, which is "
                            "not installed; pip install 'plugrad[conformance]'\n")
+
+
+def test_import_plugrad_is_light_and_its_subpackages_load_on_first_use():
+    # MegEngine users write ``plugrad.jit.trace`` after ``import plugrad``; the heavy optional
+    # libraries still load only when something asks for them.
+    code = (
+        "import sys, plugrad\n"
+        "heavy = ('onnx', 'onnxruntime', 'mpi4py', 'cupy', 'plugrad.jit', 'plugrad.distributed',"
+        " 'PIL', 'matplotlib', 'safetensors')\n"
+        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
+        "assert callable(plugrad.jit.trace) and callable(plugrad.distributed.get_rank)\n"
+        "assert plugrad.module.Linear is plugrad.nn.Linear\n"
+        "assert plugrad.data.DataLoader.__name__ == 'DataLoader'\n"
+        "assert 'onnx' not in sys.modules and 'mpi4py' not in sys.modules\n"
+        "try:\n"
+        "    plugrad.no_such_thing\n"
+        "except AttributeError as exc:\n"
+        "    assert 'no_such_thing' in str(exc)\n"
+        "else:\n"
+        "    raise SystemExit('plugrad.no_such_thing did not raise')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

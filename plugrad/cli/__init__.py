@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "plugrad.cli.evaluate",
     "predict": "plugrad.cli.predict",
     "info": "plugrad.cli.info",
+    "export": "plugrad.cli.export",
 }
 
 

@@ -16,7 +16,11 @@ from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
 __all__ = ["apply", "update", "record", "binary", "promote_pair", "create", "check_broadcast",
-           "common_device", "as_tensor_like"]
+           "common_device", "as_tensor_like", "tracer"]
+
+#: The recorder of the ``plugrad.jit.trace`` being recorded, or None. Dispatch reads it once per
+#: op call: recording costs nothing else while no trace records.
+tracer: Any = None
 
 
 def common_device(op: str, inputs: tuple[Tensor, ...]):
@@ -108,16 +112,16 @@ def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
     if recording and op in DECOMPOSE_WHEN_RECORDING \
             and any(t._node is not None for t in inputs):
         return _without_kernel(op, device, inputs, attrs)
+    called = _native(attrs, device) if "dtype" in attrs else attrs
     try:
-        if "dtype" in attrs:
-            out = kernel(*[t._data for t in inputs], **_native(attrs, device))
-        else:
-            out = kernel(*[t._data for t in inputs], **attrs)
+        out = kernel(*[t._data for t in inputs], **called)
     except Exception as exc:
         raise _kernel_failed(op, device, inputs, attrs, exc) from exc
     result = wrap(out, device)
     if recording:
         record(OPS[op], inputs, attrs, result)
+    if tracer is not None:
+        tracer.record(op, kernel, inputs, called, out, device)
     return result
 
 
@@ -138,6 +142,8 @@ def update(op: str, inputs: tuple[Tensor, ...], writes: tuple[Tensor, ...], **at
             results = kernel(*[t._data for t in inputs], **attrs)
         except Exception as exc:
             raise _kernel_failed(op, device, inputs, attrs, exc) from exc
+        if tracer is not None:
+            tracer.record(op, kernel, inputs, attrs, results, device)
     for tensor, array in zip(writes, results):
         tensor._set_data(array)
 
@@ -158,6 +164,8 @@ def create(op: str, device, **attrs: Any) -> Tensor:
                 out = kernel(**attrs)
     except Exception as exc:
         raise _kernel_failed(op, device, (), attrs, exc) from exc
+    if tracer is not None:
+        tracer.record(op, kernel, (), attrs, out, device)
     return wrap(out, device)
 
 

@@ -20,6 +20,8 @@ ShapeLike = Any
 
 
 def _host(t: "Tensor") -> np.ndarray:
+    if _dispatch.tracer is not None:  # a traced function reads a value: jit must know
+        _dispatch.tracer.read(t)
     device = t._device
     return device.type.to_host(t._data)
 
@@ -79,7 +81,10 @@ class Tensor:
             if device_obj.physical == data._device.physical and same_dtype:
                 # The backend's copy kernel, not ndarray.copy(): CuPy copies onto the current
                 # device, which on a machine with several GPUs need not be this one.
-                array = device_obj.kernels["copy"](data._data)
+                copy = device_obj.kernels["copy"]
+                array = copy(data._data)
+                if _dispatch.tracer is not None:
+                    _dispatch.tracer.record("copy", copy, (data,), {}, array, device_obj)
             else:
                 array = _to_backend_array(_host(data), dtype or data._dtype, device_obj)
         else:

@@ -9,8 +9,10 @@ gradient, as in MegEngine. Every rank of the group must make the same calls in t
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
+from plugrad.core import dispatch
 from plugrad.core.dispatch import apply, record
 from plugrad.core.registry import OpDef
 from plugrad.core.tensor import Tensor, wrap
@@ -34,7 +36,11 @@ def _collective(definition: OpDef, run: Callable[[Any, Any], Any], inp: Tensor, 
                 **attrs: Any) -> Tensor:
     """Run ``run(communicator, array)`` on ``inp`` and record ``definition`` for the tape."""
     device = inp._device
-    out = wrap(run(communicator(group, device), inp._data), device)
+    comm = communicator(group, device)
+    out = wrap(run(comm, inp._data), device)
+    if dispatch.tracer is not None:  # not a dispatched op: a traced step must still replay it
+        dispatch.tracer.record(definition.name, functools.partial(run, comm), (inp,), {},
+                               out._data, device)
     if definition.differentiable:
         record(definition, (inp,), dict(attrs, group=group), out)
     return out

@@ -43,6 +43,7 @@ class _AdamBase(Optimizer):
     not added to the gradient)."""
 
     decoupled = False
+    _host_counted = True
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -106,6 +107,8 @@ class Adagrad(Optimizer):
         eps: added inside the square root for stability.
         weight_decay: L2 penalty.
     """
+
+    _host_counted = True
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 0.01,
                  lr_decay: float = 0.0, eps: float = 1e-10, weight_decay: float = 0.0):

@@ -15,11 +15,13 @@ import pytest
 from plugrad.distributed.launcher import find_mpiexec
 
 HERE = Path(__file__).resolve().parent
-MNIST = HERE.parent.parent.parent / "shared" / "datasets" / "mnist"
+sys.path.insert(0, str(HERE.parent / "data"))
+from data_test_helpers import NO_MNIST, real_mnist  # noqa: E402
+
+MNIST = Path(real_mnist() or HERE / "no-mnist")
 PROGRAM = HERE / "dp_lenet.py"
 
-pytestmark = pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists(),
-                                reason="the real MNIST files are not beside this checkout")
+pytestmark = pytest.mark.skipif(real_mnist() is None, reason=NO_MNIST)
 
 
 def _run(command: list[str], out: Path) -> dict[str, np.ndarray]:

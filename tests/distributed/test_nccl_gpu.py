@@ -16,12 +16,11 @@ import pytest
 from plugrad.core import device as devices
 from plugrad.distributed.launcher import find_mpiexec
 
-from test_dp_equivalence import MNIST, PROGRAM, _assert_same_training
+from test_dp_equivalence import MNIST, NO_MNIST, PROGRAM, _assert_same_training
 
 GPUS = devices.get_device_count("gpu")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPUS == 0, reason="CuPy sees no CUDA device"),
-              pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists(),
-                                 reason="the real MNIST files are not beside this checkout")]
+              pytest.mark.skipif(not MNIST.exists(), reason=NO_MNIST)]
 
 
 def test_two_ranks_on_the_gpu_match_one_process(tmp_path):
