@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import plugrad
@@ -54,8 +55,10 @@ def kernels():
     if "signnan" in BREAK:
         sign = table["sign"]
         table["sign"] = lambda x: np.nan_to_num(sign(x))
-    if "boolabs" in BREAK:
-        table["abs"] = lambda x: np.abs(x.astype(np.int32)) if x.dtype == np.bool_ else np.abs(x)
+    if "boolmatmul" in BREAK:
+        matmul = table["matmul"]
+        table["matmul"] = lambda x, y: matmul(x.astype(np.int32), y.astype(np.int32)) \
+            if x.dtype == np.bool_ else matmul(x, y)
     return table
 
 
@@ -227,30 +230,30 @@ def test_kernel_table_command_prints_every_op():
     done = run("--kernel-table")
     assert done.returncode == 0
     for name in registry.OPS:
-        assert f"| `{name}` | `{contract.signature(name)}` |" in done.stdout
+        shown = contract.signature(name).replace("|", "\\|")
+        assert f"| `{name}` | `{shown}` |" in done.stdout
 
 
-def test_every_op_has_a_record_and_a_contract():
+def test_every_op_has_a_record_and_a_declaration():
     assert table.uncovered_ops() == []
-    assert contract.uncontracted_ops() == []
+    assert contract.undeclared_ops() == []
 
 
-def test_a_new_op_is_reported_until_it_has_a_record_and_a_contract():
-    registry.primitive("conformance_probe", differentiable=False)
+def test_a_new_op_is_reported_until_it_has_a_record_and_its_declaration_is_the_contract():
+    registry.primitive("conformance_probe", "x, *, scale: float", rule=lambda x, scale: x,
+                       reference=lambda x, *, scale: x * scale, differentiable=False,
+                       doc="x times `scale`")
     try:
         assert table.uncovered_ops() == ["conformance_probe"]
-        assert contract.uncontracted_ops() == ["conformance_probe"]
-
-        @contract.kernel("x unchanged", name="conformance_probe")
-        def probe(x):
-            return x
-
-        table.register(OpRecord("conformance_probe", lambda x: x, lambda x: x,
-                                lambda rng, dtype: [Sample("one")], ("float32",), grad=False))
-        assert table.uncovered_ops() == [] and contract.uncontracted_ops() == []
+        assert "| `conformance_probe` | `conformance_probe(x, *, scale: float)` | x times " \
+               "`scale` |" in contract.markdown_table(primitive=True)
+        record = OpRecord("conformance_probe", lambda x, scale: x * scale, None,
+                          lambda rng, dtype: [Sample("one")], ("float32",), grad=False)
+        assert record.reference(np.float64(2.0), scale=3.0) == 6.0  # the declared reference
+        table.register(record)
+        assert table.uncovered_ops() == [] and contract.undeclared_ops() == []
     finally:
         del registry.OPS["conformance_probe"]
-        contract.CONTRACT.pop("conformance_probe", None)
         table._records.pop("conformance_probe", None)
 
 
@@ -265,15 +268,15 @@ def test_repro_show_rebuilds_a_case(capsys):
 
 
 def test_edge_cases_the_op_records_miss_are_caught(dev):
-    """A copy that is a view, sign(NaN) == 0, abs of a bool widened to int32, and in-place
+    """A copy that is a view, sign(NaN) == 0, a bool matmul widened to int32, and in-place
     update kernels on a backend declared immutable: the op records pass them all."""
     assert run_dev(dev, "", "-k", "test_edges").returncode == 0
-    done = run_dev(dev, "view,signnan,boolabs,immutable", "-k", "test_edges")
+    done = run_dev(dev, "view,signnan,boolmatmul,immutable", "-k", "test_edges")
     out = done.stdout
     assert done.returncode == 1, out[-3000:]
     assert "copy: the kernel returned a view of its input; expected new memory" in out
     assert "sign([nan, -0.0, -2.5, 3.0]): got [0.0, 0.0, -1.0, 1.0]" in out
-    assert "abs of a bool tensor: got (3, 3) int32; expected (3, 3) bool" in out
+    assert "matmul of a bool tensor: got (3, 3) int32; expected (3, 3) bool" in out
     for op in ("adagrad_update", "adam_update", "sgd_update"):
         assert (f"{op}: the kernel wrote into its input arrays [0, 2") in out
     assert "test_bool_inputs_follow_numpy[argmax" not in out.split("short test summary")[-1]

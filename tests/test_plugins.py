@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import plugrad
-from plugrad.cli.info import report
+from plugrad.cli.info import op_report, report
 from plugrad.core import plugins
 from plugrad.core.device import get_device
 from plugrad.hookspecs import API_VERSION
@@ -99,6 +99,17 @@ def plugrad_register(registry):
 @hookimpl
 def plugrad_register(registry):
     declare(registry, name="good")
+""",
+    "fake_partial": HEADER + """
+def kernels():
+    table = kernel_table(np)
+    del table["relu"], table["sum"]  # a composite to decompose, a primitive gone missing
+    return table
+
+
+@hookimpl
+def plugrad_register(registry):
+    declare(registry, name="partial", kernels=kernels)
 """,
 }
 
@@ -287,3 +298,22 @@ def test_import_plugrad_never_scans_plugins():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
+
+
+def test_info_op_shows_the_declaration_and_where_each_device_type_runs_it(discover):
+    discover(FakeEntryPoint("fakepartial", "fake_partial"))
+    relu = op_report("relu").splitlines()
+    assert relu[0] == "relu (composite: a backend may fuse it, otherwise its decomposition runs)"
+    assert "  kernel:        relu(x)" in relu
+    assert "  shape rule:    plugrad.ops._rules:unary.<locals>.rule (relu_rule)" in relu
+    assert "  vjp:           plugrad.ops.activation:_relu_vjp" in relu
+    assert "  decomposition: plugrad.ops.activation:_relu" in relu
+    by_type = {line.split()[0]: line for line in relu[relu.index("kernels:") + 1:]}
+    assert by_type["partial"].split()[2:] == ["decomposed", "plugrad.ops.activation:_relu"]
+    # The numpy backend wraps relu so a 0-d result stays an array; the wrapper bears its name.
+    assert by_type["cpu"].split()[2:] == [
+        "native", "plugrad.backends.numpy_backend.kernels:_array_result.<locals>.run", "(relu)"]
+    total = op_report("sum")
+    assert "partial (fakepartial) MISSING" in total and "reference:     plugrad.ops.reduction:" \
+        "_reference.<locals>.reference" in total
+    assert "  attributes:    axis: tuple[int, ...] | None, keepdims: bool" in total.splitlines()

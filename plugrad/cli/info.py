@@ -1,11 +1,16 @@
 """What this installation can run on: versions, backends (loaded, not installed or failed, with
-the reason), devices, the default device and op coverage."""
+the reason), devices, the default device and op coverage.
+
+``plugrad info --op NAME`` shows one op's declaration and, per device type, where its kernel
+lives or that it runs through its decomposition.
+"""
 from __future__ import annotations
 
 import argparse
+import inspect
 import platform
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -19,7 +24,8 @@ INSTALL_HINTS = {"cupy": "pip install 'plugrad[cuda]'"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    parser.add_argument("--op", metavar="NAME",
+                        help="show one op's declaration and where each backend runs it")
 
 
 def backend_state(record: BackendRecord) -> tuple[str, str | None]:
@@ -97,6 +103,83 @@ def report() -> str:
         if cover["decomposed"]:
             lines.append(f"         decomposed: {', '.join(cover['decomposed'])}")
     lines += ["", *blas_lines()]
+    lines += ["", "one op's declaration and kernels: plugrad info --op NAME"]
+    return "\n".join(lines)
+
+
+def where(fn: Callable[..., Any] | None) -> str:
+    """``module:qualname`` of a function (through wrappers such as functools.wraps)."""
+    if fn is None:
+        return "none"
+    fn = inspect.unwrap(fn)
+    target = getattr(fn, "func", fn)  # functools.partial
+    module = getattr(target, "__module__", None) or type(target).__module__
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    name = getattr(target, "__name__", qualname)
+    # A generic wrapper renamed after what it wraps (the numpy backend's array-result one).
+    renamed = f" ({name})" if name != qualname.rsplit(".", 1)[-1] else ""
+    return f"{module}:{qualname}{renamed}"
+
+
+def _kernels(op: Any) -> list[str]:
+    """Per device type: the native kernel, the decomposition, or the missing primitive."""
+    from plugrad.core import device, plugins, registry
+
+    lines = []
+    for name, device_type in plugins.device_types().items():
+        label = f"  {name:<6} ({device_type.backend})"
+        if not device._probe(device_type)[0]:
+            lines.append(f"{label} not loaded: the device type is unavailable")
+            continue
+        try:
+            kernel = registry.dispatch_table(device_type).get(op.name)
+        except Exception as exc:  # a kernel table that fails to load is reported, not raised
+            lines.append(f"{label} kernels failed to load: {type(exc).__name__}: {exc}")
+            continue
+        if kernel is not None:
+            lines.append(f"{label} native      {where(kernel)}")
+        elif op.primitive:
+            lines.append(f"{label} MISSING     a backend must implement every primitive")
+        else:
+            lines.append(f"{label} decomposed  {where(op.decomposition)}")
+    return lines
+
+
+def op_report(name: str) -> str:
+    """One op's declaration (an alias finds its op) and where each device type runs it."""
+    from plugrad.core import registry
+
+    op = registry.lookup(name)
+    kind = "primitive: every backend implements it" if op.primitive else \
+        "composite: a backend may fuse it, otherwise its decomposition runs"
+    lines = [f"{op.name} ({kind})"]
+    if name != op.name:
+        lines.append(f"  {name!r} is another name for {op.name!r}")
+    signature = op.signature
+    lines.append(f"  kernel:        {op.name}({signature.text})")
+    inputs = [f"{i} (optional)" if i in signature.optional else
+              f"*{i} (any number)" if signature.variadic and i == signature.inputs[-1] else i
+              for i in signature.inputs]
+    lines.append(f"  inputs:        {', '.join(inputs) or 'none'}")
+    attrs = [f"{a.name}: {a.type}" + (f" = {a.default}" if a.default is not None else "")
+             for a in signature.attrs]
+    lines.append(f"  attributes:    {', '.join(attrs) or 'none'}")
+    lines.append(f"  returns:       {op.doc}")
+    lines.append(f"  shape rule:    {where(op.rule)}")
+    lines.append(f"  reference:     "
+                 f"{where(op.reference) if op.reference else 'none (checked by its statistics)'}")
+    if not op.differentiable:
+        gradient = "none (no gradient flows)"
+    elif op.vjp is not None:
+        gradient = where(op.vjp)
+    else:
+        gradient = "through its decomposition"
+    lines.append(f"  vjp:           {gradient}")
+    if not op.primitive:
+        lines.append(f"  decomposition: {where(op.decomposition)}")
+    if op.aliases:
+        lines.append(f"  also called:   {', '.join(op.aliases)}")
+    lines += ["", "kernels:"] + _kernels(op)
     return "\n".join(lines)
 
 
@@ -125,5 +208,12 @@ def blas_lines() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(report())
+    if args.op is None:
+        print(report())
+        return 0
+    try:
+        print(op_report(args.op))
+    except KeyError as exc:
+        print(f"plugrad info: {exc.args[0]}", file=sys.stderr)
+        return 2
     return 0

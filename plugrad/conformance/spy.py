@@ -1,8 +1,8 @@
 """Watches every kernel call on the device under test and checks what it returns.
 
 While a check runs, each kernel of the device type is wrapped: the call is counted, and its
-result must be one of the device type's array classes with the shape and dtype the kernel
-contract (:mod:`plugrad.conformance.contract`) gives for the same inputs on the host. A wrong
+result must be one of the device type's array classes with the shape and dtype the op's declared
+shape and dtype rule gives for the same inputs (:mod:`plugrad.conformance.contract`). A wrong
 result is recorded with the op, the backend and the inputs, so a failure names the kernel at
 fault rather than the op downstream that tripped over its output.
 """
@@ -14,8 +14,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from plugrad.conformance.contract import CONTRACT
+from plugrad.conformance.contract import signature
 from plugrad.core.device import Device
+from plugrad.core.registry import OPS, Spec
 
 __all__ = ["KernelSpy", "KernelContractError", "without_kernel", "show_attrs"]
 
@@ -58,7 +59,7 @@ def _host(value: Any, to_host: Callable[[Any], np.ndarray]) -> Any:
     """Host copies of device arrays, inside index tuples too (they carry device arrays)."""
     if isinstance(value, tuple):
         return tuple(_host(v, to_host) for v in value)
-    if isinstance(value, (np.ndarray, np.generic)) or not hasattr(value, "shape"):
+    if isinstance(value, (np.ndarray, np.generic, np.dtype)) or not hasattr(value, "shape"):
         return value
     return np.asarray(to_host(value))
 
@@ -67,9 +68,6 @@ class KernelSpy:
     """Wraps the device's kernel table for the duration of a ``with`` block."""
 
     def __init__(self, device: Device):
-        from plugrad.conformance import ops as record_modules
-
-        record_modules.load()  # every contract, including those declared with later ops
         self.device = device
         self.calls: Counter[str] = Counter()
         self.violations: list[str] = []
@@ -97,7 +95,7 @@ class KernelSpy:
             raise KernelContractError(self.violations[0] + extra)
 
     def _wrap(self, name: str, kernel: Callable) -> Callable:
-        spec = CONTRACT.get(name)
+        spec = OPS.get(name)
         device_type = self.device.type
 
         def spied(*arrays: Any, **attrs: Any) -> Any:
@@ -128,35 +126,38 @@ class KernelSpy:
                     f"wrap 0-d results as arrays (NumPy ufuncs return scalars for them)")
         if not (hasattr(out, "shape") and hasattr(out, "dtype")):
             return f"{where} {type(out).__name__} {called}; expected an array with shape and dtype"
-        if spec is None:
+        if spec is None or spec.rule is None:
             return None
         expected = self._expected(spec, device_type, arrays, attrs)
         if expected is None:
             return None
-        return self._compare_meta(spec, out, np.asarray(expected), where, called)
+        return self._compare_meta(name, spec, out, expected, where, called)
 
     def _expected(self, spec, device_type, arrays: tuple, attrs: dict) -> Any:
+        """The op's declared rule on the call: inputs as plugrad's shape-and-dtype specs."""
+        if spec is None or spec.rule is None:
+            return None
+        dtype_of = self.device.dtype_of
+        specs = [Spec(tuple(a.shape), dtype_of.get(a.dtype, a.dtype)) for a in arrays]
         try:
-            with np.errstate(all="ignore"):
-                return spec.reference(
-                    *[_host(a, device_type.to_host) for a in arrays],
-                    **{k: self._host_attr(k, v, device_type) for k, v in attrs.items()})
-        except Exception:  # the contract cannot judge this call (e.g. int ** negative)
+            return spec.rule(*specs, **{k: self._host_attr(k, v, device_type)
+                                        for k, v in attrs.items()})
+        except Exception:  # the rule refuses inputs the front end never sends; not the kernel's
             return None
 
     def _check_each(self, name: str, spec, device_type, arrays: tuple, attrs: dict,
                     out: tuple, where: str, called: str) -> str | None:
-        expected = None if spec is None else self._expected(spec, device_type, arrays, attrs)
+        expected = self._expected(spec, device_type, arrays, attrs)
         if expected is not None and len(out) != len(expected):
             return (f"{where} {len(out)} arrays {called}; expected {len(expected)} "
-                    f"(contract: {spec.signature} -> {spec.returns})")
+                    f"(contract: {signature(name)} -> {spec.doc})")
         kinds = device_type.array_types
         for i, array in enumerate(out):
             if (kinds and not isinstance(array, kinds)) or not hasattr(array, "shape"):
                 return (f"{where} a {type(array).__name__} as result {i} {called}; expected "
                         f"an array of the device type's array_types")
             if expected is not None:
-                problem = self._compare_meta(spec, array, np.asarray(expected[i]),
+                problem = self._compare_meta(name, spec, array, expected[i],
                                              f"{where} as result {i}", called)
                 if problem:
                     return problem
@@ -168,18 +169,18 @@ class KernelSpy:
             return self.device.dtype_of.get(value, value)
         return _host(value, device_type.to_host)
 
-    def _compare_meta(self, spec, out: Any, expected: np.ndarray, where: str,
+    def _compare_meta(self, name: str, spec, out: Any, expected: Any, where: str,
                       called: str) -> str | None:
+        wanted = np.dtype(expected.dtype)
         got_shape, got_dtype = tuple(out.shape), self.device.dtype_of.get(out.dtype)
         if got_dtype is None:
             return (f"{where} dtype {_dtype_name(out.dtype)} {called}, which is not in the "
-                    f"device type's dtype table; expected {expected.dtype.name}")
-        if got_shape != expected.shape:
-            return (f"{where} shape {got_shape} {called}; expected shape {expected.shape} "
-                    f"(contract: {spec.signature} -> {spec.returns})")
-        if got_dtype != expected.dtype:
-            return (f"{where} dtype {got_dtype.name} {called}; expected {expected.dtype.name} "
-                    f"(contract: {spec.signature} -> {spec.returns})")
+                    f"device type's dtype table; expected {wanted.name}")
+        contract = f"(contract: {signature(name)} -> {spec.doc})"
+        if got_shape != tuple(expected.shape):
+            return f"{where} shape {got_shape} {called}; expected shape {expected.shape} {contract}"
+        if got_dtype != wanted:
+            return f"{where} dtype {got_dtype.name} {called}; expected {wanted.name} {contract}"
         return None
 
 

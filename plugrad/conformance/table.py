@@ -1,10 +1,12 @@
-"""The op table: one record per (op, way of calling it), written once and paired with a reference.
+"""The op table: one record per (op, way of calling it): the inputs to try and the dtypes.
 
 A record names an op of :data:`plugrad.core.registry.OPS`, the public function that reaches it,
-a float64 NumPy reference, a sample generator and the dtypes to try. The checks in
-:mod:`plugrad.conformance.checks` turn every record into forward, gradient and fused-versus-
-decomposed tests. Modules that declare new ops add their records with :func:`register`, and list
-their record module in :data:`plugrad.conformance.ops.MODULES`, so the coverage test sees them.
+a sample generator and the dtypes to try; the expected values come from the op's declared
+float64 reference (a record that calls a public function doing more than the op brings its
+own). The checks in :mod:`plugrad.conformance.checks` turn every record into forward, gradient
+and fused-versus-decomposed tests. Modules that declare new ops add their records with
+:func:`register`, and list their record module in :data:`plugrad.conformance.ops.MODULES`, so
+the coverage test sees them.
 """
 from __future__ import annotations
 
@@ -104,10 +106,12 @@ class OpRecord:
     """How to test one op through one public function.
 
     Args:
-        op: the name in ``OPS`` this record exercises (its kernel must be called).
+        op: the name in ``OPS`` this record exercises (its kernel must be called); an alias
+            from :data:`plugrad.core.registry.ALIASES` stands for its op.
         fn: the public call, ``fn(*inputs, **sample.kwargs)`` with inputs as Tensors.
         reference: float64 NumPy version of ``fn`` with the same arguments (arrays for Tensors);
-            ``None`` for ops checked by ``check`` instead (random numbers).
+            ``None`` for the op's declared reference (then ``fn`` takes the op's arguments), or
+            for ops checked by ``check`` instead (random numbers).
         samples: ``(rng, dtype) -> samples``; must cover 0-d, empty, broadcast and
             non-contiguous inputs where the op allows them.
         dtypes: the dtypes to try; those the backend does not declare are left out.
@@ -132,10 +136,17 @@ class OpRecord:
     check: Callable[[Any, np.dtype], None] | None = None
 
     def __post_init__(self) -> None:
+        from plugrad.core.registry import ALIASES, OPS
+
+        object.__setattr__(self, "op", ALIASES.get(self.op, self.op))  # one name per op
         if not self.name:
             object.__setattr__(self, "name", self.op)
         if self.reference is None and self.check is None:
-            raise ValueError(f"OpRecord {self.name!r}: give a reference or a check")
+            declared = OPS.get(self.op)
+            if declared is None or declared.reference is None:
+                raise ValueError(f"OpRecord {self.name!r}: op {self.op!r} declares no reference; "
+                                 f"give the record a reference or a check")
+            object.__setattr__(self, "reference", declared.reference)
         bad = [d for d in self.dtypes if d not in ALL_DTYPES]
         if bad:
             raise ValueError(f"OpRecord {self.name!r}: unknown dtypes {bad}; known: {ALL_DTYPES}")

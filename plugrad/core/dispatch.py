@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef
+from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef, Spec
 from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["apply", "update", "record", "binary", "promote_pair", "create", "check_broadcast",
-           "common_device", "as_tensor_like", "tracer"]
+__all__ = ["apply", "update", "record", "binary", "check", "promote_pair", "create", "check_broadcast",
+           "common_device", "as_tensor_like", "spec_of", "tracer"]
 
 #: The recorder of the ``plugrad.jit.trace`` being recorded, or None. Dispatch reads it once per
 #: op call: recording costs nothing else while no trace records.
@@ -95,6 +95,22 @@ def _without_kernel(op: str, device, inputs: tuple[Tensor, ...], attrs: dict) ->
     if definition.primitive:
         raise _missing(op, device)
     return definition.decomposition(*inputs, **attrs)
+
+
+def spec_of(t: Tensor) -> Any:
+    """What a shape rule reads of ``t``: its array where the array reports plugrad's own dtype
+    (NumPy's, so nothing is built on the hot path), else a :class:`Spec` with that dtype."""
+    data = t._data
+    return data if data.dtype is t._dtype else Spec(data.shape, t._dtype)
+
+
+def check(op: str, *inputs: Tensor, **attrs: Any) -> Spec:
+    """Validate a call with the op's declared shape and dtype rule; returns the output's Spec.
+
+    The front end's one check of a call: it runs before :func:`apply`, never inside it, so ops
+    calling ops (decompositions, vjps) pay nothing for it.
+    """
+    return OPS[op].rule(*[spec_of(t) for t in inputs], **attrs)
 
 
 def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
@@ -220,11 +236,9 @@ def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
 
 
 def binary(op: str, x: Any, y: Any) -> Tensor:
-    """An elementwise binary op with MegEngine's promotion and broadcasting checks."""
+    """An elementwise binary op: MegEngine's promotion, then the op's rule (broadcasting)."""
     if x.__class__ is not Tensor or y.__class__ is not Tensor \
             or x._dtype != y._dtype:
         x, y = promote_pair(op, x, y)
-    x_shape, y_shape = x._data.shape, y._data.shape
-    if x_shape != y_shape:
-        _broadcast_shape(op, x_shape, y_shape)
+    OPS[op].rule(spec_of(x), spec_of(y))
     return apply(op, x, y)

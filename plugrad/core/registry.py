@@ -4,14 +4,20 @@ A *primitive* is an op every backend must implement. A *composite* op is defined
 decomposition into other ops; a backend may override it with a fused kernel, and then the
 composite's own vjp (if it has one) is used, otherwise gradients flow through the decomposition.
 vjps are written with other ops, so backends never implement autograd.
+
+Each declaration also carries the op's kernel signature, its shape and dtype rule (what the
+front end checks, and what a tracer infers without running kernels) and one float64 NumPy
+reference. The conformance contract, the kernel tables of docs/backends.md and
+``plugrad info --op`` are generated from these declarations.
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import logging
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -22,6 +28,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "OpDef",
     "OPS",
+    "ALIASES",
+    "Attr",
+    "Signature",
+    "Spec",
+    "lookup",
     "primitive",
     "composite",
     "dispatch_table",
@@ -29,6 +40,63 @@ __all__ = [
     "missing_primitives",
     "dtype_tables",
 ]
+
+
+class Spec(NamedTuple):
+    """An array's abstract value: what a shape rule reads and returns."""
+
+    shape: tuple[int, ...]
+    dtype: Any  # a numpy.dtype
+
+
+class Attr(NamedTuple):
+    """One keyword attribute of a kernel: its name, type (as written) and default, if any."""
+
+    name: str
+    type: str
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A kernel's parameters, parsed from Python syntax such as ``"x, *, axis: int"``.
+
+    Inputs are arrays passed positionally (``*xs`` for any number; a default marks an optional
+    one, as linear's bias); attributes are keyword-only, annotated with their type.
+    """
+
+    text: str
+    inputs: tuple[str, ...]
+    optional: tuple[str, ...]
+    variadic: bool
+    attrs: tuple[Attr, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Signature:
+        try:
+            args = ast.parse(f"def _({text}): pass").body[0].args  # type: ignore[attr-defined]
+        except SyntaxError as exc:
+            raise ValueError(f"signature {text!r} is not a Python parameter list: {exc}") from None
+        inputs = tuple(a.arg for a in args.args)
+        optional = inputs[len(inputs) - len(args.defaults):] if args.defaults else ()
+        if args.vararg is not None:
+            inputs += (args.vararg.arg,)
+        missing = [a.arg for a in args.kwonlyargs if a.annotation is None]
+        if missing:
+            raise ValueError(f"signature {text!r}: attributes {missing} need a type annotation")
+        attrs = tuple(Attr(a.arg, ast.unparse(a.annotation),
+                           None if d is None else ast.unparse(d))
+                      for a, d in zip(args.kwonlyargs, args.kw_defaults))
+        return cls(text, inputs, optional, args.vararg is not None, attrs)
+
+
+#: Public names that reach an op under another name: one table, used by info, docs and the
+#: conformance suite, so each op keeps one name everywhere else.
+ALIASES: dict[str, str] = {
+    "equal": "eq", "not_equal": "ne", "less": "lt", "less_equal": "le", "greater": "gt",
+    "greater_equal": "ge", "astype": "cast", "floor_divide": "floor_div", "concatenate": "concat",
+    "cross_entropy": "softmax_cross_entropy",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +109,11 @@ class OpDef:
     ``keep_inputs`` (input positions; ``None`` for all) and ``keep_out`` say which arrays the vjp
     reads: the tape keeps only those, and the other inputs as their shape and dtype, so the
     activations a backward pass never reads are freed during the forward pass.
+    ``signature`` is the kernel's, ``rule(*specs, **attrs)`` maps anything with ``.shape`` and
+    ``.dtype`` (arrays, Tensors, :class:`Spec`) to the output :class:`Spec` or raises the op's
+    TypeError/ValueError, and ``reference(*arrays, **attrs)`` computes the op in float64 NumPy
+    (``None`` for random ops, checked by their statistics instead). ``doc`` says what the kernel
+    returns.
     """
 
     name: str
@@ -51,6 +124,13 @@ class OpDef:
     doc: str = ""
     keep_inputs: tuple[int, ...] | None = None
     keep_out: bool = True
+    signature: Signature | None = None
+    rule: Callable[..., Any] | None = None
+    reference: Callable[..., Any] | None = None
+
+    @property
+    def aliases(self) -> list[str]:
+        return sorted(alias for alias, name in ALIASES.items() if name == self.name)
 
 
 OPS: dict[str, OpDef] = {}
@@ -66,21 +146,34 @@ def _register(op: OpDef) -> OpDef:
     return op
 
 
-def primitive(name: str, *, vjp: Callable | None = None, differentiable: bool = True,
-              doc: str = "", keep_inputs: tuple[int, ...] | None = None,
-              keep_out: bool = True) -> OpDef:
+def lookup(name: str) -> OpDef:
+    """The op called ``name`` or one of its :data:`ALIASES`; a KeyError suggests close names."""
+    op = OPS.get(ALIASES.get(name, name))
+    if op is None:
+        close = difflib.get_close_matches(name, list(OPS) + list(ALIASES), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; 'plugrad info' lists them"
+        raise KeyError(f"no op is called {name!r}{hint}")
+    return op
+
+
+def primitive(name: str, signature: str, *, rule: Callable[..., Any],
+              reference: Callable[..., Any] | None, vjp: Callable | None = None,
+              differentiable: bool = True, doc: str = "",
+              keep_inputs: tuple[int, ...] | None = None, keep_out: bool = True) -> OpDef:
     """Declare a primitive op; ``differentiable=False`` ops pass no gradient (comparisons...)."""
     return _register(OpDef(name, True, vjp, None, differentiable and vjp is not None, doc,
-                           keep_inputs, keep_out))
+                           keep_inputs, keep_out, Signature.parse(signature), rule, reference))
 
 
-def composite(name: str, *, decomposition: Callable, vjp: Callable | None = None,
-              doc: str = "", keep_inputs: tuple[int, ...] | None = None,
-              keep_out: bool = True) -> OpDef:
+def composite(name: str, signature: str, *, rule: Callable[..., Any],
+              reference: Callable[..., Any] | None, decomposition: Callable,
+              vjp: Callable | None = None, doc: str = "",
+              keep_inputs: tuple[int, ...] | None = None, keep_out: bool = True) -> OpDef:
     """Declare a composite op with its decomposition (and optionally a vjp for fused kernels)."""
     if vjp is None:
         DECOMPOSE_WHEN_RECORDING.add(name)
-    return _register(OpDef(name, False, vjp, decomposition, True, doc, keep_inputs, keep_out))
+    return _register(OpDef(name, False, vjp, decomposition, True, doc, keep_inputs, keep_out,
+                           Signature.parse(signature), rule, reference))
 
 
 # Keyed by the DeviceType itself, weakly: an id() key outlived its device type, and a new one

@@ -46,8 +46,13 @@ class DataLoader:
         preload: with ``num_workers=0``, compute the next batch in a background thread
             while the current one is being used (workers always prefetch). Batches stay
             NumPy arrays: moving them to a device is the caller's business.
-        divide: split every batch across all workers instead of giving whole batches to
-            single workers (needs ``num_workers > 1`` and a collator producing
+        parallel_stream: MegEngine's switch for workers reading a StreamDataset themselves.
+            Here the loader's process always reads the stream, once and in order, and hands
+            raw items to the workers, so a stream is already read in parallel with the
+            transforms; the flag is accepted (MegEngine 1.13's eighth argument) and changes
+            nothing.
+        divide: (keyword only) split every batch across all workers instead of giving whole
+            batches to single workers (needs ``num_workers > 1`` and a collator producing
             batch-major arrays, like the default one).
     """
 
@@ -60,8 +65,9 @@ class DataLoader:
         num_workers: int = 0,
         timeout: float = 0,
         preload: bool = False,
-        divide: bool = False,
+        parallel_stream: bool = False,
         *,
+        divide: bool = False,
         batch_size: Optional[int] = None,
         shuffle: bool = False,
         drop_last: bool = False,
@@ -104,6 +110,7 @@ class DataLoader:
         self.timeout = timeout
         self.preload = bool(preload)
         self.divide = bool(divide)
+        self.parallel_stream = bool(parallel_stream)
 
     def __len__(self) -> int:
         if self.stream:

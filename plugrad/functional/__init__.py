@@ -14,7 +14,9 @@ from plugrad.functional.nn import (
     dropout,
     embedding,
     gelu,
+    group_norm,
     indexing_one_hot,
+    layer_norm,
     leaky_relu,
     logsoftmax,
     one_hot,
@@ -36,4 +38,5 @@ __all__ = [*_elementwise_all, *_math_all, *_tensor_all, "matmul", "dot", "softma
            "logsoftmax", "one_hot", "indexing_one_hot", "nn", "loss", "conv2d",
            "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
            "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "leaky_relu", "gelu",
-           "sort", "argsort", "topk", "eye", "tile", "repeat", "vision", "conv1d", "prelu"]
+           "sort", "argsort", "topk", "eye", "tile", "repeat", "vision", "conv1d", "prelu",
+           "layer_norm", "group_norm"]

@@ -110,6 +110,17 @@ def host_tensor(array: np.ndarray, like: Tensor) -> Tensor:
     return wrap(device.type.from_host(array, device.index), device)
 
 
+def single(op: str, name: str, value: Any, minimum: int) -> int:
+    """An int (or a 1-tuple of one) of at least ``minimum`` (a 1-D kernel size or stride)."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{op}: {name} must be an int; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be at least {minimum}; got {value}")
+    return value
+
+
 def pair(op: str, name: str, value: Any, minimum: int = 0) -> tuple[int, int]:
     """An int or a pair of ints as ``(h, w)``, each at least ``minimum`` (kernel sizes, strides)."""
     if value.__class__ is int and value >= minimum:  # per-call fast paths: layers pass these

@@ -1,18 +1,19 @@
 """Convolution and linear layers as functions (``F.conv2d``, ``F.conv_transpose2d``, ``F.linear``).
 
-Signatures follow MegEngine. Arguments are checked here, so the ops and kernels receive valid
-shapes; a grouped weight may be given in MegEngine's 5-D layout ``(groups, O // groups,
-C // groups, kh, kw)`` or already merged into 4-D ``(O, C // groups, kh, kw)``.
+Signatures follow MegEngine. Arguments are normalised here and checked by the ops' declared
+shape rules, so the ops and kernels receive valid shapes; a grouped weight may be given in
+MegEngine's 5-D layout ``(groups, O // groups, C // groups, kh, kw)`` or already merged into 4-D
+``(O, C // groups, kh, kw)``.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from plugrad.core.dispatch import apply
+from plugrad.core.dispatch import apply, spec_of
+from plugrad.core.registry import OPS
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import as_tensor, float_pair, pair
-from plugrad.ops.conv import conv_out_hw
+from plugrad.functional._utils import as_tensor, float_pair, pair, single
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "linear"]
 
@@ -97,38 +98,13 @@ def conv2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntP
     x, w = float_pair(op, as_tensor(inp), weight)
     stride, padding = pair(op, "stride", stride, 1), pair(op, "padding", padding, 0)
     dilation = pair(op, "dilation", dilation, 1)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
-    _check_input(op, x)
     w = _merge_groups(op, w, groups)
-    channels, (out_channels, group_channels, kh, kw) = x.shape[1], w.shape
-    if group_channels * groups != channels:
-        raise ValueError(f"{op}: the input has {channels} channels (shape {x.shape}) but the "
-                         f"weight of shape {w.shape} with groups={groups} expects "
-                         f"{group_channels * groups}; the weight's axis 1 must be "
-                         f"in_channels // groups")
-    if out_channels % groups:
-        raise ValueError(f"{op}: {out_channels} output channels cannot be split into "
-                         f"{groups} groups")
-    out_hw = conv_out_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
-    if min(out_hw) <= 0:
-        raise ValueError(f"{op}: the input's spatial size {x.shape[2:]} with padding {padding} "
-                         f"is smaller than the kernel {(kh, kw)} with dilation {dilation}; "
-                         f"the output would be {out_hw}")
     attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    # The op's rule checks the call (called directly, as check() would: a LeNet step runs it).
+    out_channels = OPS[op].rule(spec_of(x), spec_of(w), **attrs).shape[1]
     if bias is None:
         return apply(op, x, w, **attrs)
     return apply("conv2d_bias", x, w, _channel_bias(op, bias, x, out_channels), **attrs)
-
-
-def _single(op: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{op}: {name} must be an int; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{op}: {name} must be at least {minimum}; got {value}")
-    return value
 
 
 def conv1d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
@@ -155,8 +131,8 @@ def conv1d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int 
     if w.ndim not in (3, 4):
         raise ValueError(f"{op}: weight must be 3-D (out, in // groups, k) or, with groups, "
                          f"4-D (groups, out // groups, in // groups, k); got shape {w.shape}")
-    stride, padding = _single(op, "stride", stride, 1), _single(op, "padding", padding, 0)
-    dilation = _single(op, "dilation", dilation, 1)
+    stride, padding = single(op, "stride", stride, 1), single(op, "padding", padding, 0)
+    dilation = single(op, "dilation", dilation, 1)
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
     if w.ndim == 4 and w.shape[0] != groups:
@@ -246,12 +222,7 @@ def linear(inp: Tensor, weight: Tensor, bias: Tensor | None = None,
     """
     op = "linear"
     x, w = float_pair(op, as_tensor(inp), weight)
-    if w.ndim != 2:
-        raise ValueError(f"{op}: weight must be 2-D (out_features, in_features); got shape "
-                         f"{w.shape}")
-    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
-        raise ValueError(f"{op}: the input's last axis must be in_features = {w.shape[1]}; got "
-                         f"input shape {x.shape}; flatten it first, e.g. F.flatten(x, 1)")
+    OPS[op].rule(spec_of(x), spec_of(w))  # the bias is shaped to match by _bias
     if bias is None:
         return apply(op, x, w)
     return apply(op, x, w, _bias(op, bias, x, (w.shape[0],)))

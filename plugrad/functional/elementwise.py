@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from plugrad.core import dtypes
-from plugrad.core.dispatch import apply, binary, check_broadcast, promote_pair
+from plugrad.core.dispatch import apply, binary, check, promote_pair
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, to_float
 
@@ -64,16 +64,22 @@ def minimum(x: Any, y: Any) -> Tensor:
     return binary("minimum", x, y)
 
 
+def _numeric(op: str, x: Any) -> Tensor:
+    x = as_tensor(x)
+    check(op, x)  # bools have no sign
+    return apply(op, x)
+
+
 def neg(x: Tensor) -> Tensor:
-    return apply("neg", as_tensor(x))
+    return _numeric("neg", x)
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
-    return apply("abs", as_tensor(x))
+    return _numeric("abs", x)
 
 
 def sign(x: Tensor) -> Tensor:
-    return apply("sign", as_tensor(x))
+    return _numeric("sign", x)
 
 
 def _real(op: str, x: Any) -> Tensor:
@@ -179,17 +185,9 @@ def greater_equal(x: Any, y: Any) -> Tensor:
     return binary("ge", x, y)
 
 
-def _as_bool(op: str, x: Any, like: Tensor | None = None) -> Tensor:
-    x = as_tensor(x, like)
-    if x._dtype != dtypes.bool_:
-        raise TypeError(f"{op}: expected bool tensors, got {x._dtype}; compare first, "
-                        f"e.g. x > 0, or cast with astype('bool')")
-    return x
-
-
 def _logical(op: str, x: Any, y: Any) -> Tensor:
     like = x if isinstance(x, Tensor) else y
-    return binary(op, _as_bool(op, x, like), _as_bool(op, y, like))
+    return binary(op, as_tensor(x, like), as_tensor(y, like))
 
 
 def logical_and(x: Any, y: Any) -> Tensor:
@@ -205,17 +203,18 @@ def logical_xor(x: Any, y: Any) -> Tensor:
 
 
 def logical_not(x: Tensor) -> Tensor:
-    return apply("logical_not", _as_bool("logical_not", x))
+    x = as_tensor(x)
+    check("logical_not", x)
+    return apply("logical_not", x)
 
 
 def where(mask: Tensor, x: Any, y: Any) -> Tensor:
     """Pick ``x`` where ``mask`` is true, else ``y`` (all three broadcast together)."""
-    mask = _as_bool("where", mask)
+    mask = as_tensor(mask)
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
         x = as_tensor(x, mask)
     x, y = promote_pair("where", x, y)
-    shape = check_broadcast("where", mask._data.shape, x._data.shape)
-    check_broadcast("where", shape, y._data.shape)
+    check("where", mask, x, y)
     return apply("where", mask, x, y)
 
 

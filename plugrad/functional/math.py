@@ -1,10 +1,11 @@
 """Reductions and statistics: sum mean max min prod argmax argmin var std logsumexp."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from plugrad.core import dtypes
-from plugrad.core.dispatch import apply
+from plugrad.core.dispatch import apply, check
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import (
     as_tensor,
@@ -20,11 +21,9 @@ __all__ = ["sum", "mean", "max", "min", "prod", "argmax", "argmin", "var", "std"
 
 def _reduce(op: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
     x = as_tensor(x)
-    axes = normalize_axes(op, axis, x.ndim)
-    if op in ("max", "min") and x.size == 0:
-        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}; it has no "
-                         f"{'maximum' if op == 'max' else 'minimum'}")
-    return apply(op, x, axis=axes, keepdims=bool(keepdims))
+    attrs = dict(axis=normalize_axes(op, axis, x.ndim), keepdims=bool(keepdims))
+    check(op, x, **attrs)
+    return apply(op, x, **attrs)
 
 
 def sum(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -74,43 +73,64 @@ def std(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     return apply("sqrt", var(inp, axis, keepdims))
 
 
-def norm(inp: Tensor, ord: float = 2.0, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """The ``ord``-norm over ``axis`` (2 by default)."""
+def norm(inp: Tensor, ord: float | None = None, axis: Any = None,
+         keepdims: bool = False) -> Tensor:
+    """The ``ord``-norm over ``axis``: ``sum(|x|**ord) ** (1 / ord)``, 2 when ``ord`` is None.
+
+    ``ord`` may also be ``inf`` (largest magnitude), ``-inf`` (smallest) or 0 (the number of
+    non-zero elements), as in MegEngine.
+    """
     x = to_float(as_tensor(inp))
+    ord = 2 if ord is None else ord
+    if isinstance(ord, bool) or not isinstance(ord, (int, float)) or math.isnan(ord):
+        raise TypeError(f"norm: ord must be a number, inf or -inf; got "
+                        f"{type(ord).__name__} {ord!r}")
     if ord == 2:
         return apply("sqrt", sum(x * x, axis, keepdims))
+    if ord == 0:
+        return sum(apply("cast", x != 0, dtype=x._dtype), axis, keepdims)
+    magnitude = apply("abs", x)
+    if ord == math.inf:
+        return max(magnitude, axis, keepdims)
+    if ord == -math.inf:
+        return min(magnitude, axis, keepdims)
     if ord == 1:
-        return sum(apply("abs", x), axis, keepdims)
-    return sum(apply("abs", x) ** ord, axis, keepdims) ** (1.0 / ord)
+        return sum(magnitude, axis, keepdims)
+    return sum(magnitude ** ord, axis, keepdims) ** (1.0 / ord)
 
 
-def normalize(inp: Tensor, ord: float | None = None, axis: Any = None,
+def normalize(inp: Tensor, ord: float | None = None, axis: int | None = None,
               eps: float = 1e-12) -> Tensor:
     """``inp / max(norm(inp, ord, axis), eps)``: slices of unit ``ord``-norm (2 by default).
+
+    Args:
+        inp: the tensor; a vector when ``axis`` is None (MegEngine's rule).
+        ord: as :func:`norm`.
+        axis: the axis whose slices are normalised.
+        eps: the smallest norm divided by, so zero slices stay zero.
 
     Example:
         >>> normalize(Tensor([3.0, 4.0])).numpy()
         array([0.6, 0.8], dtype=float32)
     """
     x = to_float(as_tensor(inp))
-    ord = 2.0 if ord is None else ord
-    if isinstance(ord, bool) or not isinstance(ord, (int, float)):
-        raise TypeError(f"normalize: ord must be a number; got {type(ord).__name__} {ord!r}")
-    if not ord > 0:
-        raise ValueError(f"normalize: ord must be positive; got {ord}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"normalize: eps must be a positive number; got {eps!r}")
+    if axis is None and x.ndim != 1:
+        raise ValueError(f"normalize: axis is required unless the input is a vector; got shape "
+                         f"{tuple(x.shape)} with axis=None; pass axis=")
+    if axis is not None:
+        axis = normalize_axis("normalize", axis, x.ndim)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+        raise ValueError(f"normalize: eps must be a non-negative number; got {eps!r}")
     length = norm(x, ord, axis, keepdims=True)
     return x / apply("maximum", length, as_tensor(eps, length))
 
 
 def _arg(op: str, inp: Any, axis: Any, keepdims: bool) -> Tensor:
     x = as_tensor(inp)
-    if x.size == 0:
-        raise ValueError(f"{op}: cannot take {op} of an empty tensor of shape {x.shape}")
-    if axis is not None:
-        axis = normalize_axis(op, axis, x.ndim)
-    return apply(op, x, axis=axis, keepdims=bool(keepdims))
+    attrs = dict(axis=None if axis is None else normalize_axis(op, axis, x.ndim),
+                 keepdims=bool(keepdims))
+    check(op, x, **attrs)
+    return apply(op, x, **attrs)
 
 
 def argmax(inp: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.dispatch import apply, as_tensor_like
+from plugrad.core.dispatch import apply, as_tensor_like, check
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
 from plugrad.functional.conv import conv1d, conv2d, conv_transpose2d, linear
@@ -19,7 +19,7 @@ from plugrad.functional.loss import (
     l1_loss,
     square_loss,
 )
-from plugrad.functional.math import logsumexp, mean, var
+from plugrad.functional.math import logsumexp, mean, normalize, var
 from plugrad.functional.normalization import group_norm, layer_norm
 from plugrad.functional.pooling import (
     adaptive_avg_pool2d,
@@ -35,7 +35,7 @@ __all__ = [
     "indexing_one_hot", "square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy",
     "conv2d", "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
     "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "pad", "hinge_loss", "prelu",
-    "layer_norm", "group_norm", "interpolate", "conv1d",
+    "layer_norm", "group_norm", "interpolate", "conv1d", "normalize",
 ]
 
 
@@ -82,28 +82,26 @@ def leaky_relu(inp: Tensor, negative_slope: float = 0.01) -> Tensor:
     return apply("leaky_relu", to_float(as_tensor(inp)), negative_slope=float(negative_slope))
 
 
-def prelu(inp: Tensor, weight: Tensor) -> Tensor:
-    """``x`` where positive, ``weight * x`` elsewhere, with a learned slope per channel.
+def prelu(x: Tensor, y: Tensor) -> Tensor:
+    """``max(x, 0) + y * min(x, 0)``, ``y`` broadcast against ``x`` (MegEngine's ``prelu``).
 
-    Args:
-        inp: (N, C, ...) or any shape when ``weight`` holds one value.
-        weight: one slope, or one per channel (C values, for axis 1).
+    ``y`` follows the broadcasting rules, so one slope per channel of an NCHW ``x`` is shaped
+    (1, C, 1, 1), as :class:`~plugrad.module.PReLU` keeps it.
 
     Example:
         >>> prelu(Tensor([-2.0, 3.0]), Tensor([0.25])).numpy()
         array([-0.5,  3. ], dtype=float32)
     """
-    x = to_float(as_tensor(inp))
-    w = as_tensor(weight, x)
+    x = to_float(as_tensor(x))
+    w = as_tensor(y, x)
+    try:
+        np.broadcast_shapes(tuple(x.shape), tuple(w.shape))
+    except ValueError:
+        raise ValueError(f"prelu: the slopes y of shape {tuple(w.shape)} do not broadcast "
+                         f"against x of shape {tuple(x.shape)}; give one slope, shape (1,), "
+                         f"or one per channel of an NCHW x, shape (1, C, 1, 1)") from None
     if w._dtype != x._dtype:
         w = apply("cast", w, dtype=x._dtype)
-    if w.size != 1:
-        if x.ndim < 2 or w.size != x.shape[1]:
-            raise ValueError(f"prelu: weight of shape {w.shape} must hold 1 value or one per "
-                             f"channel (axis 1) of the input of shape {x.shape}")
-        w = apply("reshape", w, shape=_param_shape(x))
-    elif w.ndim:
-        w = apply("reshape", w, shape=())
     zero = as_tensor_like(0.0, x)
     return apply("maximum", x, zero) + w * apply("minimum", x, zero)
 
@@ -181,11 +179,10 @@ def batch_norm(inp: Tensor, running_mean: Tensor | None = None,
         scale = w * (1.0 / apply("sqrt", rv + eps))
         out = (x - rm) * scale + b
         return out if inplace else (out, running_mean, running_var)
+    attrs = dict(axes=axes, eps=float(eps))
+    check(op, x, w, b, **attrs)
+    out = apply(op, x, w, b, **attrs)
     count = x.size // x.shape[1]
-    if count < 2:
-        raise ValueError(f"{op}: training needs more than one value per channel to compute "
-                         f"a variance; got input shape {x.shape}")
-    out = apply(op, x, w, b, axes=axes, eps=float(eps))
     new_mean = new_var = None
     if running_mean is not None or running_var is not None:
         data = x.detach()

@@ -43,7 +43,7 @@ def _check_eps(op: str, eps: Any) -> float:
     return float(eps)
 
 
-def layer_norm(inp: Tensor, normalized_shape: int | Sequence[int], affine: bool = True,
+def layer_norm(inp: Tensor, normalized_shape: int | Sequence[int], affine: bool,
                weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Standardise over the trailing ``normalized_shape`` axes, then ``* weight + bias``.
@@ -51,7 +51,8 @@ def layer_norm(inp: Tensor, normalized_shape: int | Sequence[int], affine: bool 
     Args:
         inp: (..., *normalized_shape).
         normalized_shape: the trailing shape whose elements share one mean and variance.
-        affine: apply ``weight`` and ``bias`` (each of ``normalized_shape``).
+        affine: apply ``weight`` and ``bias`` (each of ``normalized_shape``); required, as in
+            MegEngine.
 
     Example:
         >>> layer_norm(Tensor([[1.0, 3.0]]), 2, affine=False).numpy().round(3)
@@ -73,13 +74,13 @@ def layer_norm(inp: Tensor, normalized_shape: int | Sequence[int], affine: bool 
         + _affine(op, "bias", bias, x, size, shape)
 
 
-def group_norm(inp: Tensor, num_groups: int, affine: bool = True, weight: Tensor | None = None,
+def group_norm(inp: Tensor, num_groups: int, affine: bool, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Standardise each of ``num_groups`` channel groups of every sample, then scale per channel.
 
     Args:
         inp: (N, C, ...), ``C`` divisible by ``num_groups``.
-        affine: apply ``weight`` and ``bias``, each of C values.
+        affine: apply ``weight`` and ``bias``, each of C values; required, as in MegEngine.
 
     Example:
         >>> group_norm(Tensor([[[1.0], [3.0]]]), 1, affine=False).numpy().round(3)

@@ -8,9 +8,9 @@ import numpy as np
 
 from plugrad.core import dtypes
 from plugrad.core.device import get_device
-from plugrad.core.dispatch import apply, check_broadcast, create, promote_pair
+from plugrad.core.dispatch import apply, check, check_broadcast, create, promote_pair
 from plugrad.core.tensor import Tensor, wrap
-from plugrad.functional._utils import as_tensor, normalize_axis, shape_tuple
+from plugrad.functional._utils import as_tensor, host_tensor, normalize_axis, shape_tuple
 
 __all__ = [
     "arange", "ones", "zeros", "full", "ones_like", "zeros_like", "full_like", "linspace",
@@ -127,9 +127,7 @@ def transpose(inp: Tensor, pattern: Sequence[int] | None = None) -> Tensor:
     ndim = inp.ndim
     perm = tuple(range(ndim - 1, -1, -1)) if pattern is None else tuple(
         normalize_axis("transpose", p, ndim) for p in pattern)
-    if sorted(perm) != list(range(ndim)):
-        raise ValueError(f"transpose: pattern {tuple(pattern)} is not a permutation of the "
-                         f"{ndim} axes of a tensor of shape {inp.shape}")
+    check("transpose", inp, perm=perm)
     if perm == tuple(range(ndim)):
         return inp
     return apply("transpose", inp, perm=perm)
@@ -139,9 +137,7 @@ def broadcast_to(inp: Tensor, shape: Any) -> Tensor:
     """``inp`` repeated along size-1 or missing leading axes to ``shape``."""
     inp = as_tensor(inp)
     shape = shape_tuple("broadcast_to", shape)
-    if len(shape) < inp.ndim or check_broadcast("broadcast_to", inp.shape, shape) != shape:
-        raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {inp.shape} to "
-                         f"{shape}")
+    check("broadcast_to", inp, shape=shape)
     if shape == inp._data.shape:
         return inp
     return apply("broadcast_to", inp, shape=shape)
@@ -185,13 +181,8 @@ def concat(inps: Sequence[Tensor], axis: int = 0, device: Any = None) -> Tensor:
     for t in tensors[1:]:
         target = dtypes.promote(target, t._dtype)
     tensors = [t if t._dtype == target else apply("cast", t, dtype=target) for t in tensors]
-    ndim = tensors[0].ndim
-    axis = normalize_axis("concat", axis, ndim)
-    for i, t in enumerate(tensors):
-        if t.ndim != ndim or builtins.any(
-                a != b for j, (a, b) in enumerate(zip(t.shape, tensors[0].shape)) if j != axis):
-            raise ValueError(f"concat: tensor {i} has shape {t.shape} but tensor 0 has shape "
-                             f"{tensors[0].shape}; all dimensions except axis {axis} must match")
+    axis = normalize_axis("concat", axis, tensors[0].ndim)
+    check("concat", *tensors, axis=axis)
     if device is not None:
         tensors = [t.to(device) for t in tensors]
     if len(tensors) == 1:
@@ -246,10 +237,7 @@ def gather(inp: Tensor, axis: int, index: Tensor) -> Tensor:
     inp = as_tensor(inp)
     index = _index_tensor("gather", index, inp)
     axis = normalize_axis("gather", axis, inp.ndim)
-    if index.ndim != inp.ndim or builtins.any(
-            a > b for j, (a, b) in enumerate(zip(index.shape, inp.shape)) if j != axis):
-        raise ValueError(f"gather: index shape {index.shape} must have the rank of the input "
-                         f"{inp.shape} and not exceed it outside axis {axis}")
+    check("gather", inp, index, axis=axis)
     return apply("gather", inp, index, axis=axis)
 
 
@@ -259,9 +247,7 @@ def scatter_add(inp: Tensor, axis: int, index: Tensor, source: Tensor) -> Tensor
     index = _index_tensor("scatter_add", index, inp)
     axis = normalize_axis("scatter_add", axis, inp.ndim)
     inp, source = promote_pair("scatter_add", inp, source)
-    if tuple(source.shape) != tuple(index.shape):
-        raise ValueError(f"scatter_add: source shape {source.shape} must equal index shape "
-                         f"{index.shape}")
+    check("scatter_add", inp, index, source, axis=axis)
     return apply("scatter_add", inp, index, source, axis=axis)
 
 
@@ -279,19 +265,60 @@ def copy(inp: Tensor, device: Any = None) -> Tensor:
     return wrap(target.type.from_host(host, target.index), target)
 
 
+_PAD_MODES = ("constant", "reflect", "replicate", "edge")
+
+
 def pad(inp: Tensor, pad_width: Sequence[Sequence[int]], mode: str = "constant",
         constant_value: float = 0.0) -> Tensor:
-    """Constant padding; ``pad_width`` gives ``(before, after)`` for every axis."""
+    """Pad ``inp``; ``pad_width`` gives ``(before, after)`` for its leading axes (the rest 0).
+
+    ``mode`` is ``"constant"`` (``constant_value``), ``"reflect"`` (mirrored about the edge
+    element, which is not repeated) or ``"replicate"`` / ``"edge"`` (the edge element
+    repeated), as MegEngine's ``F.nn.pad``. The two copying modes read the input at host-built
+    positions (getitem), so their gradient sums back onto the positions copied.
+
+    Example:
+        >>> pad(Tensor([1.0, 2.0, 3.0]), ((2, 1),), mode="reflect").numpy()
+        array([3., 2., 1., 2., 3., 2.], dtype=float32)
+    """
     inp = as_tensor(inp)
-    if mode != "constant":
-        raise ValueError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    kind = mode.lower() if isinstance(mode, str) else mode
+    if kind not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {_PAD_MODES}; got {mode!r}")
     width = tuple((int(a), int(b)) for a, b in pad_width)
     if inp.ndim == 0 and not width:  # nothing to pad around a scalar
         return copy(inp)
-    if len(width) != inp.ndim or builtins.any(a < 0 or b < 0 for a, b in width):
-        raise ValueError(f"pad: pad_width {width} must give two non-negative sizes for each of "
+    if len(width) > inp.ndim or builtins.any(a < 0 or b < 0 for a, b in width):
+        raise ValueError(f"pad: pad_width {width} must give two non-negative sizes for at most "
                          f"the {inp.ndim} axes of shape {inp.shape}")
-    return apply("pad", inp, pad_width=width, value=constant_value)
+    width += ((0, 0),) * (inp.ndim - len(width))
+    if kind == "constant":
+        return apply("pad", inp, pad_width=width, value=constant_value)
+    out = inp
+    for axis, (before, after) in enumerate(width):
+        if before or after:
+            index = _copy_positions(kind, inp.shape[axis], before, after, axis, inp.shape)
+            out = apply("getitem", out,
+                        index=(slice(None),) * axis + (host_tensor(index, out)._data,))
+    return out if out is not inp else copy(inp)
+
+
+def _copy_positions(kind: str, size: int, before: int, after: int, axis: int,
+                    shape: tuple) -> np.ndarray:
+    """The input positions a reflect / replicate pad reads along one axis."""
+    wanted = np.arange(-before, size + after)
+    if kind in ("replicate", "edge"):
+        if size == 0:
+            raise ValueError(f"pad: cannot replicate the edge of the empty axis {axis} of shape "
+                             f"{shape}")
+        return np.clip(wanted, 0, size - 1).astype(np.int32)
+    if before >= size or after >= size:
+        raise ValueError(f"pad: reflect padding ({before}, {after}) on axis {axis} of shape "
+                         f"{shape} must be smaller than the axis ({size}); use 'replicate' or "
+                         f"a smaller pad")
+    period = 2 * (size - 1)  # size > 1 here: a pad smaller than the axis
+    folded = np.abs(wanted) % period
+    return np.where(folded < size, folded, period - folded).astype(np.int32)
 
 
 # -- indexing -------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ __all__ = ["tile", "repeat", "eye"]
 
 
 def _count(op: str, name: str, value: Any) -> int:
+    if isinstance(value, Tensor) and value.ndim == 0 and value._dtype.kind in "iu":
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{op}: {name} must be an int; got {type(value).__name__} {value!r}")
     if value < 0:
@@ -28,9 +30,10 @@ def _count(op: str, name: str, value: Any) -> int:
 
 
 def tile(inp: Tensor, reps: Iterable[int]) -> Tensor:
-    """``inp`` repeated ``reps[i]`` times along axis ``i`` (NumPy's ``tile``).
+    """``inp`` repeated ``reps[i]`` times along axis ``i``.
 
-    A shorter ``reps`` is padded with leading 1s; a longer one adds leading axes to ``inp``.
+    As in MegEngine, ``reps`` has at least ``inp.ndim`` entries; a longer one adds leading
+    axes to ``inp``.
 
     Example:
         >>> tile(Tensor([[1, 2]]), (2, 2)).numpy()
@@ -45,8 +48,11 @@ def tile(inp: Tensor, reps: Iterable[int]) -> Tensor:
     if not isinstance(reps, (tuple, list)):
         raise TypeError(f"tile: reps must be a sequence of ints; got {reps!r}")
     reps = tuple(_count("tile", "each of reps", r) for r in reps)
-    ndim = max(len(reps), x.ndim)
-    reps = (1,) * (ndim - len(reps)) + reps
+    if len(reps) < x.ndim:
+        raise ValueError(f"tile: reps {reps} has {len(reps)} entries for an input of shape "
+                         f"{tuple(x.shape)}; expected at least {x.ndim}, one per axis (pad reps "
+                         f"with leading 1s)")
+    ndim = len(reps)
     shape = (1,) * (ndim - x.ndim) + tuple(x.shape)
     # (s0, s1) -> (1, s0, 1, s1) -> (r0, s0, r1, s1) -> (r0 * s0, r1 * s1)
     spread = tuple(d for s in shape for d in (1, s))
@@ -83,6 +89,8 @@ def repeat(inp: Tensor, repeats: int, axis: int | None = None) -> Tensor:
 
 def eye(N: int, M: int | None = None, *, dtype: Any = "float32", device: Any = None) -> Tensor:
     """An ``N`` x ``M`` matrix (``M`` defaults to ``N``) with ones on the diagonal.
+
+    ``N`` and ``M`` are ints or 0-d integer Tensors, as in MegEngine.
 
     Example:
         >>> eye(2, 3).numpy()

@@ -37,8 +37,11 @@ class PReLU(Module):
     """``x`` where positive, ``weight * x`` elsewhere; ``weight`` is learned.
 
     Args:
-        num_parameters: 1 (one slope shared by all channels) or the number of channels (axis 1).
+        num_parameters: 1 (one slope shared by all channels) or the number of channels of
+            an NCHW input.
         init: the slopes' initial value.
+
+    ``weight`` is shaped as MegEngine's: (1,) for one slope, (1, C, 1, 1) for one per channel.
     """
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, **kwargs: Any):
@@ -48,9 +51,14 @@ class PReLU(Module):
             raise ValueError(f"PReLU: num_parameters must be a positive int; got "
                              f"{num_parameters!r}")
         self.num_parameters = num_parameters
-        self.weight = Parameter(np.full((num_parameters,), init, np.float32))
+        shape = (1, num_parameters, 1, 1) if num_parameters > 1 else (1,)
+        self.weight = Parameter(np.full(shape, init, np.float32))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.num_parameters > 1 and (x.ndim != 4 or x.shape[1] != self.num_parameters):
+            raise ValueError(f"{self._label()}: {self.num_parameters} slopes, one per channel, "
+                             f"need an input of shape (N, {self.num_parameters}, H, W); got "
+                             f"shape {tuple(x.shape)}")
         return F.nn.prelu(x, self.weight)
 
     def _module_info_string(self) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 
 from plugrad import functional as F
 from plugrad.core.tensor import Parameter, Tensor
+from plugrad.nn import init
 from plugrad.nn.module import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
@@ -74,6 +75,13 @@ class BatchNorm2d(_BatchNorm):
     _shape_text = "(N, {C}, H, W)"
 
 
+def _reset_affine(module: Module) -> None:
+    """Weight ones and bias zeros, MegEngine's start for a norm's affine parameters."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+
+
 class LayerNorm(Module):
     """Standardises each sample over its trailing ``normalized_shape`` axes.
 
@@ -91,6 +99,9 @@ class LayerNorm(Module):
         self.affine = affine
         self.weight = Parameter(np.ones(shape, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(shape, np.float32)) if affine else None
+
+    def reset_parameters(self) -> None:
+        _reset_affine(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.nn.layer_norm(x, self.normalized_shape, self.affine, self.weight, self.bias,
@@ -119,6 +130,9 @@ class GroupNorm(Module):
         self.weight = Parameter(np.ones((self.num_channels,), np.float32)) if affine else None
         self.bias = Parameter(np.zeros((self.num_channels,), np.float32)) if affine else None
 
+    def reset_parameters(self) -> None:
+        _reset_affine(self)
+
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"{self._label()}: expected an input of shape "
@@ -126,5 +140,5 @@ class GroupNorm(Module):
         return F.nn.group_norm(x, self.num_groups, self.affine, self.weight, self.bias, self.eps)
 
     def _module_info_string(self) -> str:
-        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, "
+        return (f"groups={self.num_groups}, channels={self.num_channels}, eps={self.eps}, "
                 f"affine={self.affine}")

@@ -13,12 +13,18 @@ still runs it.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from plugrad.core.dispatch import apply
-from plugrad.core.registry import composite
+from plugrad.core.registry import Spec, composite
 from plugrad.core.tensor import Tensor
+from plugrad.ops import _window_reference as reference
+from plugrad.ops._rules import FIXES, need_kind, need_ndim, need_same_dtype
 from plugrad.ops._windows import col2im, crop_spatial, im2col, out_size, pad_spatial
 
 __all__ = ["conv_out_hw"]
+
+Pair = tuple[int, int]
 
 
 def conv_out_hw(in_hw, kernel_size, stride, padding, dilation) -> tuple[int, int]:
@@ -114,14 +120,103 @@ def _conv2d_grad_weight_vjp(ctx, g):
     return gdy, gx
 
 
-composite("conv2d", decomposition=_conv2d, vjp=_conv2d_vjp, keep_out=False,
-          doc="cross-correlation of (N, C, H, W) with (O, C/groups, kh, kw)")
-composite("conv2d_bias", decomposition=_conv2d_bias, vjp=_conv2d_vjp, keep_inputs=(0, 1),
-          keep_out=False, doc="conv2d plus a (1, O, 1, 1) bias, in one kernel where a backend "
-                              "fuses it")
-composite("conv2d_grad_input", decomposition=_conv2d_grad_input, vjp=_conv2d_grad_input_vjp,
+# -- shape and dtype rules ----------------------------------------------------------------------
+def _check_attrs(op: str, stride, padding, dilation, groups) -> None:
+    if groups.__class__ is not int or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int; got {groups!r}")
+    if stride[0] < 1 or stride[1] < 1 or dilation[0] < 1 or dilation[1] < 1 \
+            or padding[0] < 0 or padding[1] < 0:
+        raise ValueError(f"{op}: stride {stride} and dilation {dilation} must be at least 1 and "
+                         f"padding {padding} at least 0")
+
+
+def _check_inputs(op: str, x: Any, w: Any) -> None:
+    need_kind(op, "input", x, "f", FIXES["f"])
+    need_same_dtype(op, ("the input", x), ("the weight", w))
+    need_ndim(op, "input", x, 4, "(N, C, H, W)")
+    need_ndim(op, "weight", w, 4, "(O, C // groups, kh, kw)")
+
+
+def _conv2d_rule(x: Any, w: Any, *, stride: Pair, padding: Pair, dilation: Pair,
+                 groups: int, op: str = "conv2d") -> Spec:
+    x_shape, w_shape, dtype = x.shape, w.shape, x.dtype
+    if dtype.kind != "f" or w.dtype != dtype or len(x_shape) != 4 or len(w_shape) != 4:
+        _check_inputs(op, x, w)
+    _check_attrs(op, stride, padding, dilation, groups)
+    out_channels, group_channels, kh, kw = w_shape
+    if group_channels * groups != x_shape[1]:
+        raise ValueError(f"{op}: the input has {x_shape[1]} channels (shape {tuple(x_shape)}) "
+                         f"but the weight of shape {tuple(w_shape)} with groups={groups} expects "
+                         f"{group_channels * groups}; the weight's axis 1 must be "
+                         f"in_channels // groups")
+    if out_channels % groups:
+        raise ValueError(f"{op}: {out_channels} output channels cannot be split into "
+                         f"{groups} groups")
+    out_hw = (out_size(x_shape[2], kh, stride[0], padding[0], dilation[0]),
+              out_size(x_shape[3], kw, stride[1], padding[1], dilation[1]))
+    if out_hw[0] <= 0 or out_hw[1] <= 0:
+        raise ValueError(f"{op}: the input's spatial size {tuple(x_shape[2:])} with padding "
+                         f"{padding} is smaller than the kernel {(kh, kw)} with dilation "
+                         f"{dilation}; the output would be {out_hw}")
+    return Spec((x_shape[0], out_channels) + out_hw, dtype)
+
+
+def _conv2d_bias_rule(x: Any, w: Any, b: Any, **attrs: Any) -> Spec:
+    out = _conv2d_rule(x, w, **attrs, op="conv2d_bias")
+    need_same_dtype("conv2d_bias", ("the input", x), ("the bias", b))
+    expected = (1, out.shape[1], 1, 1)
+    if tuple(b.shape) != expected:
+        raise ValueError(f"conv2d_bias: bias of shape {tuple(b.shape)}; expected {expected}, "
+                         f"one value per output channel")
+    return out
+
+
+def _grad_rule(op: str, target: str, other_name: str):
+    """The rule of a gradient op: g (N, O, OH, OW) from conv2d over ``target``'s shape."""
+
+    def rule(g: Any, other: Any, **attrs: Any) -> Spec:
+        shape = tuple(attrs.pop(target))
+        need_kind(op, "g", g, "f")
+        need_same_dtype(op, ("g", g), (other_name, other))
+        _check_attrs(op, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"])
+        need_ndim(op, "g", g, 4, "(N, O, OH, OW)")
+        if len(shape) != 4 or min(shape) < 0:
+            raise ValueError(f"{op}: {target} must be 4 sizes; got {shape}")
+        x_shape, w_shape = (shape, tuple(other.shape)) if target == "input_shape" \
+            else (tuple(other.shape), shape)
+        if len(w_shape) != 4 or len(x_shape) != 4:
+            raise ValueError(f"{op}: expected a 4-D {other_name}; got shape {tuple(other.shape)}")
+        expected = (x_shape[0], w_shape[0]) + conv_out_hw(x_shape[2:], w_shape[2:], **{
+            k: attrs[k] for k in ("stride", "padding", "dilation")})
+        if tuple(g.shape) != expected or w_shape[1] * attrs["groups"] != x_shape[1]:
+            raise ValueError(f"{op}: g of shape {tuple(g.shape)} is not conv2d's output for an "
+                             f"input of shape {x_shape} and a weight of shape {w_shape} with "
+                             f"{attrs}; expected g of shape {expected}")
+        return Spec(shape, g.dtype)
+
+    rule.__name__ = f"{op}_rule"
+    return rule
+
+
+_CONV = "stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int], groups: int"
+_PAIRS = "stride, padding, dilation are (h, w) pairs, groups an int"
+composite("conv2d", f"x, w, *, {_CONV}", rule=_conv2d_rule,
+          reference=reference.conv2d_reference, decomposition=_conv2d, vjp=_conv2d_vjp,
           keep_out=False,
-          doc="gradient of conv2d with respect to its input (the transposed convolution)")
-composite("conv2d_grad_weight", decomposition=_conv2d_grad_weight, vjp=_conv2d_grad_weight_vjp,
-          keep_out=False,
-          doc="gradient of conv2d with respect to its weight")
+          doc=f"x (N, C, H, W), w (O, C // groups, kh, kw); {_PAIRS}; (N, O, OH, OW) in x's dtype")
+composite("conv2d_bias", f"x, w, b, *, {_CONV}", rule=_conv2d_bias_rule,
+          reference=reference.conv2d_bias_reference, decomposition=_conv2d_bias,
+          vjp=_conv2d_vjp, keep_inputs=(0, 1), keep_out=False,
+          doc=f"x and w as conv2d's, b (1, O, 1, 1); {_PAIRS}; conv2d(x, w) + b in x's dtype")
+composite("conv2d_grad_input", f"g, w, *, input_shape: tuple[int, int, int, int], {_CONV}",
+          rule=_grad_rule("conv2d_grad_input", "input_shape", "w"),
+          reference=reference.conv2d_grad_input_reference, decomposition=_conv2d_grad_input,
+          vjp=_conv2d_grad_input_vjp, keep_out=False,
+          doc=f"g (N, O, OH, OW), w as conv2d's, `input_shape` (N, C, H, W); {_PAIRS}; the "
+              f"input gradient of conv2d (the transposed convolution), g's dtype")
+composite("conv2d_grad_weight", f"g, x, *, weight_shape: tuple[int, int, int, int], {_CONV}",
+          rule=_grad_rule("conv2d_grad_weight", "weight_shape", "x"),
+          reference=reference.conv2d_grad_weight_reference, decomposition=_conv2d_grad_weight,
+          vjp=_conv2d_grad_weight_vjp, keep_out=False,
+          doc=f"g (N, O, OH, OW), x (N, C, H, W), `weight_shape` (O, C // groups, kh, kw); "
+              f"{_PAIRS}; the weight gradient of conv2d, g's dtype")

@@ -6,13 +6,16 @@ with it) and its vjp is written with other ops, so a fused kernel needs no autog
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from plugrad.core.dispatch import apply, as_tensor_like, create
-from plugrad.core.registry import composite
+from plugrad.core.registry import Spec, composite
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import reduced_count, sum_to
+from plugrad.ops._rules import FIXES, need_kind, need_same_dtype, reduce_shape, unary
+from plugrad.ops.activation import logsoftmax_reference
 
 __all__ = ["ERF_COEFFICIENTS"]
 
@@ -207,22 +210,165 @@ def _gelu_vjp(ctx, g):
     return (apply("mul", g, apply("add", cdf, apply("mul", x, pdf))),)
 
 
-composite("linear", decomposition=_linear, vjp=_linear_vjp, keep_inputs=(0, 1), keep_out=False,
-          doc="x @ weight.T (+ bias); inputs (x, weight) or (x, weight, bias)")
-composite("batch_norm", decomposition=_batch_norm, vjp=_batch_norm_vjp, keep_inputs=(0, 1),
-          keep_out=False,
-          doc="(x - mean) / sqrt(var + eps) * weight + bias with batch statistics over axes")
-composite("dropout", decomposition=_dropout, vjp=_dropout_vjp, keep_inputs=(), keep_out=False,
-          doc="x / (1 - p) where a uniform draw from seed is >= p, else 0")
-composite("softmax_cross_entropy", decomposition=_softmax_cross_entropy,
-          vjp=_softmax_cross_entropy_vjp, doc="-logsoftmax(x, axis)[label] per sample",
-          keep_out=False)
-composite("softmax_cross_entropy_grad", decomposition=_softmax_cross_entropy_grad,
-          doc="(softmax(x) - one_hot(label)) * g")
-composite("binary_cross_entropy", decomposition=_binary_cross_entropy,
-          vjp=_binary_cross_entropy_vjp, doc="elementwise binary cross-entropy",
-          keep_out=False)
-composite("leaky_relu", decomposition=_leaky_relu, vjp=_leaky_relu_vjp, keep_out=False,
-          doc="x if x > 0 else negative_slope * x")
-composite("gelu", decomposition=_gelu, vjp=_gelu_vjp, doc="x * Phi(x) (erf form)",
-          keep_out=False)
+# -- shape and dtype rules ----------------------------------------------------------------------
+def _linear_rule(x: Any, w: Any, b: Any = None) -> Spec:
+    if x.dtype.kind != "f" or w.dtype != x.dtype:
+        need_kind("linear", "input", x, "f", FIXES["f"])
+        need_same_dtype("linear", ("the input", x), ("the weight", w))
+    x_shape, w_shape = x.shape, w.shape
+    if len(w_shape) != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features); got shape "
+                         f"{w_shape}")
+    if not x_shape or x_shape[-1] != w_shape[1]:
+        raise ValueError(f"linear: the input's last axis must be in_features = {w_shape[1]}; got "
+                         f"input shape {x_shape}; flatten it first, e.g. F.flatten(x, 1)")
+    if b is not None:
+        need_same_dtype("linear", ("the input", x), ("the bias", b))
+        if tuple(b.shape) != w_shape[:1]:
+            raise ValueError(f"linear: bias of shape {tuple(b.shape)}; expected "
+                             f"({w_shape[0]},), one value per output")
+    return Spec(x_shape[:-1] + w_shape[:1], x.dtype)
+
+
+def _batch_norm_rule(x: Any, weight: Any, bias: Any, *, axes: tuple[int, ...],
+                     eps: float) -> Spec:
+    need_kind("batch_norm", "input", x, "f", FIXES["f"])
+    need_same_dtype("batch_norm", ("the input", x), ("weight", weight), ("bias", bias))
+    shape = tuple(x.shape)
+    if len(shape) < 2:
+        raise ValueError(f"batch_norm: expected an input of at least 2 dimensions (N, C, ...); "
+                         f"got shape {shape}")
+    kept = reduce_shape("batch_norm", shape, axes, True)
+    for name, param in (("weight", weight), ("bias", bias)):
+        if tuple(param.shape) != kept:
+            raise ValueError(f"batch_norm: {name} of shape {tuple(param.shape)}; expected "
+                             f"{kept}, one value per channel")
+    if reduced_count(shape, axes) < 2:
+        raise ValueError(f"batch_norm: training needs more than one value per channel to "
+                         f"compute a variance; got input shape {shape}")
+    return Spec(shape, x.dtype)
+
+
+def _dropout_rule(x: Any, *, drop_prob: float, seed: int) -> Spec:
+    need_kind("dropout", "input", x, "f", FIXES["f"])
+    if not 0.0 <= drop_prob < 1.0:
+        raise ValueError(f"dropout: drop_prob must be in [0, 1); got {drop_prob}")
+    return Spec(tuple(x.shape), x.dtype)
+
+
+def _check_label(op: str, x: Any, label: Any, axis: int) -> None:
+    need_kind(op, "logits", x, "f", FIXES["f"])
+    need_kind(op, "class indices as label", label, "iu")
+    shape = tuple(x.shape)
+    if axis.__class__ is not int or not 0 <= axis < len(shape):
+        raise ValueError(f"{op}: axis {axis!r} is out of range for shape {shape}")
+    expected = shape[:axis] + shape[axis + 1:]
+    if tuple(label.shape) != expected:
+        raise ValueError(f"{op}: label shape {tuple(label.shape)} must be x shape {shape} "
+                         f"without axis {axis}, i.e. {expected}")
+
+
+def _softmax_cross_entropy_rule(x: Any, label: Any, *, axis: int) -> Spec:
+    _check_label("softmax_cross_entropy", x, label, axis)
+    return Spec(tuple(label.shape), x.dtype)
+
+
+def _softmax_cross_entropy_grad_rule(g: Any, x: Any, label: Any, *, axis: int) -> Spec:
+    _check_label("softmax_cross_entropy_grad", x, label, axis)
+    need_same_dtype("softmax_cross_entropy_grad", ("x", x), ("g", g))
+    if tuple(g.shape) != tuple(label.shape):
+        raise ValueError(f"softmax_cross_entropy_grad: g of shape {tuple(g.shape)} must have "
+                         f"label's shape {tuple(label.shape)}")
+    return Spec(tuple(x.shape), x.dtype)
+
+
+def _binary_cross_entropy_rule(pred: Any, label: Any, *, with_logits: bool) -> Spec:
+    need_kind("binary_cross_entropy", "pred", pred, "f", FIXES["f"])
+    need_same_dtype("binary_cross_entropy", ("pred", pred), ("label", label))
+    if tuple(pred.shape) != tuple(label.shape):
+        raise ValueError(f"binary_cross_entropy: pred shape {tuple(pred.shape)} and label shape "
+                         f"{tuple(label.shape)} must match")
+    return Spec(tuple(pred.shape), pred.dtype)
+
+
+# -- float64 references -----------------------------------------------------------------------
+def _linear_reference(x, w, b=None):
+    out = np.matmul(np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64).T)
+    return out if b is None else out + b
+
+
+def _batch_norm_reference(x, weight, bias, *, axes, eps):
+    x64 = np.asarray(x, dtype=np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = ((x64 - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (x64 - mean) / np.sqrt(var + eps) * weight + bias
+
+
+def _softmax_cross_entropy_reference(x, label, *, axis):
+    index = np.expand_dims(np.asarray(label).astype(np.intp), axis)
+    picked = np.take_along_axis(logsoftmax_reference(x, axis=axis), index, axis)
+    return -np.squeeze(picked, axis)
+
+
+def _softmax_cross_entropy_grad_reference(g, x, label, *, axis):
+    prob = np.exp(logsoftmax_reference(np.asarray(x, dtype=np.float64), axis=axis))
+    classes = np.arange(x.shape[axis]).reshape(
+        tuple(-1 if i == axis else 1 for i in range(x.ndim)))
+    one_hot = (np.expand_dims(label, axis) == classes).astype(np.float64)
+    return (prob - one_hot) * np.expand_dims(g, axis)
+
+
+def _binary_cross_entropy_reference(pred, label, *, with_logits):
+    x, y = np.asarray(pred, dtype=np.float64), np.asarray(label, dtype=np.float64)
+    if with_logits:
+        return np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    return -(y * np.log(x) + (1 - y) * np.log(1 - x))
+
+
+def _leaky_relu_reference(x, *, negative_slope):
+    return np.where(x > 0, x, x * negative_slope)
+
+
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu_reference(x):
+    return x * 0.5 * (1 + _ERF(np.asarray(x, dtype=np.float64) / math.sqrt(2)))
+
+
+composite("linear", "x, w, b=None", rule=_linear_rule, reference=_linear_reference,
+          decomposition=_linear, vjp=_linear_vjp, keep_inputs=(0, 1), keep_out=False,
+          doc="x (..., F), w (O, F), optional b (O,); x @ w.T + b, x's dtype")
+composite("batch_norm", "x, weight, bias, *, axes: tuple[int, ...], eps: float",
+          rule=_batch_norm_rule, reference=_batch_norm_reference, decomposition=_batch_norm,
+          vjp=_batch_norm_vjp, keep_inputs=(0, 1), keep_out=False,
+          doc="x (N, C, ...), weight and bias (1, C, 1, ...), `axes` the reduced axes (a tuple), "
+              "`eps` a float; (x - mean) / sqrt(var + eps) * weight + bias with the batch's "
+              "statistics, x's dtype")
+composite("dropout", "x, *, drop_prob: float, seed: int", rule=_dropout_rule, reference=None,
+          decomposition=_dropout, vjp=_dropout_vjp, keep_inputs=(), keep_out=False,
+          doc="x, `drop_prob` a float in [0, 1), `seed` an int; x / (1 - p) where a float32 "
+              "uniform draw from seed (the uniform kernel's) is >= p, else 0; x's shape and "
+              "dtype")
+composite("softmax_cross_entropy", "x, label, *, axis: int", rule=_softmax_cross_entropy_rule,
+          reference=_softmax_cross_entropy_reference, decomposition=_softmax_cross_entropy,
+          vjp=_softmax_cross_entropy_vjp, keep_out=False,
+          doc="x (..., C, ...) floating, label int32 of x's shape without `axis`; "
+              "-log softmax(x, axis)[label] per sample, label's shape, x's dtype")
+composite("softmax_cross_entropy_grad", "g, x, label, *, axis: int",
+          rule=_softmax_cross_entropy_grad_rule,
+          reference=_softmax_cross_entropy_grad_reference,
+          decomposition=_softmax_cross_entropy_grad,
+          doc="g of label's shape, x and label as softmax_cross_entropy's; "
+              "(softmax(x) - one_hot(label)) * g, x's shape and dtype")
+composite("binary_cross_entropy", "pred, label, *, with_logits: bool",
+          rule=_binary_cross_entropy_rule, reference=_binary_cross_entropy_reference,
+          decomposition=_binary_cross_entropy, vjp=_binary_cross_entropy_vjp, keep_out=False,
+          doc="pred and label of one shape and dtype (floating), `with_logits` a bool; "
+              "elementwise -(y log p + (1 - y) log(1 - p)), p = sigmoid(pred) with logits")
+composite("leaky_relu", "x, *, negative_slope: float", rule=unary("leaky_relu", "f"),
+          reference=_leaky_relu_reference, decomposition=_leaky_relu, vjp=_leaky_relu_vjp,
+          keep_out=False, doc="x if x > 0 else `negative_slope` * x; x's shape and dtype")
+composite("gelu", "x", rule=unary("gelu", "f"), reference=_gelu_reference, decomposition=_gelu,
+          vjp=_gelu_vjp, keep_out=False,
+          doc="x * Phi(x), Phi the standard normal CDF (erf form); x's shape and dtype")

@@ -63,3 +63,17 @@ def test_wrong_arguments_are_refused_when_the_loader_is_built(call, kind, words)
     with pytest.raises(kind) as info:
         call(ds)
     assert all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_megengine_1_13_positional_arguments():
+    import inspect
+
+    names = list(inspect.signature(DataLoader).parameters)
+    assert names[:8] == ["dataset", "sampler", "transform", "collator", "num_workers", "timeout",
+                         "preload", "parallel_stream"]
+    ds = ArrayDataset(np.arange(4))
+    loader = DataLoader(ds, RandomSampler(ds, batch_size=2), None, None, 0, 0, False, True)
+    assert loader.parallel_stream and not loader.divide
+    assert sorted(np.concatenate([b[0] for b in loader]).tolist()) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="divide"):
+        DataLoader(ds, divide=True)  # a keyword now, still needing two or more workers

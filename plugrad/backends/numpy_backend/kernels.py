@@ -32,6 +32,7 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
 def overrides(xp: Any) -> dict[str, Callable]:
     """The NumPy-like kernels that replace generic ones, and the fused composite kernels."""
     table: dict[str, Callable] = {}
+    table.update(_elementwise(xp))
     table.update(_reductions(xp))
     table.update(_indexing(xp))
     table.update(_activations(xp))
@@ -56,18 +57,19 @@ MAY_RETURN_SCALARS = {
 
 def array_results(table: dict[str, Callable], xp: Any) -> dict[str, Callable]:
     """``table`` with the kernels of :data:`MAY_RETURN_SCALARS` returning 0-d arrays."""
+    return {name: _array_result(kernel, xp) if name in MAY_RETURN_SCALARS else kernel
+            for name, kernel in table.items()}
+
+
+def _array_result(kernel: Callable, xp: Any) -> Callable:
     ndarray, asarray = xp.ndarray, xp.asarray
 
-    def wrapped(kernel: Callable) -> Callable:
-        def run(*args, **kwargs):
-            out = kernel(*args, **kwargs)
-            return out if out.__class__ is ndarray else asarray(out)
+    def run(*args, **kwargs):
+        out = kernel(*args, **kwargs)
+        return out if out.__class__ is ndarray else asarray(out)
 
-        run.__name__ = getattr(kernel, "__name__", "kernel")
-        return run
-
-    return {name: wrapped(kernel) if name in MAY_RETURN_SCALARS else kernel
-            for name, kernel in table.items()}
+    run.__name__ = getattr(kernel, "__name__", "kernel")
+    return run
 
 
 def _reductions(xp: Any) -> dict[str, Callable]:
@@ -95,13 +97,10 @@ def _reductions(xp: Any) -> dict[str, Callable]:
 
 
 def _indexing(xp: Any) -> dict[str, Callable]:
-    """NumPy's own indexing, scatter and the method forms of the hottest shape kernels."""
+    """NumPy's own indexing and scatter, and the method form of transpose."""
 
     def transpose(x, *, perm):
         return x.transpose(perm)
-
-    def cast(x, *, dtype):
-        return x.astype(dtype)
 
     def getitem(x, *, index):
         return x[index]
@@ -126,10 +125,18 @@ def _indexing(xp: Any) -> dict[str, Callable]:
         xp.add.at(out, tuple(grid), value)
         return out
 
-    # add, abs, matmul: NumPy's own take bools too, without the generic kernels' dtype test.
-    return {"transpose": transpose, "cast": cast, "getitem": getitem, "setitem": setitem,
-            "index_add": index_add, "pad": pad, "scatter_add": scatter_add,
-            "matmul": xp.matmul, "add": xp.add, "abs": xp.abs}
+    return {"transpose": transpose, "getitem": getitem, "setitem": setitem,
+            "index_add": index_add, "pad": pad, "scatter_add": scatter_add}
+
+
+def _elementwise(xp: Any) -> dict[str, Callable]:
+    """The array method for cast, and NumPy's own add, abs and matmul: they take bools too,
+    without the generic kernels' dtype test."""
+
+    def cast(x, *, dtype):
+        return x.astype(dtype)
+
+    return {"cast": cast, "add": xp.add, "abs": xp.abs, "matmul": xp.matmul}
 
 
 def _activations(xp: Any) -> dict[str, Callable]:

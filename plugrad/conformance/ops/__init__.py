@@ -1,9 +1,9 @@
 """The built-in record modules, one per family of ops (mirroring ``plugrad/ops``).
 
 To cover a new family of ops, write a module that calls
-:func:`plugrad.conformance.table.register` (and :func:`plugrad.conformance.contract.kernel` for
-each new kernel) and add its import path to :data:`MODULES`. A test fails while any op in
-``OPS`` has no record, so a new op cannot be forgotten.
+:func:`plugrad.conformance.table.register` and add its import path to :data:`MODULES`; the
+op's signature, shape rule and reference come from its declaration in :mod:`plugrad.ops`. A test
+fails while any op in ``OPS`` has no record, so a new op cannot be forgotten.
 """
 from __future__ import annotations
 
@@ -31,8 +31,6 @@ _loaded: set[str] = set()
 
 def load() -> None:
     """Import every module in :data:`MODULES` once (each registers its records on import)."""
-    import plugrad.conformance.contract  # noqa: F401  (the kernel contracts of built-in ops)
-
     for name in MODULES:
         if name not in _loaded:
             importlib.import_module(name)

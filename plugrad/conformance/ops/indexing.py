@@ -31,10 +31,6 @@ def _getitem_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     ]
 
 
-def _getitem_reference(x: np.ndarray, index) -> np.ndarray:
-    return np.asarray(x[index])
-
-
 def _setitem_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     def arg(shape: tuple, layout: str = "c") -> Arg:
         return Arg(S.values(rng, shape, dtype), layout)
@@ -55,12 +51,6 @@ def _setitem(x, value, index):
     return F.setitem(x, index, value)
 
 
-def _setitem_reference(x: np.ndarray, value: np.ndarray, index) -> np.ndarray:
-    out = np.array(x, copy=True)
-    out[index] = value
-    return out
-
-
 def _index_add_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     def arg(shape: tuple, layout: str = "c") -> Arg:
         return Arg(S.values(rng, shape, dtype), layout)
@@ -77,12 +67,6 @@ def _index_add_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample
 def _index_add(x, value, index):
     # No public function reaches index_add directly: it is getitem's vjp.
     return apply("index_add", x, value, index=_normalize_index(x, index))
-
-
-def _index_add_reference(x: np.ndarray, value: np.ndarray, index) -> np.ndarray:
-    out = np.array(x, copy=True)
-    np.add.at(out, index, value)
-    return out
 
 
 def _index(rng: np.random.Generator, shape: tuple, bound: int) -> Arg:
@@ -107,10 +91,6 @@ def _gather(x, index, axis):
     return F.gather(x, axis, index)
 
 
-def _gather_reference(x: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
-    return np.take_along_axis(x, index.astype(np.intp), axis=axis)
-
-
 def _scatter_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     def arg(shape: tuple, layout: str = "c") -> Arg:
         return Arg(S.values(rng, shape, dtype), layout)
@@ -129,20 +109,11 @@ def _scatter_add(x, index, value, axis):
     return F.scatter_add(x, axis, index, value)
 
 
-def _scatter_reference(x: np.ndarray, index: np.ndarray, value: np.ndarray,
-                       axis: int) -> np.ndarray:
-    out = np.array(x, copy=True)
-    grid = list(np.indices(index.shape, sparse=True))
-    grid[axis % x.ndim] = index.astype(np.intp)
-    np.add.at(out, tuple(grid), value)
-    return out
-
-
 register(
-    OpRecord("getitem", F.getitem, _getitem_reference, _getitem_samples, ALL_DTYPES),
-    OpRecord("setitem", _setitem, _setitem_reference, _setitem_samples, ALL_DTYPES),
-    OpRecord("index_add", _index_add, _index_add_reference, _index_add_samples,
+    OpRecord("getitem", F.getitem, None, _getitem_samples, ALL_DTYPES),
+    OpRecord("setitem", _setitem, None, _setitem_samples, ALL_DTYPES),
+    OpRecord("index_add", _index_add, None, _index_add_samples,
              FLOATS + ("int32",)),
-    OpRecord("gather", _gather, _gather_reference, _gather_samples, ALL_DTYPES),
-    OpRecord("scatter_add", _scatter_add, _scatter_reference, _scatter_samples, NUMERIC),
+    OpRecord("gather", _gather, None, _gather_samples, ALL_DTYPES),
+    OpRecord("scatter_add", _scatter_add, None, _scatter_samples, NUMERIC),
 )

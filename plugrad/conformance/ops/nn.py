@@ -1,10 +1,8 @@
-"""Records and kernel contracts of linear, batch_norm, dropout, the losses and the activations
-added with the nn layers. All are composites: a backend may fuse any of them, and the suite then
-checks the fused kernel against the decomposition.
+"""Records of linear, batch_norm, dropout, the losses and the activations added with the nn
+layers, checked against the ops' declared references. All are composites: a backend may fuse
+any of them, and the suite then checks the fused kernel against the decomposition.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -12,10 +10,10 @@ from plugrad import functional as F
 from plugrad import random as R
 from plugrad.autodiff import GradManager
 from plugrad.conformance import samples as S
-from plugrad.conformance.contract import kernel
 from plugrad.conformance.ops.conv import applied, small
 from plugrad.conformance.table import Arg, OpRecord, Sample, register
 from plugrad.core.device import Device
+from plugrad.core.registry import OPS
 from plugrad.core.tensor import Tensor
 
 _FLOATS = ("float16", "float32", "float64")
@@ -23,12 +21,6 @@ _F16 = {"float16": (2e-2, 5e-2)}
 
 
 # -- linear and batch_norm --------------------------------------------------------------------
-@kernel("x (..., F), w (O, F), optional b (O,); x @ w.T + b, x's dtype")
-def linear(x, w, b=None):
-    out = np.matmul(x.astype(np.float64), w.astype(np.float64).T)
-    return (out if b is None else out + b).astype(x.dtype)
-
-
 def _linear_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     def arg(shape, layout="c"):
         return Arg(small(rng, shape, dtype), layout)
@@ -42,23 +34,13 @@ def _linear_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     ]
 
 
-@kernel("x (N, C, ...), weight and bias (1, C, 1, ...), `axes` the reduced axes (a tuple), "
-        "`eps` a float; (x - mean) / sqrt(var + eps) * weight + bias with the batch's "
-        "statistics, x's dtype")
-def batch_norm(x, weight, bias, *, axes, eps):
-    x64 = x.astype(np.float64)
-    mean = x64.mean(axis=axes, keepdims=True)
-    var = ((x64 - mean) ** 2).mean(axis=axes, keepdims=True)
-    return ((x64 - mean) / np.sqrt(var + eps) * weight + bias).astype(x.dtype)
-
-
 def _batch_norm(x, weight, bias, *, eps):
     return F.batch_norm(x, weight=weight, bias=bias, training=True, eps=eps)
 
 
 def _batch_norm_reference(x, weight, bias, *, eps):
     axes = (0,) + tuple(range(2, x.ndim))
-    return batch_norm(x, weight, bias, axes=axes, eps=eps)
+    return OPS["batch_norm"].reference(x, weight, bias, axes=axes, eps=eps)
 
 
 def _batch_norm_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
@@ -74,19 +56,13 @@ def _batch_norm_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sampl
 
 
 register(
-    OpRecord("linear", F.linear, linear, _linear_samples, _FLOATS, tol=_F16),
+    OpRecord("linear", F.linear, None, _linear_samples, _FLOATS, tol=_F16),
     OpRecord("batch_norm", _batch_norm, _batch_norm_reference, _batch_norm_samples, _FLOATS,
              tol={"float16": (3e-2, 5e-2), "float32": (1e-4, 1e-5)}),
 )
 
 
 # -- dropout: random, so checked by its properties --------------------------------------------
-@kernel("x, `drop_prob` a float in [0, 1), `seed` an int; x / (1 - p) where a float32 "
-        "uniform draw from seed (the uniform kernel's) is >= p, else 0; x's shape and dtype")
-def dropout(x, *, drop_prob, seed):
-    return np.zeros_like(x)
-
-
 def _check_dropout(device: Device, dtype: np.dtype) -> None:
     """Share of zeros about p, survivors scaled by 1 / (1 - p), seeded, gradient = the mask."""
     p = 0.3
@@ -124,33 +100,6 @@ register(OpRecord("dropout", F.dropout, None, _dropout_samples, _FLOATS, grad=Fa
 
 
 # -- losses -----------------------------------------------------------------------------------
-def _expand(a: np.ndarray, axis: int) -> np.ndarray:
-    return np.expand_dims(a, axis)
-
-
-def _logsoftmax(x: np.ndarray, axis: int) -> np.ndarray:
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-@kernel("x (..., C, ...) floating, label int32 of x's shape without `axis`; "
-        "-log softmax(x, axis)[label] per sample, label's shape, x's dtype")
-def softmax_cross_entropy(x, label, *, axis):
-    picked = np.take_along_axis(_logsoftmax(x.astype(np.float64), axis),
-                                _expand(label.astype(np.intp), axis), axis)
-    return (-np.squeeze(picked, axis)).astype(x.dtype)
-
-
-@kernel("g of label's shape, x and label as softmax_cross_entropy's; "
-        "(softmax(x) - one_hot(label)) * g, x's shape and dtype")
-def softmax_cross_entropy_grad(g, x, label, *, axis):
-    prob = np.exp(_logsoftmax(x.astype(np.float64), axis))
-    classes = np.arange(x.shape[axis]).reshape(
-        tuple(-1 if i == axis else 1 for i in range(x.ndim)))
-    one_hot = (_expand(label, axis) == classes).astype(np.float64)
-    return ((prob - one_hot) * _expand(g.astype(np.float64), axis)).astype(x.dtype)
-
-
 def _cross_entropy(x, label, *, axis):
     return F.nn.cross_entropy(x, label, axis=axis, reduction="none")
 
@@ -187,17 +136,6 @@ def _ce_grad_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     return _ce_samples(rng, dtype, grad_op=True)
 
 
-@kernel("pred and label of one shape and dtype (floating), `with_logits` a bool; "
-        "elementwise -(y log p + (1 - y) log(1 - p)), p = sigmoid(pred) with logits")
-def binary_cross_entropy(pred, label, *, with_logits):
-    x, y = pred.astype(np.float64), label.astype(np.float64)
-    if with_logits:
-        out = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
-    else:
-        out = -(y * np.log(x) + (1 - y) * np.log(1 - x))
-    return out.astype(pred.dtype)
-
-
 def _bce(pred, label, *, with_logits):
     return F.nn.binary_cross_entropy(pred, label, with_logits=with_logits, reduction="none")
 
@@ -217,20 +155,14 @@ def _bce_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
 
 
 register(
-    OpRecord("softmax_cross_entropy", _cross_entropy, softmax_cross_entropy, _ce_samples,
-             _FLOATS),
-    OpRecord("softmax_cross_entropy_grad", applied("softmax_cross_entropy_grad"),
-             softmax_cross_entropy_grad, _ce_grad_samples, _FLOATS),
-    OpRecord("binary_cross_entropy", _bce, binary_cross_entropy, _bce_samples, _FLOATS),
+    OpRecord("softmax_cross_entropy", _cross_entropy, None, _ce_samples, _FLOATS),
+    OpRecord("softmax_cross_entropy_grad", applied("softmax_cross_entropy_grad"), None,
+             _ce_grad_samples, _FLOATS),
+    OpRecord("binary_cross_entropy", _bce, None, _bce_samples, _FLOATS),
 )
 
 
 # -- activations ------------------------------------------------------------------------------
-@kernel("g and out = relu(x) of one shape; g where out > 0, else 0, g's dtype")
-def relu_grad(g, out):
-    return np.where(out > 0, g, np.zeros((), g.dtype))
-
-
 def _relu_grad_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     made = []
     for label, shape, layout in (("0d", (), "c"), ("matrix", (3, 4), "c"), ("empty", (0, 2), "c"),
@@ -240,29 +172,15 @@ def _relu_grad_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample
     return made
 
 
-@kernel("x if x > 0 else `negative_slope` * x; x's shape and dtype")
-def leaky_relu(x, *, negative_slope):
-    return np.where(x > 0, x, x * negative_slope).astype(x.dtype)
-
-
 def _leaky_relu_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     return [Sample(s.label, s.args, {"negative_slope": 0.1})
             for s in S.unary_samples(S.away_from_zero)(rng, dtype)]
 
 
-_ERF = np.vectorize(math.erf, otypes=[np.float64])
-
-
-@kernel("x * Phi(x), Phi the standard normal CDF (erf form); x's shape and dtype")
-def gelu(x):
-    x64 = x.astype(np.float64)
-    return (x64 * 0.5 * (1 + _ERF(x64 / math.sqrt(2)))).astype(x.dtype)
-
-
 register(
-    OpRecord("relu_grad", applied("relu_grad"), relu_grad, _relu_grad_samples, _FLOATS),
-    OpRecord("leaky_relu", F.leaky_relu, leaky_relu, _leaky_relu_samples, _FLOATS),
+    OpRecord("relu_grad", applied("relu_grad"), None, _relu_grad_samples, _FLOATS),
+    OpRecord("leaky_relu", F.leaky_relu, None, _leaky_relu_samples, _FLOATS),
     # The decomposition's erf has an absolute error of 1.5e-7 (Abramowitz and Stegun 7.1.26).
-    OpRecord("gelu", F.gelu, gelu, S.unary_samples(), _FLOATS,
+    OpRecord("gelu", F.gelu, None, S.unary_samples(), _FLOATS,
              tol={"float64": (1e-6, 5e-7)}, grad_tol={"float64": (1e-5, 1e-6)}),
 )

@@ -1,8 +1,8 @@
-"""Records and the kernel contract of ``argsort``, reached through sort, argsort and topk.
+"""Records of ``argsort``, reached through sort, argsort and topk.
 
 Tie order is part of the contract: equal values keep their order in the input, ascending and
-descending, so every sample with integer or rounded values has ties, and the references sort
-with NumPy's stable sort of a float64 key (a different route from the kernels' flip).
+descending, so every sample with integer or rounded values has ties, and the op's reference
+sorts with NumPy's stable sort of a float64 key (a different route from the kernels' flip).
 """
 from __future__ import annotations
 
@@ -10,19 +10,8 @@ import numpy as np
 
 from plugrad import functional as F
 from plugrad.conformance import samples as S
-from plugrad.conformance.contract import kernel
 from plugrad.conformance.table import ALL_DTYPES, FLOATS, NUMERIC, Arg, OpRecord, Sample, register
-
-
-def _key(x: np.ndarray, descending: bool) -> np.ndarray:
-    key = np.asarray(x, dtype=np.float64)
-    return -key if descending else key
-
-
-@kernel("x of 1 or more dimensions, `axis` an int in [0, x.ndim), `descending` a bool; int32 "
-        "positions that sort x along axis, equal values in their order in x (stable); x's shape")
-def argsort(x, *, axis, descending):
-    return np.argsort(_key(x, descending), axis=axis, kind="stable").astype(np.int32)
+from plugrad.core.registry import OPS
 
 
 def _tied(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -56,7 +45,7 @@ def _samples(domain, grad: bool):
 
 
 def _argsort_reference(x: np.ndarray, descending: bool) -> np.ndarray:
-    return argsort(x, axis=x.ndim - 1, descending=descending)
+    return OPS["argsort"].reference(x, axis=x.ndim - 1, descending=descending)
 
 
 def _sort_values(x, descending):
@@ -100,8 +89,7 @@ def _topk_values(x, k, descending, kth_only):
 
 
 def _topk_indices(x, k, descending, kth_only):
-    values, indices = F.topk(x, k, descending=descending, kth_only=kth_only)
-    return values if kth_only else indices  # kth_only has no indices: check the values
+    return F.topk(x, k, descending=descending, kth_only=kth_only)[1]
 
 
 def _topk_reference(x: np.ndarray, k: int, descending: bool, kth_only: bool) -> np.ndarray:
@@ -111,17 +99,14 @@ def _topk_reference(x: np.ndarray, k: int, descending: bool, kth_only: bool) -> 
 
 def _topk_index_reference(x: np.ndarray, k: int, descending: bool,
                           kth_only: bool) -> np.ndarray:
-    if kth_only:
-        return _topk_reference(x, k, descending, kth_only)
+    if kth_only:  # where the k-th value first occurs in its row
+        kth = _topk_reference(x, k, descending, kth_only)[..., None]
+        return np.argmax(x == kth, axis=-1).astype(np.int32)
     return _argsort_reference(x, descending)[..., :k]
 
 
 def _int32(sample: Sample, dtype: np.dtype) -> str:
     return "int32"
-
-
-def _index_dtype(sample: Sample, dtype: np.dtype) -> str:
-    return dtype.name if sample.kwargs.get("kth_only") else "int32"
 
 
 register(
@@ -137,5 +122,5 @@ register(
     OpRecord("argsort", _topk_values, _topk_reference, _topk_samples(S.distinct, True),
              NUMERIC, name="topk"),
     OpRecord("argsort", _topk_indices, _topk_index_reference, _topk_samples(_tied, False),
-             NUMERIC, name="topk_indices", grad=False, out_dtype=_index_dtype),
+             NUMERIC, name="topk_indices", grad=False, out_dtype=_int32),
 )

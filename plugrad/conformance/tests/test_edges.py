@@ -25,12 +25,17 @@ def _needs(target, *dtypes: str) -> None:
     ("matmul", lambda x: np.matmul(x, x)),
 ])
 def test_bool_inputs_follow_numpy(target, device, op, reference):
-    """argmax, abs and matmul take bools as NumPy does (the standard refuses them)."""
+    """argmax, abs and matmul take bools as NumPy does (the standard refuses them), or the
+    front end refuses them with a TypeError naming the op; never a kernel's own error."""
     _needs(target, "bool", "int32")
     x = Tensor(_BOOLS, dtype="bool", device=device)
     calls = {"argmax": lambda: F.argmax(x, axis=1), "abs": lambda: F.abs(x),
              "matmul": lambda: F.matmul(x, x)}
-    out = calls[op]()
+    try:
+        out = calls[op]()
+    except TypeError as exc:  # the front end may refuse bools, if it says so clearly
+        assert str(exc).startswith(f"{op}:") and "bool" in str(exc), str(exc)
+        return
     expected = reference(_BOOLS)
     assert np.dtype(out.dtype) == expected.dtype and out.shape == expected.shape, (
         f"{op} of a bool tensor: got {out.shape} {np.dtype(out.dtype).name}; expected "

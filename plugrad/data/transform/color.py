@@ -1,8 +1,10 @@
 """Colour augmentation on HxWxC images in OpenCV's BGR order: ColorJitter and Lighting.
 
 Images are uint8 or float with values in [0, 255], as the other transforms take them. The
-arithmetic is float32; results are clipped to [0, 255] and, for integer images, rounded half
-up. Random factors come from NumPy's global RNG (seeded per DataLoader worker).
+arithmetic follows MegEngine 1.13's: float32, clipped to [0, 255], then cast back to the
+image's dtype (which truncates fractions for integer images). Random factors come from NumPy's
+global RNG (seeded per DataLoader worker), drawn in MegEngine's order, so a seed gives the
+factors MegEngine draws from it.
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ _GRAY = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 
 
 def _finish(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    out = np.clip(out, 0.0, 255.0)
-    if np.issubdtype(dtype, np.integer):
-        out = np.floor(out + 0.5)
-    return out.astype(dtype, copy=False)
+    """Clip to [0, 255] and cast to ``dtype`` (truncating fractions, as NumPy's astype)."""
+    return np.clip(out, 0.0, 255.0).astype(dtype, copy=False)
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -41,8 +41,8 @@ def adjust_brightness(image: np.ndarray, factor: float) -> np.ndarray:
 def adjust_contrast(image: np.ndarray, factor: float) -> np.ndarray:
     """Blend with the image's mean grey level: ``image * f + mean(gray) * (1 - f)``."""
     work = image.astype(np.float32)
-    mean = _gray(work).mean(dtype=np.float64)
-    return _finish(work * np.float32(factor) + np.float32(mean * (1.0 - factor)), image.dtype)
+    mean = _gray(work).mean()
+    return _finish(work * np.float32(factor) + mean * np.float32(1.0 - factor), image.dtype)
 
 
 def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
@@ -52,25 +52,58 @@ def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
                    image.dtype)
 
 
-def adjust_hue(image: np.ndarray, shift: float) -> np.ndarray:
-    """Rotate every pixel's hue by ``shift`` turns (``shift`` in [-0.5, 0.5]); grey stays grey."""
-    if image.shape[-1] != 3 or shift == 0:
-        return image
-    work = image.astype(np.float32) / np.float32(255.0)
-    b, g, r = work[..., 0], work[..., 1], work[..., 2]
-    high, low = work.max(axis=-1), work.min(axis=-1)
-    span = high - low
-    safe = np.where(span > 0, span, 1.0)
-    hue = np.where(high == r, ((g - b) / safe) % 6.0,
-                   np.where(high == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)) / 6.0
-    hue = (hue + np.float32(shift)) % 1.0
-    # Back from (hue, span, high): each channel's distance along the hexagon, as in HSV -> RGB.
-    def channel(n: float) -> np.ndarray:
-        k = (n + hue * 6.0) % 6.0
-        return high - span * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
+# OpenCV's 8-bit BGR <-> HSV_FULL conversion (hue in 256 steps), reproduced in NumPy: integer
+# tables with 12 fractional bits one way, float32 sectors and round-to-nearest the other way.
+_HSV_SHIFT = 12
+_STEPS = np.arange(1, 256, dtype=np.float64)
+_SAT_DIV = np.concatenate([[0], np.rint((255 << _HSV_SHIFT) / _STEPS)]).astype(np.int64)
+_HUE_DIV = np.concatenate([[0], np.rint((256 << _HSV_SHIFT) / (6 * _STEPS))]).astype(np.int64)
+# which of (v, v (1 - s), v (1 - s f), v (1 - s (1 - f))) each of B, G, R takes, per sector
+_SECTORS = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]])
 
-    out = np.stack([channel(1.0), channel(3.0), channel(5.0)], axis=-1)  # B, G, R
-    return _finish(out * np.float32(255.0), image.dtype)
+
+def _bgr_to_hsv(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 BGR -> (h, s, v), each an int64 array in [0, 255] (OpenCV's BGR2HSV_FULL)."""
+    b, g, r = (image[..., i].astype(np.int64) for i in range(3))
+    v = np.maximum(np.maximum(b, g), r)
+    diff = v - np.minimum(np.minimum(b, g), r)
+    half = 1 << (_HSV_SHIFT - 1)
+    s = (diff * _SAT_DIV[v] + half) >> _HSV_SHIFT
+    h = np.where(v == r, g - b, np.where(v == g, b - r + 2 * diff, r - g + 4 * diff))
+    h = (h * _HUE_DIV[diff] + half) >> _HSV_SHIFT
+    return np.clip(np.where(h < 0, h + 256, h), 0, 255), s, v
+
+
+def _hsv_to_bgr(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(h, s, v) in [0, 255] -> uint8 BGR (OpenCV's HSV2BGR_FULL)."""
+    hue = h.astype(np.float32) * np.float32(6.0 / 255)  # OpenCV reads 255 as the full turn here
+    sat = s.astype(np.float32) * np.float32(1.0 / 255)
+    val = v.astype(np.float32) * np.float32(1.0 / 255)
+    sector = np.floor(hue)
+    frac = hue - sector
+    full = sector >= 6  # hue 255 is a whole turn: back to sector 0
+    sector, frac = np.where(full, 0, sector), np.where(full, np.float32(0), frac)
+    one = np.float32(1.0)
+    table = np.stack([val, val * (one - sat), val * (one - sat * frac),
+                      val * (one - sat * (one - frac))], axis=-1)
+    picks = _SECTORS[sector.astype(np.intp)]
+    out = np.take_along_axis(table, picks, axis=-1)
+    out = np.where((s == 0)[..., None], val[..., None], out)
+    return np.clip(np.rint(out * np.float32(255.0)), 0, 255).astype(np.uint8)
+
+
+def adjust_hue(image: np.ndarray, alpha: float) -> np.ndarray:
+    """Turn every pixel's hue by ``alpha`` (in [-0.5, 0.5] turns), as MegEngine does it.
+
+    The image is cast to uint8 and converted to 8-bit HSV with a 256-step hue, the hue gets
+    ``uint8(alpha * 255)`` added modulo 256 (whole steps of 1/256 turn), and the result is
+    converted back and cast to the image's dtype: OpenCV's arithmetic, without OpenCV.
+    """
+    if image.shape[-1] != 3 or alpha == 0:
+        return image
+    h, s, v = _bgr_to_hsv(image.astype(np.uint8))
+    h = (h + int(alpha * 255)) % 256
+    return _hsv_to_bgr(h, s, v).astype(image.dtype, copy=False)
 
 
 def _factor_range(name: str, value: float, centre: float, limit: Optional[float]
@@ -89,7 +122,8 @@ class ColorJitter(VisionTransform):
     Args:
         brightness, contrast, saturation: each factor is drawn from
             ``U[max(0, 1 - v), 1 + v]``; 0 leaves that property alone.
-        hue: the hue rotates by a turn fraction drawn from ``U[-hue, hue]``, ``hue <= 0.5``.
+        hue: the hue turns by ``alpha`` drawn from ``U[-hue, hue]`` (``hue <= 0.5``), in
+            whole 1/256 turns of OpenCV's 8-bit HSV (see :func:`adjust_hue`).
     """
 
     def __init__(self, brightness: float = 0, contrast: float = 0, saturation: float = 0,
@@ -105,11 +139,14 @@ class ColorJitter(VisionTransform):
             brightness, contrast, saturation, hue)
 
     def apply(self, input: Any) -> Any:
+        # MegEngine's order of draws: the permutation of the active steps, then each step's
+        # factor as it is applied.
         active = [(fn, bounds) for fn, bounds, value in self._ranges if value]
-        self._steps: List[Tuple[Any, float]] = [
-            (fn, float(np.random.uniform(*bounds))) for fn, bounds in active]
-        order = np.random.permutation(len(self._steps))
-        self._steps = [self._steps[i] for i in order]
+        self._steps: List[Tuple[Any, float]] = []
+        for i in np.random.permutation(len(active)):
+            fn, bounds = active[i]
+            factor = float(np.random.uniform(*bounds))
+            self._steps.append((fn, factor))
         return super().apply(input)
 
     def _apply_image(self, image: np.ndarray) -> np.ndarray:
@@ -125,29 +162,23 @@ class ColorJitter(VisionTransform):
 
 
 class Lighting(VisionTransform):
-    """AlexNet's PCA lighting noise: adds ``eigvec @ (alpha * eigval) * 255``, alpha ~ N(0, scale).
+    """AlexNet's PCA lighting noise: adds ``eigvec @ (alpha * eigval)``, alpha ~ N(0, 255 scale).
 
-    The principal components are ImageNet's RGB ones; the shift is added to the image's B, G, R
-    channels in that order (reversed from RGB).
+    The principal components are ImageNet's, with the eigenvector rows in B, G, R order to
+    match the image's channels, as in MegEngine.
     """
 
     _EIGVAL = np.array([0.2175, 0.0188, 0.0045])
-    _EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
+    _EIGVEC = np.array([[-0.5836, -0.6948, 0.4203],
                         [-0.5808, -0.0045, -0.8140],
-                        [-0.5836, -0.6948, 0.4203]])
+                        [-0.5675, 0.7192, 0.4009]])
 
     def __init__(self, scale: float, *, order: Optional[Sequence[str]] = None):
         super().__init__(order)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale < 0:
             raise ValueError("Lighting: scale must be a non-negative number, but got "
                              "scale={!r}".format(scale))
-        self.scale = float(scale)
-
-    def apply(self, input: Any) -> Any:
-        alpha = np.random.normal(0.0, self.scale, size=3) if self.scale else np.zeros(3)
-        rgb = self._EIGVEC @ (alpha * self._EIGVAL) * 255.0
-        self._shift = rgb[::-1].astype(np.float32)  # B, G, R
-        return super().apply(input)
+        self.scale = scale
 
     def _apply_image(self, image: np.ndarray) -> np.ndarray:
         if not self.scale:
@@ -155,7 +186,9 @@ class Lighting(VisionTransform):
         if image.shape[-1] != 3:
             raise ValueError("Lighting: expected an HxWx3 BGR image, but got shape {}"
                              .format(image.shape))
-        return _finish(image.astype(np.float32) + self._shift, image.dtype)
+        alpha = np.random.normal(scale=self.scale * 255, size=3)
+        return _finish(image.astype(np.float32) + self._EIGVEC.dot(alpha * self._EIGVAL),
+                       image.dtype)
 
     def _apply_coords(self, coords: np.ndarray) -> np.ndarray:
         return coords

@@ -14,16 +14,16 @@ from .vision_base import VisionTransform
 __all__ = ["RandomResizedCrop"]
 
 
-def _range(name: str, value: Any, upper: Optional[float]) -> Tuple[float, float]:
+def _range(name: str, value: Any, positive: bool) -> Tuple[float, float]:
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError("RandomResizedCrop: {} should be a (low, high) pair, but got {!r}"
                          .format(name, value)) from None
-    if not 0 < low <= high or (upper is not None and high > upper):
-        limit = "" if upper is None else " <= {}".format(upper)
-        raise ValueError("RandomResizedCrop: {} should satisfy 0 < low <= high{}, but got {!r}"
-                         .format(name, limit, value))
+    if not (0 < low if positive else 0 <= low) or not low <= high:
+        bound = "0 < low" if positive else "0 <= low"
+        raise ValueError("RandomResizedCrop: {} should satisfy {} <= high, but got {!r}"
+                         .format(name, bound, value))
     return low, high
 
 
@@ -36,7 +36,7 @@ class RandomResizedCrop(VisionTransform):
 
     Args:
         output_size: an int or a (height, width) pair.
-        scale_range: bounds of the cropped share of the area, in (0, 1].
+        scale_range: bounds of the cropped share of the area (above 1 only the fallback fits).
         ratio_range: bounds of the window's aspect ratio.
         interpolation: as :class:`Resize` (masks always use nearest).
     """
@@ -46,8 +46,8 @@ class RandomResizedCrop(VisionTransform):
                  interpolation: Any = F.INTER_LINEAR, *, order: Optional[Sequence[str]] = None):
         super().__init__(order)
         self.output_size = _pair(output_size, "output_size")
-        self.scale_range = _range("scale_range", scale_range, 1.0)
-        self.ratio_range = _range("ratio_range", ratio_range, None)
+        self.scale_range = _range("scale_range", scale_range, positive=False)
+        self.ratio_range = _range("ratio_range", ratio_range, positive=True)
         self.interpolation = F.interp_code(interpolation)
 
     def _window(self, height: int, width: int) -> Tuple[int, int, int, int]:
