@@ -9,7 +9,13 @@ import numpy as np
 from plugrad.core import dtypes
 from plugrad.core.dispatch import apply, as_tensor_like, check
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
+from plugrad.functional._utils import (
+    as_tensor,
+    check_index_range,
+    check_shape_without_axis,
+    normalize_axis,
+    to_float,
+)
 from plugrad.functional.conv import conv1d, conv2d, conv_transpose2d, linear
 from plugrad.functional.elementwise import relu, sigmoid
 from plugrad.functional.loss import (
@@ -63,6 +69,7 @@ def one_hot(inp: Tensor, num_classes: int) -> Tensor:
     inp = as_tensor(inp)
     if inp._dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected integer class indices, got {inp._dtype}")
+    check_index_range("one_hot", "class index", inp, num_classes)
     classes = arange(num_classes, dtype=inp._dtype, device=inp._device)
     return apply("cast", expand_dims(inp, -1) == classes, dtype=dtypes.int32)
 
@@ -73,6 +80,8 @@ def indexing_one_hot(src: Tensor, index: Tensor, axis: int = 1, keepdims: bool =
     axis = normalize_axis("indexing_one_hot", axis, src.ndim)
     index = as_tensor(index, src)
     check_shape_without_axis("indexing_one_hot", "index", index, "the source", src, axis)
+    if index._dtype.kind in "iu":
+        check_index_range("indexing_one_hot", "index", index, src.shape[axis])
     out = gather(src, axis, expand_dims(index, axis))
     return out if keepdims else squeeze(out, axis)
 
@@ -229,4 +238,5 @@ def embedding(inp: Tensor, weight: Tensor, padding_idx: int | None = None,
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim); got shape "
                          f"{weight.shape}")
+    check_index_range("embedding", "index", index, weight.shape[0])
     return getitem(weight, index)

@@ -6,24 +6,20 @@ from typing import Any, Iterable
 from plugrad.core.dispatch import update
 from plugrad.core.tensor import Parameter
 from plugrad.functional.tensor import zeros_like
-from plugrad.optimizer.optimizer import Optimizer
+from plugrad.optimizer.optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["Adam", "AdamW", "Adagrad"]
 
 
 def _check(name: str, lr: float, eps: float, weight_decay: float) -> None:
-    if lr < 0.0:
-        raise ValueError(f"{name}: invalid learning rate {lr}; it must be >= 0")
-    if eps < 0.0:
-        raise ValueError(f"{name}: invalid eps {eps}; it must be >= 0")
-    if weight_decay < 0.0:
-        raise ValueError(f"{name}: invalid weight_decay {weight_decay}; it must be >= 0")
+    for field, value in (("learning rate", lr), ("eps", eps), ("weight_decay", weight_decay)):
+        check_hyperparameter(name, field, value)
 
 
 def _check_betas(name: str, betas: tuple[float, float]) -> tuple[float, float]:
-    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+    if len(betas) != 2:
         raise ValueError(f"{name}: invalid betas {betas}; expected two values in [0, 1)")
-    return float(betas[0]), float(betas[1])
+    return tuple(check_hyperparameter(name, "betas entry", b, high=1.0) for b in betas)
 
 
 def _next_step(state: dict[str, Any]) -> int:
@@ -113,8 +109,7 @@ class Adagrad(Optimizer):
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 0.01,
                  lr_decay: float = 0.0, eps: float = 1e-10, weight_decay: float = 0.0):
         _check("Adagrad", lr, eps, weight_decay)
-        if lr_decay < 0.0:
-            raise ValueError(f"Adagrad: invalid lr_decay {lr_decay}; it must be >= 0")
+        check_hyperparameter("Adagrad", "lr_decay", lr_decay)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps,
                                       weight_decay=weight_decay))
 

@@ -53,6 +53,11 @@ from typing import Callable
 # (256 KB vs 64 KB / 1 MB / unblocked; stable with 1- and 2-thread OpenBLAS).
 CPU_BLOCK_BYTES = {"fwd": 256 * 1024, "grad_weight": 256 * 1024, "grad_input": None}
 
+# The forward's im2col workspace stays under max(WORKSPACE_FLOOR, input + output bytes): a
+# block of samples is cut down to fit, and a single sample whose columns do not fit is run in
+# bands of output rows (a 31x31 kernel on a 16 MB image would otherwise want 15 GB).
+WORKSPACE_FLOOR = 64 * 1024 * 1024
+
 
 def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
@@ -61,6 +66,8 @@ def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
 @functools.lru_cache(maxsize=256)
 def _pick_block(n: int, per_sample: int, budget: int | None) -> int:
     """Largest divisor of ``n`` whose block fits ``budget`` bytes (at least 1)."""
+    if n == 0:
+        return 1  # an empty batch is one empty block
     if budget is None or n * per_sample <= budget:
         return n
     for d in range(min(n, budget // max(per_sample, 1)), 1, -1):
@@ -131,7 +138,40 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         it = a.itemsize
         return as_strided(a, a.shape[:-1] + (oh, ow), a.strides[:-1] + (wp * it, it))
 
+    def workspace_cap(x, out_elements):
+        return max(WORKSPACE_FLOOR, x.nbytes + out_elements * x.itemsize)
+
     def conv2d(x, w, b=None, *, stride, padding, dilation, groups, out=None):
+        n, c, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        oh = _out_size(h, kh, stride[0], padding[0], dilation[0])
+        ow = _out_size(wd, kw, stride[1], padding[1], dilation[1])
+        cap = workspace_cap(x, n * o * oh * ow)
+        wide_row = wd + 2 * padding[1] if stride[0] == stride[1] == 1 else ow
+        row_bytes = c * kh * kw * wide_row * compute_dtype(x.dtype).itemsize
+        if oh < 2 or oh * row_bytes <= cap:
+            return conv2d_block(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                                groups=groups, out=out, cap=cap)
+        return conv2d_bands(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                            groups=groups, out=out, rows=max(1, cap // row_bytes), oh=oh, ow=ow)
+
+    def conv2d_bands(x, w, b, *, stride, padding, dilation, groups, out, rows, oh, ow):
+        """conv2d over bands of ``rows`` output rows, each from its own slab of the padded
+        input, so the columns of one band fit the workspace."""
+        n, o = x.shape[0], w.shape[0]
+        kh = w.shape[2]
+        sh, dh = stride[0], dilation[0]
+        xpad = pad_input(x, padding[0], padding[1], x.dtype)
+        if out is None:
+            out = xp.empty((n, o, oh, ow), dtype=x.dtype)
+        for r0 in range(0, oh, rows):
+            r1 = min(oh, r0 + rows)
+            slab = xpad[:, :, r0 * sh:(r1 - 1) * sh + dh * (kh - 1) + 1]
+            out[:, :, r0:r1] = conv2d_block(slab, w, b, stride=stride, padding=(0, 0),
+                                            dilation=dilation, groups=groups)
+        return out
+
+    def conv2d_block(x, w, b=None, *, stride, padding, dilation, groups, out=None, cap=None):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         sh, sw = stride
@@ -149,7 +189,10 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         if kh == kw == 1 and wide and ph == pw == 0:
             nb = 1  # the columns are x itself: no copy at all
         else:
-            nb = _pick_block(n, c * kh * kw * L * ct.itemsize, fwd_budget)
+            if cap is None:
+                cap = workspace_cap(x, n * o * oh * ow)
+            budget = cap if fwd_budget is None else min(fwd_budget, cap)
+            nb = _pick_block(n, c * kh * kw * L * ct.itemsize, budget)
         nblk = n // nb
         cols, L = im2col(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide)
         wm = xp.ascontiguousarray(w, dtype=ct).reshape(groups, og, cg * kh * kw)
