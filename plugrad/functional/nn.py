@@ -25,7 +25,7 @@ from plugrad.functional.loss import (
     l1_loss,
     square_loss,
 )
-from plugrad.functional.math import logsumexp, mean, normalize, var
+from plugrad.functional.math import logsumexp, normalize
 from plugrad.functional.normalization import group_norm, layer_norm
 from plugrad.functional.pooling import (
     adaptive_avg_pool2d,
@@ -194,9 +194,9 @@ def batch_norm(inp: Tensor, running_mean: Tensor | None = None,
     count = x.size // x.shape[1]
     new_mean = new_var = None
     if running_mean is not None or running_var is not None:
-        data = x.detach()
-        batch_mean = mean(data, axes, keepdims=True)
-        batch_var = var(data, axes, keepdims=True) * (count / (count - 1))
+        stats = apply("batch_norm_stats", x.detach(), axes=axes)  # one pass, no tape
+        batch_mean = apply("getitem", stats, index=(0,))
+        batch_var = apply("getitem", stats, index=(1,)) * (count / (count - 1))
         if running_mean is not None:
             new_mean = _blend(op, "running_mean", running_mean, batch_mean, momentum, inplace)
         if running_var is not None:
