@@ -33,7 +33,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pluggy
 
-from plugrad.core.backend import API_VERSION, DeviceType
+from plugrad.core.backend import API_VERSION, DeviceType, PluginError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -54,10 +54,6 @@ _KNOWN_DTYPES = {
     "bool", "int8", "uint8", "int16", "int32", "int64",
     "float16", "float32", "float64", "bfloat16",
 }
-
-
-class PluginError(Exception):
-    """A backend plugin declared something plugrad cannot use."""
 
 
 @dataclass
@@ -130,6 +126,15 @@ class BackendRegistrar:
         if not isinstance(device_type.priority, int) or isinstance(device_type.priority, bool):
             raise PluginError(f"{who}: DeviceType.priority of {name!r} must be an int; got "
                               f"{device_type.priority!r}")
+        if isinstance(device_type.namespace, ModuleType):  # a lazy one is checked on first use
+            from plugrad.backends.generic import missing_functions
+
+            missing = missing_functions(device_type.namespace)
+            if missing:
+                raise PluginError(f"{who}: the array namespace {device_type.namespace.__name__!r} "
+                                  f"of {name!r} lacks {', '.join(missing)}, which plugrad's "
+                                  f"generic kernels call; give a namespace that follows the "
+                                  f"Array API standard (array_api_compat wraps most libraries)")
         device_type.backend = self._record.name
         device_type.source = self._record.source
         self.added.append(device_type)
@@ -402,5 +407,5 @@ def host_array(value: Any) -> np.ndarray:
         return value
     for device_type in _device_types.values():
         if device_type.array_types and isinstance(value, device_type.array_types):
-            return device_type.to_host(value)
+            return device_type.to_host(value)  # type: ignore[misc]  # filled in by DeviceType.__post_init__
     return np.asarray(value)

@@ -11,6 +11,7 @@ from plugrad.ops import (
     indexing,
     linalg,
     nn,
+    optim,
     pooling,
     reduction,
     shape,
@@ -18,4 +19,4 @@ from plugrad.ops import (
 )
 
 __all__ = ["activation", "creation", "elementwise", "indexing", "linalg", "reduction", "shape",
-           "conv", "pooling", "nn", "batch_norm", "sorting"]
+           "conv", "pooling", "nn", "batch_norm", "sorting", "optim"]
