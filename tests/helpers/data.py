@@ -1,4 +1,5 @@
-"""Helpers shared by the plugrad.data tests.
+"""MNIST files (the real ones when present, small generated ones otherwise) and the datasets
+and transforms the data, CLI, jit and distributed tests share.
 
 Kept in an importable module (not in the test files) so that DataLoader workers started
 with the ``spawn`` method can unpickle the datasets and transforms defined here.
