@@ -381,3 +381,21 @@ def test_info_op_shows_the_declaration_and_where_each_device_type_runs_it(discov
     assert "partial (fakepartial) MISSING" in total and "reference:     plugrad.ops.reduction:" \
         "_reference.<locals>.reference" in total
     assert "  attributes:    axis: tuple[int, ...] | None, keepdims: bool" in total.splitlines()
+
+
+def test_a_second_plugin_under_a_taken_name_is_refused():
+    from tests.conftest import make_plugin
+
+    plugins.reset()
+    try:
+        first_module = make_plugin("first")
+        first = plugins.register_plugin(first_module, name="dup")
+        second = plugins.register_plugin(make_plugin("second"), name="dup")
+        assert first.status == "loaded"
+        assert second.status == "failed"
+        assert second.reason == ("another backend plugin is already loaded under the name 'dup'; "
+                                 "register this one under another name")
+        assert plugins.plugin_manager().get_plugin("dup") is first_module
+        assert "second" not in plugins.device_types() and "first" in plugins.device_types()
+    finally:
+        plugins.reset()

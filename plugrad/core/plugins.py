@@ -226,16 +226,23 @@ def _load_plugin(record: BackendRecord, plugin: Any) -> None:
         record.status, record.reason = "failed", problem
         return
     pm = plugin_manager()
-    try:
-        pm.register(plugin, name=record.name)
-    except KeyboardInterrupt:
-        raise
-    except pluggy.PluginValidationError as exc:
-        record.status, record.reason = "failed", f"invalid hook implementation: {_describe(exc)}"
+    # The same module loaded again (an entry point and register_plugin both naming it) stays
+    # registered once; its device types then clash, and that is what gets reported.
+    registered_here = pm.get_name(plugin) is None
+    if registered_here and pm.get_plugin(record.name) is not None:
+        record.status = "failed"
+        record.reason = (f"another backend plugin is already loaded under the name "
+                         f"{record.name!r}; register this one under another name")
         return
-    except BaseException as exc:  # e.g. the same module object registered under two names
-        record.status, record.reason = "failed", f"could not be registered: {_describe(exc)}"
-        return
+    if registered_here:
+        try:
+            pm.register(plugin, name=record.name)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # pluggy validates the hook implementations here
+            record.status = "failed"
+            record.reason = f"invalid hook implementation: {_describe(exc)}"
+            return
     who = f"{record.name!r} ({record.source})"
     registrar = BackendRegistrar(_device_types)
     register = pm.subset_hook_caller(
@@ -244,7 +251,8 @@ def _load_plugin(record: BackendRecord, plugin: Any) -> None:
         with watch(who, "plugrad_register()"):
             register(registry=registrar)
     except KeyboardInterrupt:
-        pm.unregister(plugin)
+        if registered_here:
+            pm.unregister(plugin)
         raise
     except PluginError as exc:  # a refused declaration: say whose it was
         record.status = "failed"
@@ -257,7 +265,8 @@ def _load_plugin(record: BackendRecord, plugin: Any) -> None:
         else:
             record.status, record.reason = "failed", "registered no device type"
     if record.status != "loaded":
-        pm.unregister(plugin)
+        if registered_here:
+            pm.unregister(plugin)
         return
     for device_type in registrar.added:
         device_type.backend, device_type.source = record.name, record.source
