@@ -49,6 +49,9 @@ class DeviceType:
     plugrad cannot learn from it; plugrad's generic kernels (:mod:`plugrad.backends.generic`)
     supply every primitive from the namespace, and ``kernels`` overrides any of them.
 
+    Every field is checked when the DeviceType is built: a wrong one raises :class:`PluginError`
+    naming the field, what was given and what is expected.
+
     Args:
         name: the device-string prefix users type (``"gpu"`` for ``gpu0``); lowercase letters.
         namespace: the Array API namespace (``array_api_strict``, ``numpy``,
