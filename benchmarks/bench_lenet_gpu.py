@@ -7,7 +7,8 @@ One step is the quick-start tutorial's: LeNet forward, ``F.nn.cross_entropy``, b
 a GradManager, ``SGD(lr=0.01, momentum=0.9, weight_decay=5e-4)``. Both frameworks start from the
 same weights and train on the same batch, kept on the GPU, so the timing is the step and not
 the data pipeline; each timed run ends with a device synchronisation (GPU work is queued
-asynchronously), and the two frameworks' runs alternate (benchmarks/timing.py). The target is a step time of at most 1.5x PyTorch's.
+asynchronously), and the two frameworks' runs alternate (benchmarks/timing.py). The target is
+a step time of at most 1.5x PyTorch's.
 
 Needs a CUDA GPU, CuPy (``pip install plugrad[cuda]``) and, for the comparison, PyTorch with
 CUDA. Exits with status 1 when plugrad has no usable gpu device.
