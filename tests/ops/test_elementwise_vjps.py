@@ -47,12 +47,13 @@ def test_pow_gradient_reaches_the_one_attached_input(attach):
             assert got[position] is None
 
 
-def test_pow_exponent_gradient_is_zero_where_the_base_is_zero():
-    # d/dy 0 ** y = 0 ** y * log 0 is taken as 0 (its limit for y > 0), never nan.
-    x, y = np.array([0.0, 2.0, 0.0]), np.array([2.0, 3.0, 1.5])
+def test_pow_exponent_gradient_is_zero_where_the_base_is_not_positive():
+    # d/dy 0 ** y = 0 ** y * log 0 is taken as 0 (its limit for y > 0), never nan; a negative
+    # base (real only for whole exponents) gets 0 as well, not log of anything.
+    x, y = np.array([0.0, 2.0, 0.0, -2.0]), np.array([2.0, 3.0, 1.5, 3.0])
     (gx, gy), w = grads_of(F.pow, x, y, attach=[0, 1])
-    np.testing.assert_allclose(gy, [0.0, w[1] * 8.0 * np.log(2.0), 0.0], rtol=1e-12)
-    np.testing.assert_allclose(gx, [0.0, w[1] * 3 * 4.0, 0.0], rtol=1e-12)
+    np.testing.assert_allclose(gy, [0.0, w[1] * 8.0 * np.log(2.0), 0.0, 0.0], rtol=1e-12)
+    np.testing.assert_allclose(gx, [0.0, w[1] * 3 * 4.0, 0.0, w[3] * 3 * 4.0], rtol=1e-12)
 
 
 def test_pow_gradients_sum_over_a_broadcast_exponent():
@@ -113,3 +114,5 @@ def test_where_rule_names_what_is_wrong():
         rule(Spec((2,), f32), Spec((2,), f32), Spec((2,), f32))
     with pytest.raises(ValueError, match=r"^where: shapes \(2,\) and \(3,\) cannot be broadcast"):
         rule(Spec((2,), b), Spec((2,), f32), Spec((3,), f32))
+    with pytest.raises(ValueError, match=r"^where: shapes \(2,\) and \(3,\) cannot be broadcast"):
+        rule(Spec((2,), b), Spec((3,), f32), Spec((3,), f32))
