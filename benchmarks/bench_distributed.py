@@ -1,6 +1,8 @@
 """Data-parallel LeNet on MNIST: 1 process against 2 MPI ranks on this machine.
 
     python benchmarks/bench_distributed.py [--samples 6400] [--repeat 3]
+    python benchmarks/bench_distributed.py --allreduce-only
+
 
 Reports, for one epoch over ``--samples`` training images: seconds per epoch, samples/s, the
 bytes all-reduced per step, and the share of the step spent in the gradient all-reduce
@@ -86,11 +88,49 @@ def epoch(samples: int, batch: int) -> dict:
             "allreduce_ms": 1000 * alone}
 
 
+def allreduce_latency(sizes: tuple[int, ...], calls: int = 400, rounds: int = 5) -> dict:
+    """Microseconds per all-reduce of float32 arrays: MPI's blocking ``Allreduce`` against
+    plugrad's path (``Iallreduce`` waited with the collective timeout), interleaved rounds in
+    one process, best round of each."""
+    from plugrad.distributed.group import WORLD
+    from plugrad.distributed.mpi import MPICommunicator, import_mpi
+
+    comm = WORLD.comm
+    ours = MPICommunicator(comm)
+    SUM = import_mpi().SUM
+    result = {}
+    for size in sizes:
+        x = np.ones(size, dtype="float32")
+        best = {"blocking": float("inf"), "timed": float("inf")}
+        for _ in range(rounds):
+            for name in ("blocking", "timed"):
+                comm.Barrier()
+                start = time.perf_counter()
+                for _ in range(calls):
+                    if name == "blocking":
+                        comm.Allreduce(x, np.empty_like(x), op=SUM)
+                    else:
+                        ours.all_reduce(x, "sum")
+                best[name] = min(best[name], (time.perf_counter() - start) / calls * 1e6)
+        result[size] = best
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=6400)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--allreduce-only", action="store_true",
+                        help="only time one all-reduce: blocking MPI against plugrad's timed wait")
     args = parser.parse_args()
+    if args.allreduce_only:
+        sizes = (1, 1024, 61706)  # a scalar, 4 KB, LeNet's gradients (247 KB)
+        ranks = dist.launcher(allreduce_latency, n_gpus=2)(sizes)
+        print(f"{'float32 elements':>16} {'blocking Allreduce':>19} {'plugrad (timed wait)':>21}")
+        for size in sizes:
+            slower = {k: max(r[size][k] for r in ranks) for k in ("blocking", "timed")}
+            print(f"{size:16d} {slower['blocking']:16.1f} us {slower['timed']:18.1f} us")
+        return
     params = sum(p.size for p in LeNet().parameters())
     print(f"LeNet: {params} parameters = {4 * params} bytes of float32 gradients per step; "
           f"{args.samples} samples per epoch; {os.cpu_count()} cores; best of {args.repeat}")

@@ -22,10 +22,12 @@ from lenet_step import initial_state, kernels_step, make_batch, plugrad_step, to
 
 
 def _time_rounds(steps: dict, total: int, warmup: int, per_round: int = 10,
-                 settle: int = 2) -> dict:
+                 settle: int = 2, clock=time.perf_counter) -> dict:
     """Per-step times, sides interleaved in rounds; each round starts with ``settle`` untimed
     steps, so one side's lingering threads (torch's OpenMP workers spin for a while after
-    a parallel region) do not land on the other side's clock."""
+    a parallel region) do not land on the other side's clock. ``clock`` may be
+    ``time.process_time``: CPU seconds of the whole process, which a loaded machine's waits for
+    a core do not inflate (fair with one thread per side: spinning threads count too)."""
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -35,9 +37,9 @@ def _time_rounds(steps: dict, total: int, warmup: int, per_round: int = 10,
             for _ in range(settle):
                 step()
             for _ in range(per_round):
-                start = time.perf_counter()
+                start = clock()
                 step()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
     return times
 
 

@@ -1,6 +1,8 @@
-"""Where a LeNet training step's milliseconds go on the numpy backend.
+"""Where a training step's milliseconds go on the numpy backend: LeNet's, or SmallVGG's
+(``--model vgg``: 3x3 convolutions and batch norm, benchmarks/vgg_step.py).
 
-    PYTHONPATH=. python benchmarks/profile_lenet_step.py [--steps 100] [--batch 64] [--out FILE]
+    PYTHONPATH=. python benchmarks/profile_lenet_step.py [--model lenet|vgg] [--steps 100]
+        [--batch 64] [--clock wall|cpu] [--out FILE]
 
 The step is the one ``compare_torch.py`` times (batch 64, SGD with momentum and weight decay,
 cross-entropy). Each phase (forward, backward, optimizer) is timed around its call; every kernel
@@ -24,12 +26,17 @@ import time
 from collections import defaultdict
 from typing import Callable
 
-from lenet_step import initial_state, kernels_step, make_batch, plugrad_parts, plugrad_step
+import lenet_step
+import vgg_step
 
 import plugrad.core.dispatch as dispatch  # noqa: E402
 from plugrad.autodiff import GradManager  # noqa: E402
 
-_clock = time.perf_counter
+#: The clock everything is timed with (``--clock``): wall seconds, or the calling thread's CPU
+#: seconds, which a loaded machine's waits for a core do not inflate (with
+#: ``PLUGRAD_NUM_THREADS=1``, so that every kernel runs on the calling thread).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+_clock = CLOCKS["wall"]
 
 
 class Recorder:
@@ -89,17 +96,23 @@ def _wrapper_cost(recorder: Recorder, calls: int = 20000) -> float:
     return max(best, 0.0)
 
 
-def profile(batch: int, steps: int, warmup: int) -> dict:
-    state = initial_state()
-    images, labels = make_batch(batch)
-    model, gm, opt, x, y = plugrad_parts(state, images, labels)
+#: The benchmark models: each module builds its step from (state, images, labels); LeNet's also
+#: has the same step over the kernels called directly.
+MODELS = {"lenet": lenet_step, "vgg": vgg_step}
+
+
+def profile(batch: int, steps: int, warmup: int, model_name: str = "lenet") -> dict:
+    bench = MODELS[model_name]
+    state = bench.initial_state()
+    images, labels = bench.make_batch(batch)
+    model, gm, opt, x, y = bench.plugrad_parts(state, images, labels)
     import plugrad.functional as F
 
     recorder = Recorder()
     cost = _wrapper_cost(recorder)
     table = x._device.kernels  # the device type's dispatch dict, shared by its devices
     originals = dict(table)
-    patched = {"record": dispatch._record, "accumulate": GradManager._accumulate}
+    patched = {"record": dispatch.record, "accumulate": GradManager._accumulate}
     per_step: list[dict] = []
     faults: list[int] = []
 
@@ -125,7 +138,7 @@ def profile(batch: int, steps: int, warmup: int) -> dict:
     try:
         for name, fn in originals.items():
             table[name] = recorder.timed(name, fn, count_bytes=True)
-        dispatch._record = recorder.timed("tape: record nodes", patched["record"])
+        dispatch.record = recorder.timed("tape: record nodes", patched["record"])
         GradManager._accumulate = recorder.timed("tape: accumulate .grad",
                                                  patched["accumulate"])
         for _ in range(warmup):
@@ -138,12 +151,12 @@ def profile(batch: int, steps: int, warmup: int) -> dict:
             faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     finally:
         table.update(originals)
-        dispatch._record = patched["record"]
+        dispatch.record = patched["record"]
         GradManager._accumulate = patched["accumulate"]
 
     return {"per_step": per_step, "cost": cost, "out_bytes": per_step[-1]["out_bytes"],
             "faults": statistics.median(faults), "state": state, "images": images,
-            "labels": labels}
+            "labels": labels, "model": model_name}
 
 
 def _interleaved(steps: dict[str, Callable], rounds: int, per_round: int = 10) -> dict:
@@ -163,8 +176,11 @@ def report(result: dict, timed_rounds: int) -> str:
     per_step: list[dict] = result["per_step"]
     cost = result["cost"]
     lines = []
-    bare = {"plugrad": plugrad_step(result["state"], result["images"], result["labels"]),
-            "kernels": kernels_step(result["state"], result["images"], result["labels"])}
+    bench = MODELS[result["model"]]
+    inputs = (result["state"], result["images"], result["labels"])
+    bare = {"plugrad": bench.plugrad_step(*inputs)}
+    if hasattr(bench, "kernels_step"):
+        bare["kernels"] = bench.kernels_step(*inputs)
     for fn in bare.values():
         for _ in range(10):
             fn()
@@ -172,13 +188,17 @@ def report(result: dict, timed_rounds: int) -> str:
     med = {name: statistics.median(v) * 1e3 for name, v in times.items()}
     low = {name: min(v) * 1e3 for name, v in times.items()}
     batch = len(result["images"])
-    lines.append(f"LeNet training step, batch {batch}, numpy backend: medians over "
+    title = {"lenet": "LeNet", "vgg": "SmallVGG"}[result["model"]]
+    lines.append(f"{title} training step, batch {batch}, numpy backend: medians over "
                  f"{len(per_step)} profiled steps (timer cost {cost * 1e6:.2f} us per wrapped "
                  f"call, subtracted)")
-    lines.append(f"uninstrumented, interleaved: plugrad {med['plugrad']:.2f} ms (min "
-                 f"{low['plugrad']:.2f}), kernels called directly {med['kernels']:.2f} ms (min "
-                 f"{low['kernels']:.2f}); framework overhead {_overhead(med):.1f}% of the step "
-                 f"(medians), {_overhead(low):.1f}% (minimums)")
+    bare_line = f"uninstrumented, interleaved: plugrad {med['plugrad']:.2f} ms (min " \
+                f"{low['plugrad']:.2f})"
+    if "kernels" in med:
+        bare_line += (f", kernels called directly {med['kernels']:.2f} ms (min "
+                      f"{low['kernels']:.2f}); framework overhead {_overhead(med):.1f}% of the "
+                      f"step (medians), {_overhead(low):.1f}% (minimums)")
+    lines.append(bare_line)
     lines.append("")
     lines.append(f"{'phase':<10} {'item':<32} {'calls':>5} {'ms/step':>8} {'% step':>7}")
 
@@ -234,9 +254,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10,
                         help="interleaved rounds of 10 uninstrumented steps per side")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--model", choices=sorted(MODELS), default="lenet")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
-    text = report(profile(args.batch, args.steps, args.warmup), args.rounds)
+    global _clock
+    _clock = CLOCKS[args.clock]
+    text = report(profile(args.batch, args.steps, args.warmup, args.model), args.rounds)
     print(text)
     if args.out:
         with open(args.out, "w") as handle:

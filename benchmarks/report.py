@@ -1,6 +1,7 @@
 """plugrad's numpy backend against PyTorch CPU, in one run: the LeNet step (eager and traced
-with plugrad.jit.trace), the framework's overhead, per-op overhead on small tensors (eager and
-inside a traced function), and scaling with the batch size.
+with plugrad.jit.trace), the framework's overhead, the SmallVGG step (3x3 convolutions, batch
+norm: benchmarks/vgg_step.py), per-op overhead on small tensors (eager and inside a traced
+function), and scaling with the batch size of both models.
 
     PYTHONPATH=. python benchmarks/report.py [--steps 200] [--batches 16,64,256] [--out FILE]
 
@@ -11,7 +12,10 @@ Tensors, tape or dispatch): plugrad's framework overhead is (plugrad - kernels) 
 the traced step's (traced - kernels) / traced. The traced replay's own cost is also timed alone,
 its kernels replaced by the arrays they returned.
 PyTorch is optional (without it only plugrad and the direct kernels are timed); it runs with its
-default thread count unless ``--torch-threads`` is given.
+default thread count unless ``--torch-threads`` is given. ``--clock cpu`` times steps in CPU
+seconds of the process instead of wall seconds: on a loaded machine the waits for a core then
+drop out; compare that way with one thread per side (``--torch-threads 1`` and
+``PLUGRAD_NUM_THREADS=1``), since threads spinning while they wait count as CPU time.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import timeit
 from typing import Callable
 
 import numpy as np
+import vgg_step
 from compare_torch import _time_rounds
 from lenet_step import (
     initial_state,
@@ -41,6 +46,11 @@ except ImportError:  # the comparison with PyTorch is optional
     torch = None
 
 
+#: The clock steps are timed with (``--clock``).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]
+
+
 def _ms(values: list[float]) -> tuple[float, float]:
     return statistics.median(values) * 1e3, min(values) * 1e3
 
@@ -55,8 +65,31 @@ def lenet(batch: int, steps: int, warmup: int, with_kernels: bool = True) -> dic
         sides["kernels"] = kernels_step(state, images, labels)
     if torch is not None:
         sides["torch"] = torch_step(state, images, labels)
-    times = _time_rounds(sides, steps, warmup)
+    times = _time_rounds(sides, steps, warmup, clock=_clock)
     return {name: _ms(values) for name, values in times.items()}
+
+
+def vgg(batch: int, steps: int, warmup: int) -> dict:
+    """SmallVGG's step: median and minimum ms of plugrad and PyTorch, interleaved in rounds."""
+    state = vgg_step.initial_state()
+    images, labels = vgg_step.make_batch(batch)
+    sides: dict[str, Callable] = {"plugrad": vgg_step.plugrad_step(state, images, labels)}
+    if torch is not None:
+        sides["torch"] = vgg_step.torch_step(state, images, labels)
+    times = _time_rounds(sides, steps, warmup, clock=_clock)
+    return {name: _ms(values) for name, values in times.items()}
+
+
+def vgg_section(result: dict, batch: int) -> list[str]:
+    lines = [f"## SmallVGG training step (3x3 convs, batch norm), batch {batch} (median ms, min "
+             f"in brackets)"]
+    for name, (median, low) in result.items():
+        lines.append(f"  {name:8s} {median:7.2f}  ({low:.2f})")
+    if "torch" in result:
+        plug = result["plugrad"]
+        lines.append(f"  plugrad / torch:    {plug[0] / result['torch'][0]:5.2f}   "
+                     f"(minimums {plug[1] / result['torch'][1]:.2f})")
+    return lines
 
 
 def step_section(result: dict, batch: int) -> list[str]:
@@ -223,11 +256,13 @@ def traced_section(batch: int, steps: int, warmup: int, rounds: int = 5) -> list
     return lines
 
 
-def scaling_section(batches: list[int], steps: int, warmup: int) -> list[str]:
-    lines = ["## Batch scaling (median ms per step; min in brackets)",
+def scaling_section(batches: list[int], steps: int, warmup: int, model: str = "LeNet"
+                    ) -> list[str]:
+    timed = lenet if model == "LeNet" else vgg
+    lines = [f"## {model} batch scaling (median ms per step; min in brackets)",
              "  batch     plugrad          kernels          torch            plugrad/torch"]
     for batch in batches:
-        result = lenet(batch, steps, warmup)
+        result = timed(batch, steps, warmup)
         cells = "".join(f"{result[name][0]:7.2f} ({result[name][1]:6.2f})  "
                         if name in result else " " * 17 for name in ("plugrad", "kernels", "torch"))
         ratio = f"{result['plugrad'][0] / result['torch'][0]:.2f}" if "torch" in result else "-"
@@ -243,9 +278,13 @@ def main() -> None:
     parser.add_argument("--batches", default="16,64,256",
                         help="comma-separated batch sizes for the scaling table ('' skips it)")
     parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="time steps in wall seconds or in the process's CPU seconds")
     parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()
-    header = [f"numpy {np.__version__}"]
+    global _clock
+    _clock = CLOCKS[args.clock]
+    header = [f"numpy {np.__version__}", f"{args.clock} clock"]
     if torch is not None:
         if args.torch_threads:
             torch.set_num_threads(args.torch_threads)
@@ -258,10 +297,13 @@ def main() -> None:
     lines = ["# plugrad vs PyTorch CPU: " + ", ".join(header), ""]
     lines += step_section(lenet(args.batch, args.steps, args.warmup), args.batch) + [""]
     lines += traced_section(args.batch, args.steps, args.warmup) + [""]
+    vgg_steps = max(args.steps // 4, 20)  # a SmallVGG step is ~10 LeNet steps
+    lines += vgg_section(vgg(args.batch, vgg_steps, args.warmup // 4), args.batch) + [""]
     lines += op_section() + [""]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     if batches:
-        lines += scaling_section(batches, max(args.steps // 2, 20), args.warmup)
+        lines += scaling_section(batches, max(args.steps // 2, 20), args.warmup) + [""]
+        lines += scaling_section(batches, max(args.steps // 8, 10), args.warmup // 4, "SmallVGG")
     text = "\n".join(lines)
     print(text)
     if args.out:

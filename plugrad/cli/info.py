@@ -36,7 +36,10 @@ def backend_state(record: BackendRecord) -> tuple[str, str | None]:
     if record.status != "loaded":
         return record.status, record.reason
     types = plugins.device_types()
-    probes = [device._probe(types[name]) for name in record.device_types if name in types]
+    # Bounded: a plugin whose is_available() never returns is listed as timed out.
+    patience = plugins.watchdog_seconds()
+    probes = [device.probe_within(types[name], patience) for name in record.device_types
+              if name in types]
     missing = [reason for ok, reason, _ in probes
                if not ok and reason and reason.startswith("ModuleNotFoundError")]
     if probes and len(missing) == len(probes):
@@ -63,12 +66,15 @@ def report() -> str:
         head = f"  {record.name:<10} {status:<14} {record.source}"
         if record.status == "loaded":
             head += f"  device types: {', '.join(record.device_types)}"
+        if record.load_seconds is not None:
+            head += f"  (load {_duration(record.load_seconds)})"
         lines.append(head)
         if reason:
             lines.append(f"             reason: {reason}")
     lines += ["", "devices:"]
+    patience = plugins.watchdog_seconds()
     for name, device_type in plugins.device_types().items():
-        available, reason, count = device._probe(device_type)
+        available, reason, count = device.probe_within(device_type, patience)
         state = f"{count} available" if available else f"unavailable: {reason}"
         lines.append(f"  {name:<6} backend {device_type.backend!r:<10} priority "
                      f"{device_type.priority:<3} {state}")
@@ -181,6 +187,10 @@ def op_report(name: str) -> str:
         lines.append(f"  also called:   {', '.join(op.aliases)}")
     lines += ["", "kernels:"] + _kernels(op)
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def blas_lines() -> list[str]:

@@ -4,6 +4,10 @@ A device string is ``<type><index>[:<stream>]``: ``xpux`` (the best available ac
 the CPU), ``cpux``, ``gpu0``, ``gpu1:2``, or a plugin's own prefix such as ``ref0``. A tensor keeps
 the logical name it was created with (``xpux:0``) while its kernels come from the resolved
 device type.
+
+The default device has two layers: :func:`set_default_device` sets it for the whole process
+(MegEngine's semantics), :func:`using_device` overrides it in the calling thread only, so two
+threads can each scope their own device.
 """
 from __future__ import annotations
 
@@ -79,6 +83,16 @@ _default_spec = os.environ.get("PLUGRAD_DEFAULT_DEVICE", "xpux")
 _default_device: Device | None = None
 
 
+class _Scope(threading.local):
+    """This thread's :func:`using_device` override: ``(spec, device)`` or None."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, Device] | None = None
+
+
+_scope = _Scope()
+
+
 def clear_cache() -> None:
     """Forget resolved devices (after plugins change)."""
     global _default_device
@@ -92,17 +106,40 @@ def _probe(device_type: DeviceType) -> tuple[bool, str | None, int]:
     """(available, reason if not, device count), asked of the plugin once."""
     cached = _availability.get(device_type.name)
     if cached is None:
+        who = f"{device_type.backend!r} ({device_type.source or device_type.backend})"
         try:
-            ok = bool(device_type.is_available())
-            count = int(device_type.device_count()) if ok else 0
+            with plugins.watch(who, f"is_available()/device_count() of device type "
+                                    f"{device_type.name!r}"):
+                ok = bool(device_type.is_available())
+                count = int(device_type.device_count()) if ok else 0
             if ok and count < 1:
                 ok, reason = False, "no device found"
             else:
                 reason = None if ok else "is_available() returned False"
-        except Exception as exc:  # the plugin's own words are the best reason
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the plugin's own words are the best reason
             ok, count, reason = False, 0, f"{type(exc).__name__}: {exc}"
         cached = _availability[device_type.name] = (ok, reason, count)
     return cached
+
+
+def probe_within(device_type: DeviceType, seconds: float) -> tuple[bool, str | None, int]:
+    """:func:`_probe`, but give up after ``seconds``: the device type then counts as
+    unavailable for this process, with a reason saying it timed out (``plugrad info`` must
+    finish even when a plugin's ``is_available()`` never returns)."""
+    cached = _availability.get(device_type.name)
+    if cached is not None:
+        return cached
+    worker = threading.Thread(target=_probe, args=(device_type,), daemon=True,
+                              name=f"plugrad-probe-{device_type.name}")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        return _availability.setdefault(device_type.name, (
+            False, f"timed out: is_available()/device_count() did not return within "
+                   f"{seconds:g} s", 0))
+    return _availability[device_type.name]
 
 
 def available_device_types() -> list[DeviceType]:
@@ -173,6 +210,9 @@ def _resolve(spec: str) -> Device:
 def get_device(spec: Any = None) -> Device:
     """The :class:`Device` for a device string, a Device, or ``None`` (the default device)."""
     if spec is None:
+        scoped = _scope.current
+        if scoped is not None:
+            return scoped[1]
         return _default_device or _get_default_object()
     if isinstance(spec, Device):
         return spec
@@ -195,12 +235,15 @@ def _get_default_object() -> Device:
 
 
 def get_default_device() -> str:
-    """The default device string (``xpux`` unless set or given by ``PLUGRAD_DEFAULT_DEVICE``)."""
-    return _default_spec
+    """The default device string of this thread: its :func:`using_device` scope if any, else
+    the process-wide one (``xpux`` unless set or given by ``PLUGRAD_DEFAULT_DEVICE``)."""
+    scoped = _scope.current
+    return _default_spec if scoped is None else scoped[0]
 
 
 def set_default_device(device: str = "xpux") -> None:
-    """Make ``device`` the one new tensors go to; checked now so typos fail here."""
+    """Make ``device`` the one new tensors go to in every thread; checked now so typos fail
+    here. A :func:`using_device` scope of a thread still wins inside that thread."""
     global _default_spec, _default_device
     resolved = get_device(device)
     _default_spec, _default_device = device, resolved
@@ -208,13 +251,14 @@ def set_default_device(device: str = "xpux") -> None:
 
 @contextlib.contextmanager
 def using_device(device: str) -> Iterator[Device]:
-    """Scope the default device: ``with using_device("cpu0"): ...``."""
-    previous = _default_spec
-    set_default_device(device)
+    """Scope the default device in this thread only: ``with using_device("cpu0"): ...``."""
+    resolved = get_device(device)
+    previous = _scope.current
+    _scope.current = (device, resolved)
     try:
-        yield get_device(device)
+        yield resolved
     finally:
-        set_default_device(previous)
+        _scope.current = previous
 
 
 def get_device_count(device_type: str) -> int:

@@ -43,6 +43,11 @@ def _describe_inputs(inputs: tuple[Tensor, ...]) -> str:
 def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
                    exc: Exception) -> Exception:
     shown = {k: v for k, v in attrs.items() if not hasattr(v, "shape")}
+    if isinstance(exc, MemoryError):  # stays a MemoryError: callers may catch and retry smaller
+        return MemoryError(f"{op}: out of memory on {device.logical} with inputs "
+                           f"[{_describe_inputs(inputs)}]" + (f" and {shown}" if shown else "")
+                           + f": {exc or 'the allocation failed'}; use a smaller batch or "
+                           f"tensor")
     message = (f"{op}: the {device.backend!r} backend's kernel failed on inputs "
                f"[{_describe_inputs(inputs)}]" + (f" with {shown}" if shown else "")
                + f": {type(exc).__name__}: {exc}")
@@ -72,11 +77,15 @@ def record(op: OpDef, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -
     keep = op.keep_inputs
     if keep is None:
         saved = [t._data for t in inputs]
+        versions = [(t, t._version) for t in inputs]
     elif not keep:  # drop what the vjp never reads: it is freed once the forward is done with it
         saved = [ArraySpec(t._data) for t in inputs]
+        versions = ()
     else:
         saved = [t._data if i in keep else ArraySpec(t._data) for i, t in enumerate(inputs)]
-    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs)
+        versions = [(t, t._version) for i, t in enumerate(inputs) if i in keep]
+    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs,
+                versions)
     result._node = node
     state.live_nodes.append(node)
 
@@ -167,7 +176,12 @@ def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None) -> T
         else:
             dtype = dtypes.default_dtype_for(np.asarray(value).dtype)
     device = like._device
-    return wrap(device.type.from_host(np.array(value, dtype=dtype), device.index), device)
+    try:
+        host = np.array(value, dtype=dtype)
+    except OverflowError:  # NumPy refuses a Python int too big for the dtype
+        raise ValueError(f"{value!r} does not fit in the {dtype} of the tensor it is combined "
+                         f"with; convert the tensor to a wider dtype first") from None
+    return wrap(device.type.from_host(host, device.index), device)
 
 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:

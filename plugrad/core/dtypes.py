@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "DTypeLike",
     "as_dtype",
+    "cast_host",
     "default_dtype_for",
     "promote",
     "result_dtype",
@@ -106,3 +107,33 @@ def result_dtype(tensor_dtype: np.dtype, scalar: Any) -> np.dtype:
     if isinstance(scalar, (float, np.floating)):
         return tensor_dtype if tensor_dtype.kind == "f" else float32
     raise TypeError(f"cannot combine a tensor with {type(scalar).__name__} {scalar!r}")
+
+
+def cast_host(op: str, host: np.ndarray, target: np.dtype) -> np.ndarray:
+    """``host`` as ``target``, refusing values ``target`` cannot hold.
+
+    NumPy wraps 2**40 to 0 in int32, turns 1e300 into inf in float32 and nan into an arbitrary
+    int: silent wrong numbers. This is the one conversion every host value takes on its way
+    into a tensor; it checks only when the cast can lose range (never for same-kind widening).
+    """
+    source = host.dtype
+    if source == target:
+        return host
+    if host.size and target.kind in "iu" and source.kind in "iuf" \
+            and not np.can_cast(source, target, "safe"):
+        info = np.iinfo(target)
+        low, high = host.min(), host.max()
+        if not (info.min <= low and high <= info.max):  # also False for nan
+            raise ValueError(f"{op}: values from {low} to {high} do not fit in {target} "
+                             f"(range {info.min} to {info.max}); bring the values into range "
+                             f"or pass a dtype that holds them")
+    if source.kind == "f" and target.kind == "f" and target.itemsize < source.itemsize:
+        with np.errstate(over="raise"):
+            try:
+                return host.astype(target)
+            except FloatingPointError:
+                peak = np.abs(host[np.isfinite(host)]).max()
+                raise ValueError(f"{op}: a value of magnitude {peak} overflows {target} (largest "
+                                 f"{np.finfo(target).max}); pass dtype='float64' or scale the "
+                                 f"data") from None
+    return host.astype(target)

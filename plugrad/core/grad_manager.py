@@ -46,6 +46,10 @@ class GradManager:
         """
         if isinstance(tensors, Tensor):
             tensors = [tensors]
+        elif not isinstance(tensors, Iterable):
+            hint = "; pass module.parameters()" if hasattr(tensors, "parameters") else ""
+            raise TypeError(f"GradManager.attach: expected a Tensor or an iterable of Tensors, "
+                            f"got {type(tensors).__name__}{hint}")
         if callbacks is None:
             callbacks = []
         elif callable(callbacks):
@@ -150,6 +154,13 @@ class GradManager:
                                      f"{tuple(out.shape)}")
                 if out._node is not None:
                     roots.append((out._node, grad))
+            if not roots:
+                raise ValueError(
+                    "GradManager.backward: y was not computed from any tensor this GradManager "
+                    "attached while it recorded, so every gradient would be missing; compute y "
+                    "inside 'with gm:' from attached tensors. (A gradient made by another "
+                    "GradManager's backward is not recorded: second-order gradients through "
+                    "nested GradManagers are not supported.)")
             state.recording = False
             # Alone, this manager's release empties the tape right after: free it as it goes.
             alone = len(state.sessions) == 1

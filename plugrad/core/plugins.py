@@ -5,21 +5,29 @@ which imports every plugin named in the ``plugrad.backends`` entry-point group, 
 version and collects the device types it registers. A plugin that fails is recorded with its
 reason and never stops plugrad or the other plugins from working.
 
+Every plugin's import and registration is timed (``BackendRecord.load_seconds``) and contained:
+any exception, SystemExit included, marks that plugin failed; only KeyboardInterrupt gets through.
+A plugin hook still running after ``PLUGRAD_PLUGIN_TIMEOUT`` seconds is named on stderr, so a
+hang says who hangs.
+
 Environment:
     PLUGRAD_BACKENDS: comma-separated entry-point names to load (an allowlist); unset loads all.
     PLUGRAD_AUTOLOAD_BACKENDS: ``0`` turns entry-point scanning off; backends then come only from
         :func:`register_plugin`.
+    PLUGRAD_PLUGIN_TIMEOUT: seconds before a still-running plugin hook is reported (default 10).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pluggy
@@ -40,6 +48,7 @@ __all__ = [
     "device_types",
     "register_plugin",
     "reset",
+    "watch",
 ]
 
 ENTRY_POINT_GROUP = "plugrad.backends"
@@ -66,6 +75,8 @@ class BackendRecord:
     status: str = "pending"  # "loaded" or "failed"
     reason: str | None = None
     device_types: list[str] = field(default_factory=list)
+    #: Seconds spent importing the plugin and running its registration hooks.
+    load_seconds: float | None = None
 
     @property
     def source(self) -> str:
@@ -146,17 +157,96 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def watchdog_seconds() -> float:
+    """How long a plugin hook may run before it is named on stderr (PLUGRAD_PLUGIN_TIMEOUT)."""
+    try:
+        return float(os.environ.get("PLUGRAD_PLUGIN_TIMEOUT", "10"))
+    except ValueError:
+        return 10.0
+
+
+class _Watchdog:
+    """One daemon thread that names plugin hooks running past their deadline on stderr.
+
+    A single long-lived thread, started on first use: a timer thread per hook would leave
+    glibc a trail of dead threads' arenas, which measurably costs the numpy backend's kernel
+    threads page faults afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._running: dict[int, list] = {}  # token -> [deadline, message, reported]
+        self._tokens = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self, message: str, delay: float) -> int:
+        with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="plugrad-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._tokens += 1
+            self._running[self._tokens] = [time.monotonic() + delay, message, False]
+            self._wake.notify()
+            return self._tokens
+
+    def stop(self, token: int) -> None:
+        with self._wake:
+            self._running.pop(token, None)
+
+    def _serve(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                waiting = [entry for entry in self._running.values() if not entry[2]]
+                for entry in waiting:
+                    if entry[0] <= now:
+                        entry[2] = True
+                        print(entry[1], file=sys.stderr, flush=True)
+                pending = [entry[0] for entry in waiting if not entry[2]]
+                self._wake.wait(min(pending) - now if pending else None)
+
+
+_watchdog = _Watchdog()
+
+
+@contextlib.contextmanager
+def watch(who: str, what: str) -> Iterator[None]:
+    """Run a plugin hook under the watchdog: ``who`` is named on stderr if it runs too long.
+
+    Plugin hooks run once per process (discovery, the first probe), never per op.
+    """
+    delay = watchdog_seconds()
+    token = _watchdog.start(
+        f"plugrad: backend plugin {who} has been running {what} for {delay:g} s and has not "
+        f"returned; if it hangs, leave it out with PLUGRAD_BACKENDS=<the others> or "
+        f"uninstall it", delay)
+    try:
+        yield
+    finally:
+        _watchdog.stop(token)
+
+
 def _load_plugin(record: BackendRecord, plugin: Any) -> None:
-    """Check one plugin's API version and collect its device types into the global table."""
+    """Check one plugin's API version and collect its device types into the global table.
+
+    Anything the plugin raises, SystemExit included, fails the plugin and nothing else.
+    """
     pm = _hook_manager()
     try:
         pm.register(plugin, name=record.name)
-    except Exception as exc:  # pluggy validates hook signatures here
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # pluggy validates hook signatures here
         record.status, record.reason = "failed", f"invalid hook implementation: {_describe(exc)}"
         return
+    who = f"{record.name!r} ({record.source})"
     try:
-        version = pm.hook.plugrad_api_version()
-    except Exception as exc:
+        with watch(who, "plugrad_api_version()"):
+            version = pm.hook.plugrad_api_version()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         record.status, record.reason = "failed", f"plugrad_api_version raised {_describe(exc)}"
         return
     if version is None:
@@ -176,8 +266,11 @@ def _load_plugin(record: BackendRecord, plugin: Any) -> None:
         return
     registrar = BackendRegistrar(record, _device_types)
     try:
-        pm.hook.plugrad_register(registry=registrar)
-    except Exception as exc:
+        with watch(who, "plugrad_register()"):
+            pm.hook.plugrad_register(registry=registrar)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         record.status, record.reason = "failed", f"plugrad_register raised {_describe(exc)}"
         return
     if not registrar.added:
@@ -231,21 +324,30 @@ def _discover() -> dict[str, BackendRecord]:
             records[record.name] = record
             continue
         records[ep.name] = record
+        start = time.perf_counter()
         try:
-            plugin = ep.load()
-        except BaseException as exc:  # a broken plugin must never break plugrad
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
+            with watch(f"{ep.name!r} ({record.source})", f"its import ({ep.value})"):
+                plugin = ep.load()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin must never break plugrad, nor exit it
             last = traceback.extract_tb(exc.__traceback__)[-1:]
             where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
             record.status, record.reason = "failed", f"import failed: {_describe(exc)}{where}"
-            continue
-        _load_plugin(record, plugin)
+        else:
+            _load_plugin(record, plugin)
+        record.load_seconds = time.perf_counter() - start
     for name, plugin in _explicit:
         record = BackendRecord(name=name, module=getattr(plugin, "__name__", repr(plugin)))
         records[name] = record
-        _load_plugin(record, plugin)
+        _timed_load(record, plugin)
     return records
+
+
+def _timed_load(record: BackendRecord, plugin: Any) -> None:
+    start = time.perf_counter()
+    _load_plugin(record, plugin)
+    record.load_seconds = time.perf_counter() - start
 
 
 def _ensure_loaded() -> dict[str, BackendRecord]:
@@ -279,7 +381,7 @@ def register_plugin(plugin: ModuleType | Any, name: str | None = None) -> Backen
         _explicit.append((name, plugin))
         record = BackendRecord(name=name, module=getattr(plugin, "__name__", repr(plugin)))
         records[name] = record
-        _load_plugin(record, plugin)
+        _timed_load(record, plugin)
     from plugrad.core import device
 
     device.clear_cache()

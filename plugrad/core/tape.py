@@ -3,10 +3,19 @@
 Nothing is recorded unless a GradManager is recording *and* an op's input descends from an
 attached tensor. A node keeps its parents, the op and the arrays its vjp reads; when the last
 recording ends every node is emptied, so memory does not outlive the step.
+
+The recording state is per thread: two threads each training their own model with their own
+GradManager never see each other's tape. A GradManager, and the tensors it records, belong to
+the thread that records them.
+
+A node also keeps the version (see ``Tensor._version``) of each tensor whose array it saved;
+backward refuses a node whose saved array was written in place since, instead of computing a
+gradient from changed data.
 """
 from __future__ import annotations
 
 import math
+import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -16,16 +25,17 @@ if TYPE_CHECKING:
 __all__ = ["Node", "Leaf", "ArraySpec", "state", "run_backward"]
 
 
-class _State:
-    """Process-wide recording state, read on every op (one attribute lookup when idle)."""
+class _State(threading.local):
+    """This thread's recording state, read on every op (one attribute lookup when idle)."""
 
-    recording = False
-    sessions: list[Any] = []
-    live_nodes: list["Node"] = []
-    live_leaves: list["Leaf"] = []
+    def __init__(self) -> None:
+        self.recording = False
+        self.sessions: list[Any] = []
+        self.live_nodes: list[Node] = []
+        self.live_leaves: list[Leaf] = []
 
 
-state = _State
+state = _State()
 
 
 class Leaf:
@@ -63,10 +73,11 @@ class Node:
     others; ``out_data`` is None unless the vjp reads the output.
     """
 
-    __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs", "needs")
+    __slots__ = ("op", "parents", "saved", "out_data", "device", "attrs", "needs", "versions")
 
     def __init__(self, op: OpDef, parents: tuple, saved: tuple, out_data: Any, device: Any,
-                 attrs: dict, needs: tuple[bool, ...] | None = None):
+                 attrs: dict, needs: tuple[bool, ...] | None = None,
+                 versions: tuple = ()):
         self.op = op
         self.parents = parents
         self.saved = saved
@@ -76,6 +87,18 @@ class Node:
         #: Which inputs want a gradient, so a vjp can skip work (e.g. conv's input grad).
         self.needs = tuple([parent is not None for parent in parents]) if needs is None \
             else needs
+        #: ``(tensor, version)`` for each tensor whose array ``saved`` keeps.
+        self.versions = versions
+
+    def check_versions(self) -> None:
+        """Raise if an array this node saved was written in place after it was recorded."""
+        for tensor, version in self.versions:
+            if tensor._version != version:
+                raise RuntimeError(
+                    f"{self.op.name}: an array this op saved for its gradient was modified in "
+                    f"place after the forward pass (a tensor of shape {tuple(tensor.shape)} is "
+                    f"at version {tensor._version}, expected {version}); call "
+                    f"optimizer.step() after gm.backward(), not between the forward pass and it")
 
     # The vjp context: fresh constant tensors over the saved arrays.
     @property
@@ -94,6 +117,7 @@ def release_all() -> None:
         node.parents = ()
         node.saved = ()
         node.out_data = None
+        node.versions = ()
     for leaf in state.live_leaves:
         if leaf.tensor._node is leaf:
             leaf.tensor._node = None
@@ -136,6 +160,8 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
         parents = node.parents
         if not parents:  # emptied by an earlier release
             continue
+        if node.versions:
+            node.check_versions()
         input_grads = node.op.vjp(node, grad)
         saved = node.saved
         for position, parent in enumerate(parents):
@@ -154,6 +180,7 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
             node.parents = ()
             node.saved = ()
             node.out_data = None
+            node.versions = ()
     for leaf in leaves:
         grad = grads.pop(id(leaf))
         if manager in leaf.managers:

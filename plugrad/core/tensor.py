@@ -3,6 +3,10 @@
 A Tensor holds a backend array, the device it lives on and, while a GradManager records, the tape
 node that produced it. Operations never mutate their inputs; in-place operators (``+=``,
 ``__setitem__``) rebind the tensor to a new result, so recorded gradients stay correct.
+
+The few writes that do go into a tensor's array in place (optimizer updates) report themselves
+through :meth:`Tensor._mark_written`, which bumps the tensor's version; the tape compares the
+versions it saved with the current ones at backward (see ``core/tape.py``).
 """
 from __future__ import annotations
 
@@ -25,6 +29,30 @@ def _host(t: "Tensor") -> np.ndarray:
     return device.type.to_host(t._data)
 
 
+def _host_array(source: Any) -> np.ndarray:
+    """``source`` as a NumPy array, with a clear error for ragged nested lists."""
+    try:
+        return np.asarray(source)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError(f"Tensor: the nested lists are ragged (rows of different lengths or "
+                         f"depths), so they form no rectangular array; got "
+                         f"{_describe_ragged(source)}; pad the rows to one length") from None
+
+
+def _describe_ragged(source: Any) -> str:
+    if isinstance(source, (list, tuple)):
+        lengths = [len(row) if isinstance(row, (list, tuple)) else "a scalar"
+                   for row in source[:6]]
+        return f"rows of lengths {lengths}" + (" ..." if len(source) > 6 else "")
+    return type(source).__name__
+
+
+def _has_big_int(host: np.ndarray) -> bool:
+    return any(isinstance(v, int) and not -2**63 <= v < 2**64 for v in host.flat)
+
+
 def _to_backend_array(data: Any, dtype: np.dtype | None, device: Device) -> Any:
     """A fresh backend array for ``data`` under MegEngine's default dtype rules."""
     device_type = device.type
@@ -33,17 +61,18 @@ def _to_backend_array(data: Any, dtype: np.dtype | None, device: Device) -> Any:
         source = device_type.to_host(data)
     else:
         source = data
-    if dtype is None:
-        host = np.array(source)
-        target = dtypes.default_dtype_for(host.dtype)
-        if host.dtype.kind in "OUSV":
-            raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} data of "
-                            f"dtype {host.dtype}; expected numbers or booleans")
-        if target != host.dtype:
-            host = host.astype(target)
-    else:
-        target = dtypes.as_dtype(dtype)
-        host = np.array(source, dtype=target)
+    host = _host_array(source)
+    if host.dtype.kind in "OUSV":
+        if host.dtype.kind == "O" and _has_big_int(host):
+            raise ValueError(f"Tensor: an integer in the data does not fit in 64 bits, let "
+                             f"alone {dtype or 'int32'}; bring the values into range")
+        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} data of "
+                        f"dtype {host.dtype}; expected numbers or booleans")
+    target = dtypes.default_dtype_for(host.dtype) if dtype is None else dtypes.as_dtype(dtype)
+    if target != host.dtype:
+        host = dtypes.cast_host("Tensor", host, target)
+    elif host is source or host.base is not None:
+        host = host.copy()  # the tensor owns its data: later writes to ``data`` do not leak in
     if target.name not in device_type.dtypes:
         raise TypeError(f"Tensor: backend {device_type.backend!r} (device {device.logical}) does "
                         f"not support dtype {target.name}; supported: "
@@ -64,7 +93,7 @@ class Tensor:
         Tensor([1 2 3], dtype=int32, device=xpux:0)
     """
 
-    __slots__ = ("_data", "_device", "_node", "grad", "name", "__weakref__")
+    __slots__ = ("_data", "_device", "_node", "_version", "grad", "name", "__weakref__")
     # Let NumPy defer to our reflected operators (``ndarray + Tensor`` gives a Tensor).
     __array_ufunc__ = None
 
@@ -90,6 +119,7 @@ class Tensor:
         self._data = array
         self._device = device_obj
         self._node = None
+        self._version = 0
         self.grad = None
         self.name = name
 
@@ -224,6 +254,14 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data, cut from the tape."""
         return wrap(self._data, self._device)
+
+    def _mark_written(self) -> None:
+        """Record that this tensor's array was just written in place.
+
+        Every in-place write into ``_data`` must call this (it is the one place the version
+        changes), so a recorded op that saved the array can tell its data is stale.
+        """
+        self._version += 1
 
     def _set_data(self, array: Any) -> None:
         """Replace the data, keeping the tape marker (optimizers update parameters this way)."""
@@ -398,6 +436,7 @@ def wrap(data: Any, device: Device) -> Tensor:
     t._data = data
     t._device = device
     t._node = None
+    t._version = 0
     t.grad = None
     t.name = None
     return t

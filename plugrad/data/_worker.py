@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from . import _shm
-from .collator import Collator
+from .collator import Collator, SampleShapeError
 from .transform.meta_transform import _owner
 
 __all__ = ["BatchFetcher", "worker_loop", "RemoteTraceback", "rebuild_exception"]
@@ -66,7 +66,13 @@ class BatchFetcher:
         else:
             dataset = self.dataset
             items = [dataset[i] for i in payload]
-        return self.collator.apply(self.transform.apply_batch(items))
+        try:
+            return self.collator.apply(self.transform.apply_batch(items))
+        except SampleShapeError as exc:
+            if self.stream:
+                raise
+            raise SampleShapeError(f"{exc} (dataset index {payload[exc.position]})",
+                                   exc.position) from None
 
 
 class RemoteTraceback(Exception):

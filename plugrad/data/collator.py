@@ -9,7 +9,32 @@ import numpy as np
 
 from plugrad.core.tensor import Tensor
 
-__all__ = ["Collator"]
+__all__ = ["Collator", "SampleShapeError"]
+
+
+class SampleShapeError(ValueError):
+    """Samples of one batch disagree in shape; ``position`` is the first odd one's place."""
+
+    def __init__(self, message: str, position: int):
+        super().__init__(message)
+        self.position = position
+
+    def __reduce__(self):  # rebuilt with its position when a worker process sends it back
+        return type(self), (str(self), self.position)
+
+
+def _stack(inputs: Sequence[np.ndarray]) -> np.ndarray:
+    try:
+        return np.stack(inputs)
+    except ValueError:
+        first = inputs[0].shape
+        position = next((i for i, x in enumerate(inputs) if np.shape(x) != first), None)
+        if position is None:
+            raise
+        raise SampleShapeError(
+            f"Collator: sample {position} of the batch has shape {np.shape(inputs[position])} "
+            f"but sample 0 has shape {first}; every sample of a batch needs one shape (resize "
+            f"or pad them in a transform)", position) from None
 
 _ERR = (
     "Collator: inputs must contain numpy arrays, plugrad Tensors, numbers, Unicode strings, "
@@ -33,9 +58,9 @@ class Collator:
             raise ValueError("Collator: cannot collate an empty batch")
         elem = inputs[0]
         if isinstance(elem, np.ndarray):
-            return np.stack(inputs)
+            return _stack(inputs)
         if isinstance(elem, Tensor):  # a dataset of Tensors: batches stay NumPy arrays
-            return np.stack([t.numpy() for t in inputs])
+            return _stack([t.numpy() for t in inputs])
         if isinstance(elem, (str, bytes)):
             return list(inputs)
         if isinstance(elem, (bool, np.bool_)):

@@ -1,5 +1,6 @@
 """One rank of a :class:`plugrad.distributed.launcher` job: ``python -m`` this with the run
-folder; it finds the function, joins the process group, runs, and leaves its result there."""
+folder (through :mod:`plugrad.distributed._rank`, which reports a failure); it finds the
+function, joins the process group, runs, and leaves its result there."""
 from __future__ import annotations
 
 import importlib
@@ -7,7 +8,6 @@ import os
 import pickle
 import runpy
 import sys
-import traceback
 import types
 from pathlib import Path
 from typing import Any, Callable
@@ -37,24 +37,18 @@ def _resolve(target: dict[str, Any]) -> Callable:
 
 
 def main(run_dir: Path) -> None:
-    from plugrad.distributed.launcher import note_rank_failed, write_atomically
-    from plugrad.distributed.mpi import import_mpi
+    from plugrad._atomic_file import write_atomically
+    from plugrad.distributed.group import get_rank, init_process_group
 
-    MPI = import_mpi()
-    rank = MPI.COMM_WORLD.Get_rank()
-    try:
-        task = pickle.loads((run_dir / "task.pkl").read_bytes())
-        sys.path[:] = task["sys_path"]
-        func = _resolve(task["target"])
-        args, kwargs = pickle.loads((run_dir / "args.pkl").read_bytes())
-        from plugrad.distributed.group import init_process_group
-
-        init_process_group(device_type=task["device_type"], backend=task["backend"])
-        result = func(*args, **kwargs)
-        write_atomically(run_dir / f"result{rank}.pkl", pickle.dumps(result))
-    except BaseException:
-        note_rank_failed(rank, traceback.format_exc())
-        MPI.COMM_WORLD.Abort(1)
+    task = pickle.loads((run_dir / "task.pkl").read_bytes())
+    sys.path[:] = task["sys_path"]
+    func = _resolve(task["target"])
+    args, kwargs = pickle.loads((run_dir / "args.pkl").read_bytes())
+    init_process_group(device_type=task["device_type"], backend=task["backend"],
+                       timeout=task["timeout"])
+    result = pickle.dumps(func(*args, **kwargs))
+    write_atomically(run_dir / f"result{get_rank()}.pkl", lambda f: f.write(result),
+                     who="launcher")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def start(python_args: list[str], nproc: int) -> int:
     """
     with tempfile.TemporaryDirectory(prefix="plugrad-nproc-") as folder:
         try:
-            run_mpiexec(nproc, [sys.executable, *python_args], Path(folder))
+            run_mpiexec(nproc, python_args, Path(folder))
         except RankFailed as exc:
             print(f"plugrad: {exc}", file=sys.stderr)
             return 1

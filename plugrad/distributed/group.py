@@ -12,8 +12,14 @@ import threading
 import traceback
 from typing import Any, Sequence
 
-from plugrad.distributed.launcher import note_rank_failed, note_rank_started
-from plugrad.distributed.mpi import HostCommunicator, import_mpi, launched_by_mpi
+from plugrad.distributed._rank import stop_every_rank
+from plugrad.distributed.mpi import (
+    HostCommunicator,
+    import_mpi,
+    launched_by_mpi,
+    set_collective_timeout,
+    wait,
+)
 
 __all__ = ["Group", "WORLD", "init_process_group", "is_distributed", "get_rank",
            "get_world_size", "get_backend", "new_group", "group_barrier", "communicator"]
@@ -75,19 +81,14 @@ WORLD = Group()
 
 def _abort_on_uncaught(kind: type, value: BaseException, tb: Any) -> None:
     """An uncaught exception on one rank stops every rank, naming the one that raised."""
-    rank = import_mpi().COMM_WORLD.Get_rank()
-    text = "".join(traceback.format_exception(kind, value, tb))
-    sys.stderr.write(f"plugrad.distributed: rank {rank} raised an exception; aborting all "
-                     f"ranks\n{text}")
-    sys.stderr.flush()
-    note_rank_failed(rank, text)
-    import_mpi().COMM_WORLD.Abort(1)
+    stop_every_rank(import_mpi().COMM_WORLD.Get_rank(), "error", "raised an exception",
+                    "".join(traceback.format_exception(kind, value, tb)))
 
 
 def init_process_group(master_ip: str | None = None, port: int | None = None,
                        world_size: int | None = None, rank: int | None = None,
                        device: int | None = None, backend: str | None = None,
-                       device_type: str = "xpu") -> None:
+                       device_type: str = "xpu", timeout: float | None = None) -> None:
     """Join the process group MPI started, and pick this rank's device.
 
     Args:
@@ -98,6 +99,10 @@ def init_process_group(master_ip: str | None = None, port: int | None = None,
         backend: ``"nccl"``, ``"mpi"`` or None: the device type's own collectives, else the host.
         device_type: ``"xpu"``, ``"gpu"`` or ``"cpu"``; this rank's default device becomes
             ``f"{device_type}{device}"``.
+        timeout: seconds a collective may wait for the other ranks; past it, the rank says
+            which collective it waited in and aborts the job. Default:
+            ``$PLUGRAD_COLLECTIVE_TIMEOUT``, else 600 (a plugrad extension to MegEngine's
+            signature, like ``timeout`` in ``torch.distributed.init_process_group``).
 
     Example:
         >>> dist.init_process_group()          # under mpiexec -n 2 python train.py
@@ -119,13 +124,13 @@ def init_process_group(master_ip: str | None = None, port: int | None = None,
                                  f"{actual}; start the program with 'mpiexec -n "
                                  f"{world_size or world.Get_size()} python ...' or use "
                                  f"plugrad.distributed.launcher")
+        set_collective_timeout(timeout)
         if device is None:
             local_rank = world.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
             device = local_rank % max(get_device_count(device_type), 1)
         name = f"{device_type}{device}"
         set_default_device(name)
         _server = _Server(world.Dup(), backend or "auto", name)
-        note_rank_started(world.Get_rank())
         if world.Get_size() > 1:
             sys.excepthook = _abort_on_uncaught
 
@@ -178,7 +183,7 @@ def new_group(proc_ranks: Sequence[int]) -> Group:
 
 def group_barrier(group: Group = WORLD) -> None:
     """Wait until every rank of ``group`` reaches this call."""
-    group.comm.Barrier()
+    wait(group.comm.Ibarrier(), "group_barrier", group.comm)
 
 
 def communicator(group: Group, device: Any) -> Any:

@@ -14,6 +14,7 @@ from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
 from plugrad.distributed.functional import all_reduce_sum, broadcast
 from plugrad.distributed.group import WORLD, Group
+from plugrad.distributed.mpi import all_gather_objects
 
 __all__ = ["make_allreduce_cb", "AllreduceCallback", "bcast_list_", "BUCKET_BYTES"]
 
@@ -112,7 +113,8 @@ class AllreduceCallback:
 
     def _check_same_on_all_ranks(self, bucket: list, signature: tuple) -> None:
         """Compare this bucket's layout across ranks; every rank raises the same error."""
-        signatures = self.group.comm.allgather(signature)
+        signatures = all_gather_objects(self.group.comm, signature,
+                                        "make_allreduce_cb (the check of parameter shapes)")
         if all(s == signature for s in signatures):
             return
         dtypes = {rank: s[0] for rank, s in enumerate(signatures)}

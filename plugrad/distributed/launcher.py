@@ -1,14 +1,17 @@
 """MegEngine's ``launcher``: run a function on N processes, return each rank's result.
 
 The processes are MPI ranks started by ``mpiexec`` (the one next to the running Python first,
-as the ``mpich`` wheel installs it), so the rendezvous and the cleanup are MPI's: when a rank
-raises or dies, the MPI process manager kills the others at once, and the launcher raises an
-error naming the rank (with its traceback when it raised). Like ``multiprocessing``'s spawn,
+as the ``mpich`` wheel installs it), so the rendezvous is MPI's. When a rank raises or dies,
+in any phase (importing the function's module, starting MPI, a collective), the job stops
+within a second or so and the launcher raises an error naming the rank, with its traceback or
+its exit status: the MPI process manager stops the others once MPI runs, and the launcher
+watches each rank's pid for what happens before. Like ``multiprocessing``'s spawn,
 the function must be importable: defined at the top level of a module or of the main script,
 whose launching call is guarded by ``if __name__ == "__main__":``.
 """
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import re
@@ -18,16 +21,21 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
+from plugrad.distributed import _rank
+from plugrad.distributed._rank import RUN_DIR_VARIABLE
 from plugrad.distributed.mpi import INSTALL_HINT
 
-__all__ = ["launcher", "find_mpiexec", "run_mpiexec", "RankFailed", "note_rank_started",
-           "note_rank_failed"]
+__all__ = ["launcher", "find_mpiexec", "run_mpiexec", "RankFailed"]
 
-#: Set in every process the launcher starts, so a stray top-level call does not recurse.
-WORKER_VARIABLE = "PLUGRAD_LAUNCHED_RANK"
+#: Seconds a rank may take to start (until its first line of Python runs).
+STARTUP_SECONDS = 120.0
+#: How often the launcher looks for a rank that has gone.
+_POLL_SECONDS = 0.2
 
 
 class RankFailed(RuntimeError):
@@ -36,32 +44,6 @@ class RankFailed(RuntimeError):
     def __init__(self, message: str, rank: int | None):
         super().__init__(message)
         self.rank = rank
-
-
-def _run_dir() -> Path | None:
-    folder = os.environ.get(WORKER_VARIABLE)
-    return Path(folder) if folder else None
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_bytes(data)
-    partial.rename(path)
-
-
-def note_rank_started(rank: int) -> None:
-    """In a launched rank, leave its pid, so a death the MPI process manager reports by pid
-    is named by rank."""
-    run_dir = _run_dir()
-    if run_dir is not None:
-        write_atomically(run_dir / f"pid{rank}", str(os.getpid()).encode())
-
-
-def note_rank_failed(rank: int, text: str) -> None:
-    """In a launched rank, leave the traceback for the launcher's error."""
-    run_dir = _run_dir()
-    if run_dir is not None:
-        write_atomically(run_dir / f"error{rank}.txt", text.encode())
 
 
 def find_mpiexec() -> str:
@@ -104,40 +86,121 @@ class _ReportFilter:
             self.report += self._held + [line]
             self._held, self._inside = [], True
             return ""
+        if _EXIT_CODES.match(line):  # -print-all-exitcodes: every rank's wait status
+            self.report.append(line)
+            return ""
         out = "".join(self._held) + line
         self._held = []
         return out
 
 
-def _how_it_ended(report: str, code: int) -> str:
-    killed = re.search(r"\(signal (\d+)\)", report)
-    if killed:
-        number = int(killed.group(1))
-        try:
-            return f"killed by signal {number} ({signal.Signals(number).name})"
-        except ValueError:
-            return f"killed by signal {number}"
-    exit_code = re.search(r"EXIT CODE: (\d+)", report)
-    return f"exit code {exit_code.group(1) if exit_code else code}"
+_EXIT_CODES = re.compile(r"\[mpiexec@[^\]]*\] Exit codes: (.*)")
 
 
-def run_mpiexec(nproc: int, command: list[str], run_dir: Path,
+def _statuses(report: str) -> dict[int, int]:
+    """Each rank's wait status from hydra's ``Exit codes: [host] 0,768`` line (one host: the
+    ranks in order); empty when there is none or several hosts."""
+    match = re.search(_EXIT_CODES.pattern, report)
+    hosts = re.findall(r"\[[^\]]*\] ([\d,]+)", match.group(1)) if match else []
+    if len(hosts) != 1:
+        return {}
+    return dict(enumerate(int(value) for value in hosts[0].split(",")))
+
+
+def _describe(status: int | None) -> str:
+    """How a process ended, from its wait status."""
+    if status is None:
+        return "exit status unknown"
+    number = status & 0x7F
+    if not number:
+        return f"exit code {status >> 8}"
+    try:
+        return f"killed by signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"killed by signal {number}"
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie not yet reaped counts as ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+    except OSError:  # no /proc (not Linux), or it ended just now: the next poll sees it
+        return False
+
+
+class _Watch(threading.Thread):
+    """Stops the job when a rank's process has gone without finishing or never started.
+
+    MPICH's process manager does that on its own only for ranks that have started MPI; a rank
+    that dies before (an import error, a crash, ``os._exit``) would leave the others waiting
+    in ``MPI_Init`` for ever.
+    """
+
+    def __init__(self, nproc: int, run_dir: Path, process: subprocess.Popen):
+        super().__init__(daemon=True, name="plugrad-launcher-watch")
+        self.nproc, self.run_dir, self.process = nproc, run_dir, process
+        self.dead: list[int] = []
+        self.not_started: list[int] = []
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        pids: dict[int, int] = {}
+        while not self.finished.wait(_POLL_SECONDS):
+            for rank in range(self.nproc):
+                if rank not in pids and (self.run_dir / f"pid{rank}").exists():
+                    pids[rank] = int((self.run_dir / f"pid{rank}").read_text())
+            self.dead = [rank for rank, pid in pids.items()
+                         if _gone(pid) and not (self.run_dir / f"done{rank}").exists()]
+            # Ranks note their pids only where the process manager names them (PMI_RANK...).
+            if pids and len(pids) < self.nproc and time.monotonic() > deadline:
+                self.not_started = sorted(set(range(self.nproc)) - set(pids))
+            if self.dead or self.not_started:
+                self.process.terminate()  # hydra stops the rest and prints their statuses
+                return
+
+
+@functools.cache
+def _is_hydra(mpiexec: str) -> bool:
+    """Whether ``mpiexec`` is MPICH's hydra (which can print every rank's exit status)."""
+    try:
+        found = subprocess.run([mpiexec, "--version"], capture_output=True, text=True,
+                               timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "HYDRA" in found.stdout
+
+
+def run_mpiexec(nproc: int, python_args: list[str], run_dir: Path,
                 env: dict[str, str] | None = None) -> None:
-    """Run ``command`` as ``nproc`` MPI ranks; raise :class:`RankFailed` naming a failed rank.
+    """Run ``python <python_args>`` as ``nproc`` MPI ranks; raise :class:`RankFailed` naming
+    a failed rank.
 
-    Each rank writes ``pid<rank>`` into ``run_dir`` when it starts and ``error<rank>.txt``
-    when it raises; the process manager's report of a dead process is mapped back to its rank.
+    Each rank starts in :mod:`plugrad.distributed._rank`, which leaves notes in ``run_dir``
+    (its pid, its traceback if it raises, that it finished); a rank whose process goes without
+    finishing stops the job, and the process manager's statuses name how it ended.
     """
     if not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"launcher: the number of processes must be a positive integer; "
                          f"got {nproc!r}")
     env = dict(os.environ if env is None else env)
-    env[WORKER_VARIABLE] = str(run_dir)
+    env[RUN_DIR_VARIABLE] = str(run_dir)
     # One machine's cores shared by the ranks: no rank starts more kernel threads than its share.
     env.setdefault("PLUGRAD_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    process = subprocess.Popen([find_mpiexec(), "-n", str(nproc), *command], env=env,
+    mpiexec = find_mpiexec()
+    options = ["-print-all-exitcodes"] if _is_hydra(mpiexec) else []
+    process = subprocess.Popen([mpiexec, *options, "-n", str(nproc), sys.executable,
+                                _rank.__file__, *python_args], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                bufsize=1)
+    watch = _Watch(nproc, run_dir, process)
+    watch.start()
     output = _ReportFilter()
     try:
         for line in process.stdout:  # the ranks' output, passed on as it comes
@@ -150,28 +213,63 @@ def run_mpiexec(nproc: int, command: list[str], run_dir: Path,
         process.terminate()
         process.wait()
         raise
-    if code != 0:
-        raise _failure(nproc, run_dir, "".join(output.report), code)
+    finally:
+        watch.finished.set()
+        watch.join()
+    if code != 0 or watch.dead or watch.not_started:
+        raise _failure(nproc, run_dir, "".join(output.report), code, watch)
 
 
-def _failure(nproc: int, run_dir: Path, report: str, code: int) -> RankFailed:
-    for rank in range(nproc):
-        error = run_dir / f"error{rank}.txt"
-        if error.exists():
-            return RankFailed(f"launcher: rank {rank} of {nproc} raised; the other ranks were "
-                              f"stopped. Its traceback:\n{error.read_text()}", rank)
-    pids = {}
-    for rank in range(nproc):
-        path = run_dir / f"pid{rank}"
-        if path.exists():
-            pids[int(path.read_text())] = rank
-    match = re.search(r"PID (\d+) RUNNING", report)
-    if match and int(match.group(1)) in pids:
-        rank = pids[int(match.group(1))]
-        return RankFailed(f"launcher: rank {rank} of {nproc} died "
-                          f"({_how_it_ended(report, code)}); the other ranks were stopped", rank)
+def _noted(run_dir: Path, kind: str, nproc: int) -> dict[int, str]:
+    return {rank: (run_dir / f"{kind}{rank}").read_text() for rank in range(nproc)
+            if (run_dir / f"{kind}{rank}").exists()}
+
+
+def _failure(nproc: int, run_dir: Path, report: str, code: int, watch: _Watch) -> RankFailed:
+    """The error naming the rank that failed first, from the ranks' notes and the report."""
+    errors = _noted(run_dir, "error", nproc)
+    if errors:
+        rank = min(errors)
+        return RankFailed(f"launcher: rank {rank} of {nproc} raised; the other ranks were "
+                          f"stopped. Its traceback:\n{errors[rank]}", rank)
+    timeouts = _noted(run_dir, "timeout", nproc)
+    if timeouts:
+        missing = [rank for rank in range(nproc) if rank not in timeouts]
+        first = min(timeouts)
+        return RankFailed(f"launcher: rank(s) {missing} of {nproc} never arrived at a "
+                          f"collective; the others gave up waiting and the job was stopped. "
+                          f"Rank {first}'s report:\n{timeouts[first]}",
+                          missing[0] if missing else first)
+    statuses = _statuses(report)
+    pids = {int(pid): rank for rank, pid in _noted(run_dir, "pid", nproc).items()}
+    banner = re.search(r"PID (\d+) RUNNING", report)
+    first = pids.get(int(banner.group(1))) if banner else None
+    candidates = [r for r in watch.dead if statuses.get(r)] or watch.dead
+    if first is None or (candidates and first not in candidates):
+        first = min(candidates) if candidates else None
+    if first is None:  # no notes (an MPI without rank variables): the statuses alone
+        failed = [rank for rank, status in statuses.items() if status]
+        first = failed[0] if len(failed) == 1 else None
+    if first is not None:
+        status = statuses.get(first)
+        if status is None and banner:
+            status = _status_in_banner(report)
+        return RankFailed(f"launcher: rank {first} of {nproc} died ({_describe(status)}); "
+                          f"the other ranks were stopped", first)
+    if watch.not_started:
+        return RankFailed(f"launcher: rank(s) {watch.not_started} of {nproc} did not start "
+                          f"within {STARTUP_SECONDS:g} s; the job was stopped", watch.not_started[0])
     return RankFailed(f"launcher: mpiexec exited with code {code} before the ranks finished "
                       f"(no rank reported an error); its report:\n{report}", None)
+
+
+def _status_in_banner(report: str) -> int | None:
+    """The wait status in MPICH's banner (``EXIT CODE: 9`` with ``(signal 9)``)."""
+    killed = re.search(r"\(signal (\d+)\)", report)
+    if killed:
+        return int(killed.group(1))
+    exit_code = re.search(r"EXIT CODE: (\d+)", report)
+    return int(exit_code.group(1)) << 8 if exit_code else None
 
 
 def _reference(func: Callable) -> dict[str, Any]:
@@ -209,6 +307,8 @@ class launcher:  # noqa: N801  (MegEngine's name)
         backend: ``"nccl"`` or None (the device type's own collectives), ``"mpi"`` (the host).
         rank_start, master_ip, port: accepted for MegEngine compatibility; MPI does the
             rendezvous.
+        timeout: seconds a collective may wait for the other ranks before the job is stopped
+            (see :func:`init_process_group`); default ``$PLUGRAD_COLLECTIVE_TIMEOUT`` or 600.
 
     Example:
         >>> @launcher(n_gpus=2)
@@ -221,7 +321,7 @@ class launcher:  # noqa: N801  (MegEngine's name)
     def __init__(self, func: Callable | None = None, n_gpus: int | None = None,
                  world_size: int | None = None, rank_start: int = 0,
                  master_ip: str = "localhost", port: int = 0, device_type: str = "xpu",
-                 backend: str | None = None):
+                 backend: str | None = None, timeout: float | None = None):
         if func is not None and not callable(func):
             raise TypeError(f"launcher: expected a function; got {type(func).__name__}")
         if n_gpus is None:
@@ -237,23 +337,25 @@ class launcher:  # noqa: N801  (MegEngine's name)
         self.n_gpus = n_gpus
         self.device_type = device_type
         self.backend = backend
+        self.timeout = timeout
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.func is None:  # @launcher(n_gpus=2) receiving its function
             self.func = args[0]
             return self
-        if os.environ.get(WORKER_VARIABLE):
+        if os.environ.get(RUN_DIR_VARIABLE):
             raise RuntimeError("launcher: called inside a launched rank (the main script runs "
                                "again in each rank); guard the launching call with "
                                "if __name__ == '__main__':")
         # The parent's import path goes along, as with multiprocessing's spawn.
         task = {"target": _reference(self.func), "sys_path": list(sys.path),
-                "device_type": self.device_type, "backend": self.backend}
+                "device_type": self.device_type, "backend": self.backend,
+                "timeout": self.timeout}
         with tempfile.TemporaryDirectory(prefix="plugrad-launch-") as folder:
             run_dir = Path(folder)
             (run_dir / "task.pkl").write_bytes(pickle.dumps(task))
             (run_dir / "args.pkl").write_bytes(pickle.dumps((args, kwargs)))
-            run_mpiexec(self.n_gpus, [sys.executable, "-m", "plugrad.distributed._worker",
-                                      str(run_dir)], run_dir)
+            run_mpiexec(self.n_gpus, ["-m", "plugrad.distributed._worker", str(run_dir)],
+                        run_dir)
             return [pickle.loads((run_dir / f"result{rank}.pkl").read_bytes())
                     for rank in range(self.n_gpus)]

@@ -40,3 +40,24 @@ __all__ = [*_elementwise_all, *_math_all, *_tensor_all, "matmul", "dot", "softma
            "adaptive_max_pool2d", "batch_norm", "dropout", "embedding", "leaky_relu", "gelu",
            "sort", "argsort", "topk", "eye", "tile", "repeat", "vision", "conv1d", "prelu",
            "layer_norm", "group_norm"]
+
+
+def _name_errors() -> None:
+    """Wrap every public function here, in ``F.nn`` and in ``F.loss`` (see ``_errors``)."""
+    import inspect
+
+    from plugrad.functional._errors import names_itself
+
+    wrapped: dict[int, object] = {}
+    for namespace in (globals(), vars(nn), vars(loss)):
+        names = namespace["__all__"]
+        for name in names:
+            function = namespace.get(name)
+            if not inspect.isfunction(function) or hasattr(function, "__wrapped_public__"):
+                continue
+            if id(function) not in wrapped:
+                wrapped[id(function)] = names_itself(name, function)
+            namespace[name] = wrapped[id(function)]
+
+
+_name_errors()

@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Sequence
 
 import numpy as np
 
-from plugrad.core import dtypes
+from plugrad.core import dispatch, dtypes
 from plugrad.core.device import get_device
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor, wrap
 
 __all__ = ["as_tensor", "normalize_axes", "normalize_axis", "reduced_count", "sum_to", "to_float",
-           "shape_tuple", "pair", "float_pair", "check_shape_without_axis"]
+           "shape_tuple", "pair", "float_pair", "check_shape_without_axis", "check_index_range"]
 
 
 def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tensor:
@@ -72,16 +73,35 @@ def check_shape_without_axis(op: str, name: str, index: Tensor, source_name: str
                          f"{source.shape} without axis {axis}, i.e. {expected}")
 
 
+def check_index_range(op: str, name: str, index: Tensor, size: int) -> None:
+    """Refuse integer indices outside ``[0, size)`` with an IndexError naming the op.
+
+    NumPy would wrap -1 to the last class silently (and an index past the end fails deep in a
+    kernel, or not at all for one_hot). Two reduction kernels and one host read per call: cheap
+    next to the op that consumes the indices. Skipped while ``jit.trace`` records: a traced
+    program replays kernels only, and a symbolic trace has no values to check.
+    """
+    if not index._data.size or dispatch.tracer is not None:
+        return
+    low = apply("min", index, axis=None, keepdims=False).item()
+    high = apply("max", index, axis=None, keepdims=False).item()
+    if low < 0 or high >= size:
+        bad = low if low < 0 else high
+        raise IndexError(f"{op}: {name} {bad} is out of range; expected values in [0, {size}) "
+                         f"(got values from {low} to {high})")
+
+
 def shape_tuple(op: str, shape: Any) -> tuple[int, ...]:
     """A shape given as an int, a sequence of ints or a 1-D integer tensor."""
     if isinstance(shape, Tensor):
         shape = shape.tolist()
     if isinstance(shape, (int, np.integer)):
         return (int(shape),)
-    try:
-        return tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
+    try:  # operator.index, not int(): 3.7 must not become 3 silently
+        return tuple(operator.index(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{op}: shape must be an int or a sequence of ints, got {shape!r}; "
+                        f"round a computed size with int() first") from None
 
 
 def sum_to(g: Tensor, shape: Sequence[int]) -> Tensor:

@@ -7,7 +7,13 @@ from plugrad.core import dtypes
 from plugrad.core.dispatch import apply
 from plugrad.core.tensor import Tensor
 from plugrad.functional import math as _math
-from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
+from plugrad.functional._utils import (
+    as_tensor,
+    check_index_range,
+    check_shape_without_axis,
+    normalize_axis,
+    to_float,
+)
 from plugrad.functional.elementwise import log
 
 __all__ = ["square_loss", "l1_loss", "cross_entropy", "binary_cross_entropy", "hinge_loss"]
@@ -66,6 +72,7 @@ def cross_entropy(pred: Tensor, label: Tensor, axis: int = 1, with_logits: bool 
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got "
                          f"{reduction!r}")
+    check_index_range("cross_entropy", "label", label, pred.shape[axis])
     if with_logits and not label_smooth:
         # One fused op: its kernel and vjp skip materialising log-probabilities twice.
         if label._data.dtype != dtypes.int32:

@@ -9,7 +9,13 @@ import numpy as np
 from plugrad.core import dtypes
 from plugrad.core.dispatch import apply, as_tensor_like, check
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import as_tensor, check_shape_without_axis, normalize_axis, to_float
+from plugrad.functional._utils import (
+    as_tensor,
+    check_index_range,
+    check_shape_without_axis,
+    normalize_axis,
+    to_float,
+)
 from plugrad.functional.conv import conv1d, conv2d, conv_transpose2d, linear
 from plugrad.functional.elementwise import relu, sigmoid
 from plugrad.functional.loss import (
@@ -19,7 +25,7 @@ from plugrad.functional.loss import (
     l1_loss,
     square_loss,
 )
-from plugrad.functional.math import logsumexp, mean, normalize, var
+from plugrad.functional.math import logsumexp, normalize
 from plugrad.functional.normalization import group_norm, layer_norm
 from plugrad.functional.pooling import (
     adaptive_avg_pool2d,
@@ -63,6 +69,7 @@ def one_hot(inp: Tensor, num_classes: int) -> Tensor:
     inp = as_tensor(inp)
     if inp._data.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected integer class indices, got {inp._data.dtype}")
+    check_index_range("one_hot", "class index", inp, num_classes)
     classes = arange(num_classes, dtype=inp._data.dtype, device=inp._device)
     return apply("cast", expand_dims(inp, -1) == classes, dtype=dtypes.int32)
 
@@ -73,6 +80,8 @@ def indexing_one_hot(src: Tensor, index: Tensor, axis: int = 1, keepdims: bool =
     axis = normalize_axis("indexing_one_hot", axis, src.ndim)
     index = as_tensor(index, src)
     check_shape_without_axis("indexing_one_hot", "index", index, "the source", src, axis)
+    if index._data.dtype.kind in "iu":
+        check_index_range("indexing_one_hot", "index", index, src.shape[axis])
     out = gather(src, axis, expand_dims(index, axis))
     return out if keepdims else squeeze(out, axis)
 
@@ -185,9 +194,9 @@ def batch_norm(inp: Tensor, running_mean: Tensor | None = None,
     count = x.size // x.shape[1]
     new_mean = new_var = None
     if running_mean is not None or running_var is not None:
-        data = x.detach()
-        batch_mean = mean(data, axes, keepdims=True)
-        batch_var = var(data, axes, keepdims=True) * (count / (count - 1))
+        stats = apply("batch_norm_stats", x.detach(), axes=axes)  # one pass, no tape
+        batch_mean = apply("getitem", stats, index=(0,))
+        batch_var = apply("getitem", stats, index=(1,)) * (count / (count - 1))
         if running_mean is not None:
             new_mean = _blend(op, "running_mean", running_mean, batch_mean, momentum, inplace)
         if running_var is not None:
@@ -229,4 +238,5 @@ def embedding(inp: Tensor, weight: Tensor, padding_idx: int | None = None,
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim); got shape "
                          f"{weight.shape}")
+    check_index_range("embedding", "index", index, weight.shape[0])
     return getitem(weight, index)

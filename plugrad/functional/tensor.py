@@ -10,7 +10,13 @@ from plugrad.core import dtypes
 from plugrad.core.device import get_device
 from plugrad.core.dispatch import apply, check, check_broadcast, create, promote_pair
 from plugrad.core.tensor import Tensor, wrap
-from plugrad.functional._utils import as_tensor, host_tensor, normalize_axis, shape_tuple
+from plugrad.functional._utils import (
+    as_tensor,
+    check_index_range,
+    host_tensor,
+    normalize_axis,
+    shape_tuple,
+)
 
 __all__ = [
     "arange", "ones", "zeros", "full", "ones_like", "zeros_like", "full_like", "linspace",
@@ -238,6 +244,7 @@ def gather(inp: Tensor, axis: int, index: Tensor) -> Tensor:
     index = _index_tensor("gather", index, inp)
     axis = normalize_axis("gather", axis, inp.ndim)
     check("gather", inp, index, axis=axis)
+    check_index_range("gather", "index", index, inp.shape[axis])
     return apply("gather", inp, index, axis=axis)
 
 
@@ -248,6 +255,7 @@ def scatter_add(inp: Tensor, axis: int, index: Tensor, source: Tensor) -> Tensor
     axis = normalize_axis("scatter_add", axis, inp.ndim)
     inp, source = promote_pair("scatter_add", inp, source)
     check("scatter_add", inp, index, source, axis=axis)
+    check_index_range("scatter_add", "index", index, inp.shape[axis])
     return apply("scatter_add", inp, index, source, axis=axis)
 
 
@@ -322,7 +330,7 @@ def _copy_positions(kind: str, size: int, before: int, after: int, axis: int,
 
 
 # -- indexing -------------------------------------------------------------------------------
-def _normalize_index(x: Tensor, index: Any) -> tuple:
+def _normalize_index(x: Tensor, index: Any, op: str = "getitem") -> tuple:
     if not isinstance(index, tuple):
         index = (index,)
     device = x._device
@@ -344,7 +352,7 @@ def _normalize_index(x: Tensor, index: Any) -> tuple:
         else:
             array = np.asarray(item)
             if array.dtype.kind not in "iub":
-                raise TypeError(f"getitem: index {item!r} is not an int, slice, None, Ellipsis, "
+                raise TypeError(f"{op}: index {item!r} is not an int, slice, None, Ellipsis, "
                                 f"or an integer/boolean array")
             out.append(device.type.from_host(array, device.index))
     return tuple(out)
@@ -357,11 +365,14 @@ def getitem(x: Tensor, index: Any) -> Tensor:
 
 def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     """A copy of ``x`` with ``x[index] = value`` (Tensor.__setitem__ rebinds to it)."""
-    normalized = _normalize_index(x, index)
+    normalized = _normalize_index(x, index, "setitem")
     value = as_tensor(value, x)
     if value._data.dtype != x._data.dtype:
         value = apply("cast", value, dtype=x._data.dtype)
-    target_shape = apply("getitem", x, index=normalized)._data.shape
+    try:
+        target_shape = apply("getitem", x, index=normalized)._data.shape
+    except (IndexError, ValueError, TypeError) as exc:
+        raise type(exc)(str(exc).replace("getitem:", "setitem:", 1)) from None
     if check_broadcast("setitem", tuple(value.shape), target_shape) != target_shape:
         raise ValueError(f"setitem: cannot assign a value of shape {value.shape} to a selection "
                          f"of shape {target_shape}")

@@ -57,36 +57,26 @@ def _linear_vjp(ctx, g):
 
 
 # -- batch_norm in training mode: batch statistics over ``axes`` --------------------------------
-def _batch_stats(x, axes, eps):
-    scale = _const(1.0 / reduced_count(x.shape, axes), x)
-    mean = apply("mul", apply("sum", x, axis=axes, keepdims=True), scale)
-    centered = apply("sub", x, mean)
-    var = apply("mul", apply("sum", apply("mul", centered, centered), axis=axes, keepdims=True),
-                scale)
-    inv_std = apply("div", _const(1.0, x), apply("sqrt", apply("add", var, _const(eps, x))))
-    return centered, inv_std, scale
-
-
 def _batch_norm(x, weight, bias, *, axes, eps):
-    centered, inv_std, _ = _batch_stats(x, axes, eps)
-    return apply("add", apply("mul", apply("mul", centered, inv_std), weight), bias)
+    stats = apply("batch_norm_stats", x, axes=axes)
+    mean = apply("getitem", stats, index=(0,))
+    var = apply("getitem", stats, index=(1,))
+    inv_std = apply("div", _const(1.0, x), apply("sqrt", apply("add", var, _const(eps, x))))
+    return apply("add", apply("mul", apply("mul", apply("sub", x, mean), inv_std), weight), bias)
 
 
 def _batch_norm_vjp(ctx, g):
+    # Three fused ops (plugrad.ops.batch_norm): the statistics, then the two parameter
+    # gradients as one reduction, then the input's gradient from both (last: see linear's vjp).
     x, weight, bias = ctx.inputs
-    axes = ctx.attrs["axes"]
-    centered, inv_std, scale = _batch_stats(x, axes, ctx.attrs["eps"])
-    xhat = apply("mul", centered, inv_std)
-    gw = sum_to(apply("mul", g, xhat), weight.shape) if ctx.needs[1] else None
-    gb = sum_to(g, bias.shape) if ctx.needs[2] else None
-    gx = None
-    if ctx.needs[0]:
-        gxhat = apply("mul", g, weight)
-        mean_g = apply("mul", apply("sum", gxhat, axis=axes, keepdims=True), scale)
-        mean_gx = apply("mul", apply("sum", apply("mul", gxhat, xhat), axis=axes, keepdims=True),
-                        scale)
-        gx = apply("mul", inv_std,
-                   apply("sub", apply("sub", gxhat, mean_g), apply("mul", xhat, mean_gx)))
+    attrs = ctx.attrs
+    stats = apply("batch_norm_stats", x, axes=attrs["axes"])
+    param_grads = apply("batch_norm_grad_params", g, x, stats, **attrs)
+    gw = sum_to(apply("getitem", param_grads, index=(0,)), weight.shape) \
+        if ctx.needs[1] else None
+    gb = sum_to(apply("getitem", param_grads, index=(1,)), bias.shape) if ctx.needs[2] else None
+    gx = apply("batch_norm_grad_input", g, x, weight, stats, param_grads, **attrs) \
+        if ctx.needs[0] else None
     return gx, gw, gb
 
 

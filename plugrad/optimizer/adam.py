@@ -7,24 +7,20 @@ import numpy as np
 
 from plugrad.core.tensor import Parameter, Tensor
 from plugrad.functional.tensor import zeros_like
-from plugrad.optimizer.optimizer import Optimizer
+from plugrad.optimizer.optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["Adam", "AdamW", "Adagrad"]
 
 
 def _check(name: str, lr: float, eps: float, weight_decay: float) -> None:
-    if lr < 0.0:
-        raise ValueError(f"{name}: invalid learning rate {lr}; it must be >= 0")
-    if eps < 0.0:
-        raise ValueError(f"{name}: invalid eps {eps}; it must be >= 0")
-    if weight_decay < 0.0:
-        raise ValueError(f"{name}: invalid weight_decay {weight_decay}; it must be >= 0")
+    for field, value in (("learning rate", lr), ("eps", eps), ("weight_decay", weight_decay)):
+        check_hyperparameter(name, field, value)
 
 
 def _check_betas(name: str, betas: tuple[float, float]) -> tuple[float, float]:
-    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+    if len(betas) != 2:
         raise ValueError(f"{name}: invalid betas {betas}; expected two values in [0, 1)")
-    return float(betas[0]), float(betas[1])
+    return tuple(check_hyperparameter(name, "betas entry", b, high=1.0) for b in betas)
 
 
 def _next_step(state: dict[str, Tensor], param: Parameter) -> int:
@@ -34,6 +30,7 @@ def _next_step(state: dict[str, Tensor], param: Parameter) -> int:
     if counter is None:
         counter = state["step"] = Tensor(np.zeros((), np.int32), device=param.device)
     counter._data += 1
+    counter._mark_written()
     return int(counter.item())
 
 
@@ -69,10 +66,13 @@ class _AdamBase(Optimizer):
             exp_avg += (1 - beta1) * grad
             exp_avg_sq *= beta2
             exp_avg_sq += (1 - beta2) * (grad * grad)
+            state["exp_avg"]._mark_written()
+            state["exp_avg_sq"]._mark_written()
             denom = (exp_avg_sq * (1 / (1 - beta2 ** step))) ** 0.5 + eps
             if weight_decay and self.decoupled:
                 value *= 1 - lr * weight_decay
             value -= (lr / (1 - beta1 ** step)) * exp_avg / denom
+            param._mark_written()
 
 
 class Adam(_AdamBase):
@@ -117,8 +117,7 @@ class Adagrad(Optimizer):
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 0.01,
                  lr_decay: float = 0.0, eps: float = 1e-10, weight_decay: float = 0.0):
         _check("Adagrad", lr, eps, weight_decay)
-        if lr_decay < 0.0:
-            raise ValueError(f"Adagrad: invalid lr_decay {lr_decay}; it must be >= 0")
+        check_hyperparameter("Adagrad", "lr_decay", lr_decay)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps,
                                       weight_decay=weight_decay))
 
@@ -137,4 +136,6 @@ class Adagrad(Optimizer):
             step = _next_step(state, param)
             square_avg = state["square_avg"]._data
             square_avg += grad * grad
+            state["square_avg"]._mark_written()
             value -= (lr / (1 + (step - 1) * lr_decay)) * grad / (square_avg + eps) ** 0.5
+            param._mark_written()

@@ -2,12 +2,31 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Iterable
 
 from plugrad.core import dispatch
 from plugrad.core.tensor import Parameter, Tensor
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "check_hyperparameter"]
+
+
+def check_hyperparameter(owner: str, name: str, value: Any, low: float = 0.0,
+                         high: float = math.inf) -> float:
+    """``value`` as a float in ``[low, high)`` (``[low, inf)`` by default), else a clear error.
+
+    NaN fails every comparison, so it is refused here too instead of poisoning every weight.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{owner}: {name} must be a real number; got "
+                            f"{type(value).__name__} {value!r}") from None
+    if not low <= value < high:  # also true of NaN
+        allowed = f">= {low}" if high == math.inf else f"in [{low}, {high})"
+        raise ValueError(f"{owner}: invalid {name} {value!r}; it must be finite and {allowed}")
+    return float(value)
 
 
 class Optimizer:

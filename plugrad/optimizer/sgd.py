@@ -5,7 +5,7 @@ from typing import Any, Iterable
 
 from plugrad.core.tensor import Parameter
 from plugrad.functional.tensor import zeros_like
-from plugrad.optimizer.optimizer import Optimizer
+from plugrad.optimizer.optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["SGD"]
 
@@ -26,12 +26,9 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
                  momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
-        if lr < 0.0:
-            raise ValueError(f"SGD: invalid learning rate {lr}; it must be >= 0")
-        if momentum < 0.0:
-            raise ValueError(f"SGD: invalid momentum {momentum}; it must be >= 0")
-        if weight_decay < 0.0:
-            raise ValueError(f"SGD: invalid weight_decay {weight_decay}; it must be >= 0")
+        lr = check_hyperparameter("SGD", "learning rate", lr)
+        momentum = check_hyperparameter("SGD", "momentum", momentum, high=1.0)
+        weight_decay = check_hyperparameter("SGD", "weight_decay", weight_decay)
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov momentum requires a momentum > 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov,
@@ -61,5 +58,7 @@ class SGD(Optimizer):
                 else:
                     buffer._data *= momentum
                 buffer._data += step
+                buffer._mark_written()
                 step = step + momentum * buffer._data if nesterov else buffer._data
             value -= lr * step
+            param._mark_written()

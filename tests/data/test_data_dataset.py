@@ -221,3 +221,30 @@ def test_real_mnist():
     with (gzip.open(path + ".gz", "rb") if os.path.exists(path + ".gz") else open(path, "rb")) as f:
         raw = f.read(16 + 784)
     np.testing.assert_array_equal(img[:, :, 0], np.frombuffer(raw[16:], np.uint8).reshape(28, 28))
+
+
+def test_an_idx_file_with_zero_images_reads_as_an_empty_array(tmp_path):
+    from plugrad.data.dataset.idx import read_idx
+
+    path = write_file(str(tmp_path / "empty-idx3-ubyte"),
+                      idx_bytes(np.zeros((0, 28, 28), np.uint8), 2051), gz=False)
+    images = read_idx(path, 2051, (None, 28, 28))
+    assert images.shape == (0, 28, 28) and images.dtype == np.uint8
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_samples_of_different_shapes_name_the_batch_position_and_dataset_index(num_workers):
+    from plugrad.data import DataLoader, SequentialSampler
+
+    class Ragged:
+        def __getitem__(self, i):
+            return (np.zeros((3, 3) if i == 5 else (2, 2), np.float32),)
+
+        def __len__(self):
+            return 8
+
+    loader = DataLoader(Ragged(), SequentialSampler(Ragged(), batch_size=4),
+                        num_workers=num_workers)
+    with pytest.raises(ValueError, match=r"Collator: sample 1 of the batch has shape \(3, 3\) "
+                                         r"but sample 0 has shape \(2, 2\).*dataset index 5"):
+        list(loader)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -99,9 +100,18 @@ def raises_on_rank_1() -> None:
         x = DF.all_reduce_sum(x) * 0.5
 
 
-if __name__ == "__main__":
-    # Under plain mpiexec: run the named check on every rank.
-    globals()[sys.argv[1]]()
+def exits_before_first_collective() -> None:
+    """Rank 1 ends with status 3 after MPI started, before any collective."""
+    if dist.get_rank() == 1:
+        os._exit(3)
+    DF.all_reduce_sum(plugrad.tensor(np.ones(4, dtype="float32")))
+
+
+def sleeps_while_the_other_all_reduces() -> None:
+    """Rank 1 never reaches the all-reduce (alive, busy elsewhere); rank 0 waits in it."""
+    if dist.get_rank() == 1:
+        time.sleep(3600)
+    DF.all_reduce_sum(plugrad.tensor(np.ones(4, dtype="float32")))
 
 
 def bucket_counts() -> dict:
@@ -142,3 +152,8 @@ def bad_inputs() -> list[tuple[str, str]]:
         except (TypeError, ValueError) as exc:
             messages.append((type(exc).__name__, str(exc)))
     return messages
+
+
+if __name__ == "__main__":
+    # Under plain mpiexec: run the named check on every rank.
+    globals()[sys.argv[1]]()

@@ -2,6 +2,8 @@
 fallback, shape checks, and what happens when a rank raises or is killed."""
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import time
@@ -178,3 +180,83 @@ def test_the_runner_names_a_killed_script_rank():
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 1
     assert "rank 1 of 2 died (killed by signal 9 (SIGKILL))" in done.stderr, done.stderr
+
+
+# -- failures in every phase end in bounded time, naming the rank -----------------------------
+# Generous bounds: this shared 2-core machine may be loaded; without the fixes they hang.
+BOUND = 60
+
+
+def test_rank_failing_to_import_the_launched_module_stops_the_job():
+    import broken_on_rank_1
+
+    start = time.perf_counter()
+    with pytest.raises(RankFailed, match=r"rank 1 of 2 raised") as failure:
+        dist.launcher(broken_on_rank_1.work, n_gpus=2)()
+    assert "ImportError: this module is broken on rank 1 on purpose" in str(failure.value)
+    assert failure.value.rank == 1
+    assert time.perf_counter() - start < BOUND
+
+
+def test_rank_exiting_before_the_first_collective_is_named_with_its_status():
+    start = time.perf_counter()
+    with pytest.raises(RankFailed, match=r"rank 1 of 2 died \(exit code 3\)") as failure:
+        dist.launcher(program.exits_before_first_collective, n_gpus=2)()
+    assert failure.value.rank == 1
+    assert time.perf_counter() - start < BOUND
+
+
+def test_the_runner_names_a_rank_that_exits_before_mpi_starts():
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "plugrad.distributed", "-n", "2",
+                           str(HERE / "exits_before_mpi.py")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert "rank 1 of 2 died (exit code 3)" in done.stderr, done.stderr
+    assert time.perf_counter() - start < BOUND
+
+
+def test_a_rank_that_never_arrives_times_the_collective_out():
+    start = time.perf_counter()
+    with pytest.raises(RankFailed, match=r"rank\(s\) \[1\] of 2 never arrived") as failure:
+        dist.launcher(program.sleeps_while_the_other_all_reduces, n_gpus=2, timeout=2)()
+    assert "all_reduce_sum: rank 0 waited" in str(failure.value)
+    assert failure.value.rank == 1
+    elapsed = time.perf_counter() - start
+    assert 2 < elapsed < BOUND
+
+
+def test_under_plain_mpiexec_the_timeout_comes_from_the_environment():
+    env = dict(os.environ, PLUGRAD_COLLECTIVE_TIMEOUT="1.5")
+    start = time.perf_counter()
+    done = subprocess.run([find_mpiexec(), "-n", "2", sys.executable,
+                           str(HERE / "collectives_program.py"),
+                           "sleeps_while_the_other_all_reduces"],
+                          capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert done.returncode != 0
+    assert re.search(r"all_reduce_sum: rank 0 waited 1\.\d s for the other ranks of its group "
+                     r"\(2 ranks\) and gave up", done.stderr), done.stderr
+    assert "(1.5 s: init_process_group(timeout=...) or $PLUGRAD_COLLECTIVE_TIMEOUT)" \
+        in done.stderr
+    assert "which ranks have not arrived is not known" in done.stderr
+    assert time.perf_counter() - start < BOUND
+
+
+def test_a_bad_timeout_says_what_is_allowed(monkeypatch):
+    from plugrad.distributed.mpi import collective_timeout, set_collective_timeout
+
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds; "
+                                         "got -1"):
+        set_collective_timeout(-1)
+    with pytest.raises(TypeError, match="timeout must be a number of seconds or None; got str"):
+        set_collective_timeout("5")
+    monkeypatch.setenv("PLUGRAD_COLLECTIVE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="PLUGRAD_COLLECTIVE_TIMEOUT must be a positive "
+                                         "number of seconds; got 'soon'"):
+        set_collective_timeout(None)
+    monkeypatch.setenv("PLUGRAD_COLLECTIVE_TIMEOUT", "42")
+    set_collective_timeout(None)
+    assert collective_timeout() == 42.0
+    set_collective_timeout(7)
+    assert collective_timeout() == 7.0  # the argument wins over the variable
+    set_collective_timeout(None)

@@ -7,11 +7,11 @@ later).  Only API shared by both modules is used: ``as_strided`` views,
 
 Strategy (all three kernels share the same im2col layout):
 
-* im2col is one ``as_strided`` view copied once into a contiguous
-  ``(NB, G, Cg*KH*KW, nb*L)`` array: the batch is split into ``NB`` blocks of
-  ``nb`` samples, ``G`` is the number of groups and ``L`` the number of
-  columns per sample.  The GEMMs are single batched ``matmul`` calls over
-  ``(NB, G)``.  On the GPU ``nb == N`` (one GEMM per group); on the CPU ``nb``
+* im2col is one ``as_strided`` view copied into contiguous
+  ``(blocks, G, Cg*KH*KW, nb*L)`` arrays, a pass of blocks at a time (below): the
+  batch is split into ``NB`` blocks of ``nb`` samples, ``G`` is the number of
+  groups and ``L`` the number of columns per sample.  The GEMMs are batched
+  ``matmul`` calls over ``(blocks, G)``, one per pass.  On the GPU ``nb == N`` (one GEMM per group); on the CPU ``nb``
   is chosen so one block's columns stay cache-sized, which measured faster
   with OpenBLAS on small layers than one huge, skinny GEMM.
 * Stride-1 convolutions use "wide" columns: for a fixed kernel offset the
@@ -28,6 +28,10 @@ Strategy (all three kernels share the same im2col layout):
 * ``conv2d_bias`` (``conv2d`` with its optional bias) adds the bias in the copy that lays
   the GEMM's result out as NCHW.
 
+Every kernel copies its columns a pass of a few blocks at a time (``CPU_BLOCK_BYTES["pass"]``)
+and multiplies them while they are in cache, instead of copying every block's columns before
+the first GEMM; the GEMMs are the same, so results do not change.
+
 Alternatives measured on LeNet's layers (batch 64, see
 ``benchmarks/bench_conv_kernels.py --explore``) and rejected: one unblocked
 GEMM per group (1.5-2x slower on the CPU: OpenBLAS handles a 6x25 @ 25x57k
@@ -35,7 +39,12 @@ GEMM poorly), columns in ``(N*P, C*K*K)`` order (short inner copies, 2-4x
 slower), im2col by a loop over kernel offsets, ``einsum`` on the window view
 or on the columns, ``tensordot``; for the weight gradient ``g @ cols^T``
 (1.5x slower than ``cols @ g^T``); for the input gradient batch blocking
-(faster for C=1, slower for C=6) and per-sample (non-flat) col2im slices.
+(faster for C=1, slower for C=6) and per-sample (non-flat) col2im slices.  On SmallVGG's
+3x3 layers (thread CPU time, one BLAS thread): the stride-1 input gradient as a forward
+convolution of ``g`` with the flipped, transposed weight (im2col of ``g`` instead of col2im)
+took 0.8-1.15x the time on 16-32 channels and 4-11x on LeNet's (few input channels); OpenBLAS
+with its AVX-512 kernels (``OPENBLAS_CORETYPE=SkylakeX``) ran these GEMMs 0.8-1.05x as long
+as with the Haswell ones it picks on this AMD EPYC.
 
 Caveat of the wide layout: junk columns read real (finite or not) input
 values and are multiplied by exact zeros in ``conv2d_grad_weight``, so an
@@ -46,12 +55,26 @@ values and are multiplied by exact zeros in ``conv2d_grad_weight``, so an
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 # CPU cache blocking: bytes of im2col columns per batch block (None: no
 # blocking).  Tuned on LeNet-sized layers with benchmarks/bench_conv_kernels.py
-# (256 KB vs 64 KB / 1 MB / unblocked; stable with 1- and 2-thread OpenBLAS).
-CPU_BLOCK_BYTES = {"fwd": 256 * 1024, "grad_weight": 256 * 1024, "grad_input": None}
+# (256 KB vs 64 KB / 1 MB / unblocked; stable with 1- and 2-thread OpenBLAS); the input
+# gradient's 4 MB on SmallVGG's 3x3 layers (benchmarks/vgg_step.py): 0.5-0.8x the unblocked
+# time there, LeNet's conv2 unchanged (1 and 2 MB: 1.1-1.2x slower on it).
+# "pass": the columns copied per pass.  The blocks' columns are copied and multiplied a pass
+# of at most this many bytes at a time (at least one block), so they are still in cache when
+# the GEMM reads them, and the workspace stays bounded: on SmallVGG's 3x3 layers the forward
+# and the weight gradient took 0.5-0.9x the time of one copy of every block's columns, on
+# LeNet's 0.75-0.95x (512 KB, 1 MB, 2 MB and 4 MB measured; 512 KB to 2 MB alike).
+CPU_BLOCK_BYTES = {"fwd": 256 * 1024, "grad_weight": 256 * 1024, "grad_input": 4 * 1024 * 1024,
+                   "pass": 1024 * 1024}
+
+# The forward's im2col workspace stays under max(WORKSPACE_FLOOR, input + output bytes): a
+# block of samples is cut down to fit, and a single sample whose columns do not fit is run in
+# bands of output rows (a 31x31 kernel on a 16 MB image would otherwise want 15 GB).
+WORKSPACE_FLOOR = 64 * 1024 * 1024
 
 
 def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -61,12 +84,21 @@ def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
 @functools.lru_cache(maxsize=256)
 def _pick_block(n: int, per_sample: int, budget: int | None) -> int:
     """Largest divisor of ``n`` whose block fits ``budget`` bytes (at least 1)."""
+    if n == 0:
+        return 1  # an empty batch is one empty block
     if budget is None or n * per_sample <= budget:
         return n
     for d in range(min(n, budget // max(per_sample, 1)), 1, -1):
         if n % d == 0:
             return d
     return 1
+
+
+def _blocks_per_pass(nblk: int, block_bytes: int, budget: int | None) -> int:
+    """How many blocks' columns one pass copies: all of them unless that exceeds ``budget``."""
+    if budget is None or nblk * block_bytes <= budget:
+        return max(nblk, 1)
+    return max(1, budget // max(block_bytes, 1))
 
 
 def kernels(xp) -> dict[str, Callable]:
@@ -83,6 +115,10 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
     fwd_budget = block_bytes.get("fwd")
     gw_budget = block_bytes.get("grad_weight")
     gi_budget = block_bytes.get("grad_input")
+    pass_budget = block_bytes.get("pass")
+
+    def blocks_per_pass(nblk, block_bytes):
+        return _blocks_per_pass(nblk, block_bytes, pass_budget)
 
     def compute_dtype(dt):
         # NumPy has no BLAS for float16: run the GEMMs in float32, cast back.
@@ -96,8 +132,14 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         out[:, :, ph:ph + h, pw:pw + w] = x
         return out
 
-    def im2col(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide):
-        """Contiguous columns ``(NB, G, Cg*kh*kw, nb*L)`` and ``L``."""
+    def columns(view, first, stop):
+        """Blocks ``first:stop`` of an im2col view, copied: ``(blocks, G, Cg*kh*kw, nb*L)``."""
+        cols = xp.ascontiguousarray(view[first:stop])
+        return cols.reshape(stop - first, view.shape[1], math.prod(view.shape[2:5]),
+                            math.prod(view.shape[5:]))
+
+    def im2col_view(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide):
+        """The strided view ``(NB, G, Cg, kh, kw, nb, L...)`` im2col copies, and ``L``."""
         n, c, hp, wp = xpad.shape
         cg = c // groups
         sn, sc, s_h, s_w = xpad.strides
@@ -109,8 +151,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
             L = oh * ow
             shape = (n // nb, groups, cg, kh, kw, nb, oh, ow)
             strides = (nb * sn, cg * sc, sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w)
-        cols = xp.ascontiguousarray(as_strided(xpad, shape, strides))
-        return cols.reshape(n // nb, groups, cg * kh * kw, nb * L), L
+        return as_strided(xpad, shape, strides), L
 
     def _result(y, dt, out, shape, bias=None):
         """``y`` (+ ``bias``) as a fresh contiguous array of ``shape``, or written into ``out``
@@ -126,12 +167,60 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         xp.add(y, bias, out=out.reshape(y.shape))
         return out
 
+    def in_passes(produce, nblk, nb, block_bytes, dt, out, shape, bias=None):
+        """The ``shape`` result whose samples of blocks ``first:stop`` are
+        ``produce(first, stop)``, laid out ``(blocks, nb, ...)``: one call for every block
+        when their columns fit a pass, else a pass at a time, each written into its slice."""
+        step = blocks_per_pass(nblk, block_bytes)
+        if step >= nblk:
+            return _result(produce(0, nblk), dt, out, shape, bias)
+        if out is None:
+            out = xp.empty(shape, dtype=dt)
+        for first in range(0, nblk, step):
+            stop = min(nblk, first + step)
+            part = out[first * nb:stop * nb]
+            _result(produce(first, stop), dt, part, part.shape, bias)
+        return out
+
     def wide_view(a, oh, ow, wp):
         """View ``(..., L)`` wide rows of a contiguous array as ``(..., oh, ow)``."""
         it = a.itemsize
         return as_strided(a, a.shape[:-1] + (oh, ow), a.strides[:-1] + (wp * it, it))
 
+    def workspace_cap(x, out_elements):
+        return max(WORKSPACE_FLOOR, x.nbytes + out_elements * x.itemsize)
+
     def conv2d(x, w, b=None, *, stride, padding, dilation, groups, out=None):
+        n, c, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        oh = _out_size(h, kh, stride[0], padding[0], dilation[0])
+        ow = _out_size(wd, kw, stride[1], padding[1], dilation[1])
+        cap = workspace_cap(x, n * o * oh * ow)
+        wide_row = wd + 2 * padding[1] if stride[0] == stride[1] == 1 else ow
+        row_bytes = c * kh * kw * wide_row * compute_dtype(x.dtype).itemsize
+        if oh < 2 or oh * row_bytes <= cap:
+            return conv2d_block(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                                groups=groups, out=out, cap=cap)
+        return conv2d_bands(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                            groups=groups, out=out, rows=max(1, cap // row_bytes), oh=oh, ow=ow)
+
+    def conv2d_bands(x, w, b, *, stride, padding, dilation, groups, out, rows, oh, ow):
+        """conv2d over bands of ``rows`` output rows, each from its own slab of the padded
+        input, so the columns of one band fit the workspace."""
+        n, o = x.shape[0], w.shape[0]
+        kh = w.shape[2]
+        sh, dh = stride[0], dilation[0]
+        xpad = pad_input(x, padding[0], padding[1], x.dtype)
+        if out is None:
+            out = xp.empty((n, o, oh, ow), dtype=x.dtype)
+        for r0 in range(0, oh, rows):
+            r1 = min(oh, r0 + rows)
+            slab = xpad[:, :, r0 * sh:(r1 - 1) * sh + dh * (kh - 1) + 1]
+            out[:, :, r0:r1] = conv2d_block(slab, w, b, stride=stride, padding=(0, 0),
+                                            dilation=dilation, groups=groups)
+        return out
+
+    def conv2d_block(x, w, b=None, *, stride, padding, dilation, groups, out=None, cap=None):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         sh, sw = stride
@@ -149,17 +238,27 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         if kh == kw == 1 and wide and ph == pw == 0:
             nb = 1  # the columns are x itself: no copy at all
         else:
-            nb = _pick_block(n, c * kh * kw * L * ct.itemsize, fwd_budget)
+            if cap is None:
+                cap = workspace_cap(x, n * o * oh * ow)
+            budget = cap if fwd_budget is None else min(fwd_budget, cap)
+            nb = _pick_block(n, c * kh * kw * L * ct.itemsize, budget)
         nblk = n // nb
-        cols, L = im2col(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide)
+        view, L = im2col_view(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide)
         wm = xp.ascontiguousarray(w, dtype=ct).reshape(groups, og, cg * kh * kw)
-        y = xp.matmul(wm, cols).reshape(nblk, groups, og, nb, L)  # (NB, G, Og, nb, L)
-        if wide and ow != wp:
-            y = wide_view(y, oh, ow, wp)
-        else:
-            y = y.reshape(nblk, groups, og, nb, oh, ow)
         bias = None if b is None else b.reshape(1, 1, groups, og, 1, 1)
-        return _result(y.transpose(0, 3, 1, 2, 4, 5), dt, out, (n, o, oh, ow), bias)
+
+        def products(first, stop):
+            """The result's samples of blocks ``first:stop``, laid out (blocks, nb, G, Og, ..)."""
+            y = xp.matmul(wm, columns(view, first, stop))
+            y = y.reshape(stop - first, groups, og, nb, L)  # (blocks, G, Og, nb, L)
+            if wide and ow != wp:
+                y = wide_view(y, oh, ow, wp)
+            else:
+                y = y.reshape(stop - first, groups, og, nb, oh, ow)
+            return y.transpose(0, 3, 1, 2, 4, 5)
+
+        return in_passes(products, nblk, nb, nb * c * kh * kw * L * ct.itemsize, dt, out,
+                         (n, o, oh, ow), bias)
 
     def grad_weight_blocks(g, x, *, weight_shape, stride, padding, dilation, groups,
                            share=(0, 1)):
@@ -185,7 +284,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         nblk = stop - first
         g, x = g[first * nb:stop * nb], x[first * nb:stop * nb]
         xpad = pad_input(x, ph, pw, ct)
-        cols, L = im2col(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide)
+        view, L = im2col_view(xpad, groups, kh, kw, oh, ow, sh, sw, dh, dw, nb, wide)
         # output gradient laid out like the columns: (NB, G, Og, nb*L)
         gv = g.reshape(nblk, nb, groups, og, oh, ow).transpose(0, 2, 3, 1, 4, 5)
         if wide and ow != wp:
@@ -194,9 +293,23 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         else:
             gm = xp.ascontiguousarray(gv, dtype=ct)
         gm = gm.reshape(nblk, groups, og, nb * L)
-        if gw_cols_first:
-            return xp.matmul(cols, gm.swapaxes(-1, -2))  # (NB, G, Cg*kh*kw, Og)
-        return xp.matmul(gm, cols.swapaxes(-1, -2))  # (NB, G, Og, Cg*kh*kw)
+
+        def products(begin, end, out=None):
+            cols, gs = columns(view, begin, end), gm[begin:end]
+            if gw_cols_first:
+                return xp.matmul(cols, gs.swapaxes(-1, -2), out=out)  # (NB, G, Cg*kh*kw, Og)
+            return xp.matmul(gs, cols.swapaxes(-1, -2), out=out)  # (NB, G, Og, Cg*kh*kw)
+
+        step = blocks_per_pass(nblk, nb * c * kh * kw * L * ct.itemsize)
+        if step >= nblk:
+            return products(0, nblk)
+        # The same per-block GEMMs, their columns copied a few blocks at a time.
+        k = cg * kh * kw
+        blocks = xp.empty((nblk, groups) + ((k, og) if gw_cols_first else (og, k)), dtype=ct)
+        for begin in range(0, nblk, step):
+            end = min(nblk, begin + step)
+            products(begin, end, out=blocks[begin:end])
+        return blocks
 
     def grad_weight_total(blocks, dtype, weight_shape):
         """The blocks' products summed in block order, as the ``weight_shape`` gradient."""
@@ -240,30 +353,47 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
             gz = xp.zeros((nblk, groups, og, nb, hp, wp), dtype=ct)
             gz[..., :oh, :ow] = g.reshape(nblk, nb, groups, og, oh, ow).transpose(0, 2, 3, 1, 4, 5)
             m = nb * plane
-            gcols = xp.matmul(wt, gz.reshape(nblk, groups, og, m)).reshape(nblk, c, kh, kw, m)
-            acc = gcols[:, :, 0, 0].copy()  # offset (0, 0): no shift
-            for i in range(kh):
-                for j in range(kw):
-                    off = i * dh * wp + j * dw
-                    if off:
-                        acc[:, :, off:] += gcols[:, :, i, j, :m - off]
-            acc = acc.reshape(nblk, c, nb, hp, wp)
+
+            def planes(first, stop):
+                """Padded input gradients of blocks ``first:stop``: (blocks, C, nb, hp, wp)."""
+                k = stop - first
+                gcols = xp.matmul(wt, gz[first:stop].reshape(k, groups, og, m))
+                gcols = gcols.reshape(k, c, kh, kw, m)
+                acc = gcols[:, :, 0, 0].copy()  # offset (0, 0): no shift
+                for i in range(kh):
+                    for j in range(kw):
+                        off = i * dh * wp + j * dw
+                        if off:
+                            acc[:, :, off:] += gcols[:, :, i, j, :m - off]
+                return acc.reshape(k, c, nb, hp, wp)
+
+            per_block = nb * c * kh * kw * plane * ct.itemsize
         else:
             L = oh * ow
             nb = _pick_block(n, c * kh * kw * L * ct.itemsize, gi_budget)
             nblk = n // nb
             gv = g.reshape(nblk, nb, groups, og, oh, ow).transpose(0, 2, 3, 1, 4, 5)
             gm = xp.ascontiguousarray(gv, dtype=ct).reshape(nblk, groups, og, nb * L)
-            gcols = xp.matmul(wt, gm).reshape(nblk, c, kh, kw, nb, oh, ow)
-            acc = xp.zeros((nblk, c, nb, hp, wp), dtype=ct)
             hspan = sh * (oh - 1) + 1
             wspan = sw * (ow - 1) + 1
-            for i in range(kh):
-                for j in range(kw):
-                    r0, c0 = i * dh, j * dw
-                    acc[:, :, :, r0:r0 + hspan:sh, c0:c0 + wspan:sw] += gcols[:, :, i, j]
-        gx = acc[:, :, :, ph:ph + h, pw:pw + wd].transpose(0, 2, 1, 3, 4)
-        return _result(gx, dt, out, (n, c, h, wd))
+
+            def planes(first, stop):
+                k = stop - first
+                gcols = xp.matmul(wt, gm[first:stop]).reshape(k, c, kh, kw, nb, oh, ow)
+                acc = xp.zeros((k, c, nb, hp, wp), dtype=ct)
+                for i in range(kh):
+                    for j in range(kw):
+                        r0, c0 = i * dh, j * dw
+                        acc[:, :, :, r0:r0 + hspan:sh, c0:c0 + wspan:sw] += gcols[:, :, i, j]
+                return acc
+
+            per_block = nb * c * kh * kw * L * ct.itemsize
+
+        def cropped(acc):
+            return acc[:, :, :, ph:ph + h, pw:pw + wd].transpose(0, 2, 1, 3, 4)
+
+        return in_passes(lambda first, stop: cropped(planes(first, stop)), nblk, nb, per_block,
+                         dt, out, (n, c, h, wd))
 
     return {
         "conv2d": conv2d,

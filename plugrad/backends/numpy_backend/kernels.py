@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from plugrad.backends.numpy_backend import conv, nn, parallel, pool
+from plugrad.backends.numpy_backend import batch_norm, conv, nn, parallel, pool
 
 __all__ = ["kernel_table"]
 
@@ -27,6 +27,7 @@ def kernel_table(xp: Any) -> dict[str, Callable]:
     table.update(conv.kernels(xp))
     table.update(pool.kernels(xp))
     if getattr(xp, "__name__", "") == "numpy":  # CPU: big batches split over threads
+        table.update(batch_norm.kernels())
         table.update(parallel.split_kernels(table, xp))
     if getattr(xp, "__name__", "") == "numpy":
         for name in _MAY_RETURN_SCALARS.intersection(table):

@@ -21,6 +21,7 @@ MODULES: list[str] = [
     "plugrad.conformance.ops.creation",
     "plugrad.conformance.ops.conv",
     "plugrad.conformance.ops.nn",
+    "plugrad.conformance.ops.batch_norm",
     "plugrad.conformance.ops.sorting",
     "plugrad.conformance.ops.composed",
 ]

@@ -57,6 +57,8 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
 
 
 def _readinto_full(f: BinaryIO, out: np.ndarray) -> int:
+    if not out.size:  # a memoryview of a zero-sized array cannot be cast to bytes
+        return 0
     view = memoryview(out).cast("B")
     pos, total = 0, view.nbytes
     while pos < total:
