@@ -56,3 +56,11 @@ def test_a_wrong_dtype_kind_names_the_kind_expected_and_the_fix():
         F.logical_not(P.Tensor([1.0]))
     with pytest.raises(TypeError, match=r"^logical_and: expected bool tensors; got float32; "):
         F.logical_and(P.Tensor([1.0]), P.Tensor([0.0]))
+
+
+def test_a_float_overflowing_the_target_dtype_names_its_largest_finite_magnitude():
+    # inf is already infinite: the message reports the finite value that overflowed.
+    with pytest.raises(ValueError, match=r"^Tensor: a value of magnitude 1e\+300 overflows "
+                                         r"float32 \(largest 3\.40282\d*e\+38\); pass "
+                                         r"dtype='float64'"):
+        P.Tensor(np.array([1.0, -1e300, np.inf]), dtype="float32")
