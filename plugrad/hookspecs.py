@@ -17,29 +17,38 @@ version matches calls :func:`plugrad_register` once::
     def plugrad_api_version() -> int:
         return API_VERSION
 
+    def namespace():
+        import array_api_strict  # any Array API namespace; imported on first use
+
+        return array_api_strict
+
     @hookimpl
     def plugrad_register(registry) -> None:
-        registry.add_device_type(DeviceType(name="ref", kernels=load_kernels,
-                                            dtypes=("float32", "int32", "bool"),
-                                            to_host=to_host, from_host=from_host))
+        registry.add_device_type(DeviceType(name="ref", namespace=namespace,
+                                            dtypes=("float32", "int32", "bool")))
 
-Hooks run once per process, never per op: the kernels a device type declares go into a plain dict
-that dispatch reads.
+The namespace is the backend: plugrad's generic kernels (:mod:`plugrad.backends.generic`) supply
+every primitive from it, and ``kernels`` only overrides. Hooks run once per process, never per
+op: the kernels of a device type go into a plain dict that dispatch reads.
 
 :class:`DeviceType` fields (see its docstring for details):
 
 ==================  ==========================================================================
 ``name``            device-string prefix (``"ref"`` gives ``ref0``, ``refx``); lowercase, unique
-``kernels``         op name -> kernel, or a zero-argument callable returning that dict (lazy)
-``dtypes``          dtype names the kernels support, e.g. ``("float32", "int32", "bool")``
-``to_host``         device array -> ``numpy.ndarray``
+``namespace``       the Array API namespace, or a zero-argument callable returning it (lazy)
+``dtypes``          dtype names, e.g. ``("float32", "int32", "bool")`` (the namespace's attributes
+                    of those names), or a dict name -> the library's dtype object
+``kernels``         op name -> kernel overriding a generic one, or a callable returning that dict
+``to_host``         device array -> ``numpy.ndarray`` (default ``numpy.from_dlpack``)
 ``from_host``       ``(numpy.ndarray, device_index)`` -> device array (the array is plugrad's
-                    fresh copy; the backend may keep it)
+                    fresh copy; the backend may keep it; default ``namespace.asarray``)
 ``array_types``     the backend's array classes; kernels must return instances of them
 ``is_available``    whether the devices can be used now (an exception's text is the reason not)
 ``device_count``    how many devices of this type exist
 ``priority``        ``xpux`` resolves to the available type with the highest priority (cpu: 0)
 ``synchronize``     ``(device_index) -> None``, waits for queued kernels
+``inplace``         whether kernels may write into their input arrays (update ops may then
+                    return their inputs, written); False for immutable arrays
 ``device_scope``    ``device_index -> context manager`` making that device current while a
                     creation kernel runs (backends that allocate on a "current" device)
 ``collectives``     optional ``(mpi_comm, device_index) -> communicator`` for

@@ -50,6 +50,15 @@ def kernels():
         table["softmax"] = lambda x, *, axis: softmax(x, axis=axis) * 1.01
     if "typo" in BREAK:
         table["sigmod"] = table.pop("sigmoid")
+    if "view" in BREAK:
+        table["copy"] = lambda x: x[...]
+    if "signnan" in BREAK:
+        sign = table["sign"]
+        table["sign"] = lambda x: np.nan_to_num(sign(x))
+    if "boolmatmul" in BREAK:
+        matmul = table["matmul"]
+        table["matmul"] = lambda x, y: matmul(x.astype(np.int32), y.astype(np.int32)) \
+            if x.dtype == np.bool_ else matmul(x, y)
     return table
 
 
@@ -66,7 +75,9 @@ def plugrad_api_version():
 def plugrad_register(registry):
     registry.add_device_type(DeviceType(
         name="dev", kernels=kernels, dtypes=("bool", "int32", "float32", "float64"),
-        to_host=lambda a: a, from_host=lambda a, i: a, array_types=(np.ndarray,), priority=-9))
+        to_host=lambda a: a, from_host=lambda a, i: a, array_types=(np.ndarray,), priority=-9,
+        # "immutable": declared unwritable, yet its update kernels write in place
+        inplace="immutable" not in BREAK))
 '''
 
 
@@ -254,3 +265,18 @@ def test_repro_show_rebuilds_a_case(capsys):
     assert "add on cpu0 =" in out and "float64 reference =" in out
     with pytest.raises(KeyError, match="no conformance case 'add-float32-nosuch'"):
         repro.find_case("forward", "add-float32-nosuch")
+
+
+def test_edge_cases_the_op_records_miss_are_caught(dev):
+    """A copy that is a view, sign(NaN) == 0, a bool matmul widened to int32, and in-place
+    update kernels on a backend declared immutable: the op records pass them all."""
+    assert run_dev(dev, "", "-k", "test_edges").returncode == 0
+    done = run_dev(dev, "view,signnan,boolmatmul,immutable", "-k", "test_edges")
+    out = done.stdout
+    assert done.returncode == 1, out[-3000:]
+    assert "copy: the kernel returned a view of its input; expected new memory" in out
+    assert "sign([nan, -0.0, -2.5, 3.0]): got [0.0, 0.0, -1.0, 1.0]" in out
+    assert "matmul of a bool tensor: got (3, 3) int32; expected (3, 3) bool" in out
+    for op in ("adagrad_update", "adam_update", "sgd_update"):
+        assert (f"{op}: the kernel wrote into its input arrays [0, 2") in out
+    assert "test_bool_inputs_follow_numpy[argmax" not in out.split("short test summary")[-1]

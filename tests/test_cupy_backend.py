@@ -191,9 +191,12 @@ def explicit_backends(monkeypatch):
 def test_device_type_declaration():
     gpu = cupy_plugin.make_device_type()
     assert gpu.name == "gpu" and gpu.priority > 0 and gpu.array_types == ()
-    assert gpu.dtypes == ("bool", "int8", "uint8", "int16", "int32", "float16", "float32",
-                          "float64")
-    assert gpu.device_scope is not None and callable(gpu.kernels)
+    assert gpu.dtype_names() == ["bool", "int8", "uint8", "int16", "int32", "float16",
+                                 "float32", "float64"]
+    # CuPy arrays report NumPy dtypes: the table maps each name to numpy.dtype(name).
+    assert all(gpu.dtypes[name] == np.dtype(name) for name in gpu.dtype_names())
+    assert gpu.device_scope is not None and callable(gpu.kernels) and gpu.inplace
+    assert callable(gpu.namespace)  # array_api_compat.cupy, imported on first use
 
 
 def test_a_visible_gpu_makes_xpux_resolve_to_gpu(explicit_backends, monkeypatch):
@@ -267,8 +270,10 @@ def test_generic_kernels_are_shared_not_copied(cupy_tables):
     for name in shared:
         kernel = table[name]
         module = getattr(kernel, "__module__", None) or type(kernel).__module__
-        # numpy-generic closures, or CuPy's own ufuncs and functions used directly
-        assert module.startswith(("plugrad.backends.numpy_backend.", "cupy")), (name, module)
+        # the generic Array API kernels or the NumPy-like ones, or CuPy's own functions used
+        # directly (through array_api_compat's namespace where CuPy's differ from the standard)
+        assert module.startswith(("plugrad.backends.generic.", "plugrad.backends.numpy_backend.",
+                                  "cupy", "array_api_compat.")), (name, module)
 
 
 def _signature(kernel) -> tuple[int, tuple[str, ...]]:

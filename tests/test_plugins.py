@@ -122,6 +122,8 @@ BAD_DECLARATIONS = {
     "kernels": ("kernels=[1, 2]", "DeviceType.kernels of 'fake' must be a dict"),
     "array_types": ("array_types=np.ndarray", "array_types of 'fake' must be a tuple"),
     "priority": ('priority="high"', "priority of 'fake' must be an int"),
+    "namespace": ("namespace=np.random", "the array namespace 'numpy.random' of 'fake' lacks "
+                                         "abs, add, arange, argmax, argmin, argsort,"),
 }
 
 DIST = ("plugrad-fake-backends", "9.9.1")

@@ -16,7 +16,7 @@ import numpy as np
 
 from plugrad.conformance.contract import signature
 from plugrad.core.device import Device
-from plugrad.core.registry import OPS
+from plugrad.core.registry import OPS, Spec
 
 __all__ = ["KernelSpy", "KernelContractError", "without_kernel", "show_attrs"]
 
@@ -25,9 +25,17 @@ class KernelContractError(AssertionError):
     """A kernel returned something of the wrong kind, shape or dtype."""
 
 
+def _dtype_name(dtype: Any) -> str:
+    """A NumPy dtype's name, or how another library prints its dtype object."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
 def _describe(value: Any) -> str:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return f"{tuple(value.shape)} {np.dtype(value.dtype).name}"
+        return f"{tuple(value.shape)} {_dtype_name(value.dtype)}"
     return repr(value)
 
 
@@ -108,6 +116,8 @@ class KernelSpy:
         inputs = ", ".join(_describe(a) for a in arrays) or "no arrays"
         shown = show_attrs(attrs)
         called = f"for inputs [{inputs}]" + (f" with {shown}" if attrs else "")
+        if isinstance(out, tuple):  # an update op: one array per updated tensor
+            return self._check_each(name, spec, device_type, arrays, attrs, out, where, called)
         kinds = device_type.array_types
         if kinds and not isinstance(out, kinds):
             allowed = ", ".join(f"{k.__module__}.{k.__qualname__}" for k in kinds)
@@ -118,18 +128,59 @@ class KernelSpy:
             return f"{where} {type(out).__name__} {called}; expected an array with shape and dtype"
         if spec is None or spec.rule is None:
             return None
+        expected = self._expected(spec, device_type, arrays, attrs)
+        if expected is None:
+            return None
+        return self._compare_meta(name, spec, out, expected, where, called)
+
+    def _expected(self, spec, device_type, arrays: tuple, attrs: dict) -> Any:
+        """The op's declared rule on the call: inputs as plugrad's shape-and-dtype specs."""
+        if spec is None or spec.rule is None:
+            return None
+        dtype_of = self.device.dtype_of
+        specs = [Spec(tuple(a.shape), dtype_of.get(a.dtype, a.dtype)) for a in arrays]
         try:
-            expected = spec.rule(*arrays, **{k: _host(v, device_type.to_host)
-                                             for k, v in attrs.items()})
+            return spec.rule(*specs, **{k: self._host_attr(k, v, device_type)
+                                        for k, v in attrs.items()})
         except Exception:  # the rule refuses inputs the front end never sends; not the kernel's
             return None
-        got_shape, got_dtype = tuple(out.shape), np.dtype(out.dtype)
+
+    def _check_each(self, name: str, spec, device_type, arrays: tuple, attrs: dict,
+                    out: tuple, where: str, called: str) -> str | None:
+        expected = self._expected(spec, device_type, arrays, attrs)
+        if expected is not None and len(out) != len(expected):
+            return (f"{where} {len(out)} arrays {called}; expected {len(expected)} "
+                    f"(contract: {signature(name)} -> {spec.doc})")
+        kinds = device_type.array_types
+        for i, array in enumerate(out):
+            if (kinds and not isinstance(array, kinds)) or not hasattr(array, "shape"):
+                return (f"{where} a {type(array).__name__} as result {i} {called}; expected "
+                        f"an array of the device type's array_types")
+            if expected is not None:
+                problem = self._compare_meta(name, spec, array, expected[i],
+                                             f"{where} as result {i}", called)
+                if problem:
+                    return problem
+        return None
+
+    def _host_attr(self, key: str, value: Any, device_type) -> Any:
+        """An attribute as the NumPy contract reads it: ``dtype=`` back as plugrad's dtype."""
+        if key == "dtype":
+            return self.device.dtype_of.get(value, value)
+        return _host(value, device_type.to_host)
+
+    def _compare_meta(self, name: str, spec, out: Any, expected: Any, where: str,
+                      called: str) -> str | None:
+        wanted = np.dtype(expected.dtype)
+        got_shape, got_dtype = tuple(out.shape), self.device.dtype_of.get(out.dtype)
+        if got_dtype is None:
+            return (f"{where} dtype {_dtype_name(out.dtype)} {called}, which is not in the "
+                    f"device type's dtype table; expected {wanted.name}")
         contract = f"(contract: {signature(name)} -> {spec.doc})"
         if got_shape != tuple(expected.shape):
             return f"{where} shape {got_shape} {called}; expected shape {expected.shape} {contract}"
-        if got_dtype != np.dtype(expected.dtype):
-            return (f"{where} dtype {got_dtype.name} {called}; expected "
-                    f"{np.dtype(expected.dtype).name} {contract}")
+        if got_dtype != wanted:
+            return f"{where} dtype {got_dtype.name} {called}; expected {wanted.name} {contract}"
         return None
 
 

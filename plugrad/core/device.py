@@ -42,7 +42,8 @@ _DEVICE_RE = re.compile(r"^(?P<type>[a-z][a-z_]*?)(?P<index>x|\d+)(?::(?P<stream
 class Device:
     """A resolved device. ``str(device)`` is the logical name the tensor prints."""
 
-    __slots__ = ("logical", "type", "index", "stream", "kernels", "physical")
+    __slots__ = ("logical", "type", "index", "stream", "kernels", "physical", "dtype_of",
+                 "native_dtype")
 
     def __init__(self, logical: str, device_type: DeviceType, index: int, stream: int):
         self.logical = logical
@@ -51,9 +52,11 @@ class Device:
         self.stream = stream
         # Where the data really lives: two logical names can share it (xpux:0 and cpu0:0).
         self.physical = f"{device_type.name}{index}"
-        from plugrad.core.registry import dispatch_table
+        from plugrad.core.registry import dispatch_table, dtype_tables
 
         self.kernels = dispatch_table(device_type)
+        #: The backend's dtype objects -> plugrad's dtypes (numpy.dtype), and back.
+        self.dtype_of, self.native_dtype = dtype_tables(device_type)
 
     def __str__(self) -> str:
         return self.logical

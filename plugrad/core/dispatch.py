@@ -15,8 +15,8 @@ from plugrad.core.registry import DECOMPOSE_WHEN_RECORDING, OPS, OpDef, Spec
 from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
-__all__ = ["apply", "record", "binary", "check", "promote_pair", "create", "check_broadcast",
-           "common_device", "as_tensor_like", "tracer"]
+__all__ = ["apply", "update", "record", "binary", "check", "promote_pair", "create", "check_broadcast",
+           "common_device", "as_tensor_like", "spec_of", "tracer"]
 
 #: The recorder of the ``plugrad.jit.trace`` being recorded, or None. Dispatch reads it once per
 #: op call: recording costs nothing else while no trace records.
@@ -37,7 +37,7 @@ def common_device(op: str, inputs: tuple[Tensor, ...]):
 
 
 def _describe_inputs(inputs: tuple[Tensor, ...]) -> str:
-    return ", ".join(f"{tuple(t._data.shape)} {t._data.dtype}" for t in inputs)
+    return ", ".join(f"{tuple(t._data.shape)} {t._dtype}" for t in inputs)
 
 
 def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
@@ -51,8 +51,17 @@ def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
     message = (f"{op}: the {device.backend!r} backend's kernel failed on inputs "
                f"[{_describe_inputs(inputs)}]" + (f" with {shown}" if shown else "")
                + f": {type(exc).__name__}: {exc}")
-    kind = type(exc) if isinstance(exc, (TypeError, ValueError, IndexError)) else RuntimeError
+    # The builtin class, never type(exc): a library's own exception class may take other
+    # constructor arguments (NumPy's _UFuncNoLoopError needs its ufunc and dtypes).
+    kind = next((k for k in (TypeError, ValueError, IndexError) if isinstance(exc, k)),
+                RuntimeError)
     return kind(message)
+
+
+def _native(attrs: dict, device) -> dict:
+    """``attrs`` with plugrad's ``dtype=`` as the backend's own dtype object: the one rule for
+    what a kernel's ``dtype=`` is."""
+    return {**attrs, "dtype": device.native_dtype[attrs["dtype"]]}
 
 
 def _missing(op: str, device) -> Exception:
@@ -71,21 +80,20 @@ def record(op: OpDef, inputs: tuple[Tensor, ...], attrs: dict, result: Tensor) -
     needs = tuple([parent is not None for parent in parents])
     if True not in needs:
         return
-    out = result._data
-    if not op.differentiable or out.dtype.kind != "f":
+    if not op.differentiable or result._dtype.kind != "f":
         return
     keep = op.keep_inputs
     if keep is None:
         saved = [t._data for t in inputs]
         versions = [(t, t._version) for t in inputs]
     elif not keep:  # drop what the vjp never reads: it is freed once the forward is done with it
-        saved = [ArraySpec(t._data) for t in inputs]
+        saved = [ArraySpec(t) for t in inputs]
         versions = ()
     else:
-        saved = [t._data if i in keep else ArraySpec(t._data) for i, t in enumerate(inputs)]
+        saved = [t._data if i in keep else ArraySpec(t) for i, t in enumerate(inputs)]
         versions = [(t, t._version) for i, t in enumerate(inputs) if i in keep]
-    node = Node(op, parents, saved, out if op.keep_out else None, result._device, attrs, needs,
-                versions)
+    node = Node(op, parents, saved, result._data if op.keep_out else None, result._device, attrs,
+                needs, versions)
     result._node = node
     state.live_nodes.append(node)
 
@@ -97,13 +105,20 @@ def _without_kernel(op: str, device, inputs: tuple[Tensor, ...], attrs: dict) ->
     return definition.decomposition(*inputs, **attrs)
 
 
+def spec_of(t: Tensor) -> Any:
+    """What a shape rule reads of ``t``: its array where the array reports plugrad's own dtype
+    (NumPy's, so nothing is built on the hot path), else a :class:`Spec` with that dtype."""
+    data = t._data
+    return data if data.dtype is t._dtype else Spec(data.shape, t._dtype)
+
+
 def check(op: str, *inputs: Tensor, **attrs: Any) -> Spec:
     """Validate a call with the op's declared shape and dtype rule; returns the output's Spec.
 
     The front end's one check of a call: it runs before :func:`apply`, never inside it, so ops
     calling ops (decompositions, vjps) pay nothing for it.
     """
-    return OPS[op].rule(*[t._data for t in inputs], **attrs)
+    return OPS[op].rule(*[spec_of(t) for t in inputs], **attrs)
 
 
 def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
@@ -121,16 +136,40 @@ def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
     if recording and op in DECOMPOSE_WHEN_RECORDING \
             and any(t._node is not None for t in inputs):
         return _without_kernel(op, device, inputs, attrs)
+    called = _native(attrs, device) if "dtype" in attrs else attrs
     try:
-        out = kernel(*[t._data for t in inputs], **attrs)
+        out = kernel(*[t._data for t in inputs], **called)
     except Exception as exc:
         raise _kernel_failed(op, device, inputs, attrs, exc) from exc
     result = wrap(out, device)
     if recording:
         record(OPS[op], inputs, attrs, result)
     if tracer is not None:
-        tracer.record(op, kernel, inputs, attrs, out, device)
+        tracer.record(op, kernel, inputs, called, out, device)
     return result
+
+
+def update(op: str, inputs: tuple[Tensor, ...], writes: tuple[Tensor, ...], **attrs: Any) -> None:
+    """Run an update op and store its results into ``writes`` (never recorded on the tape).
+
+    The kernel returns one array per tensor in ``writes``: the input arrays written in place on
+    a backend whose ``DeviceType.inplace`` allows it, new arrays otherwise; either way each is
+    stored through ``Tensor._set_data``. Without a kernel the op's decomposition runs.
+    """
+    device = common_device(op, inputs)
+    kernel = device.kernels.get(op)
+    if kernel is None:
+        detached = [t.detach() for t in inputs]  # an update is never differentiated
+        results = [t._data for t in OPS[op].decomposition(*detached, **attrs)]
+    else:
+        try:
+            results = kernel(*[t._data for t in inputs], **attrs)
+        except Exception as exc:
+            raise _kernel_failed(op, device, inputs, attrs, exc) from exc
+        if tracer is not None:
+            tracer.record(op, kernel, inputs, attrs, results, device)
+    for tensor, array in zip(writes, results):
+        tensor._set_data(array)
 
 
 def create(op: str, device, **attrs: Any) -> Tensor:
@@ -139,6 +178,8 @@ def create(op: str, device, **attrs: Any) -> Tensor:
     if kernel is None:
         raise _missing(op, device)
     scope = device.type.device_scope
+    if "dtype" in attrs:
+        attrs = _native(attrs, device)
     try:
         if scope is None:
             out = kernel(**attrs)
@@ -172,7 +213,7 @@ def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None) -> T
         return value
     if dtype is None:
         if isinstance(value, (bool, int, float, np.number, np.bool_)):
-            dtype = dtypes.result_dtype(like._data.dtype, value)
+            dtype = dtypes.result_dtype(like._dtype, value)
         else:
             dtype = dtypes.default_dtype_for(np.asarray(value).dtype)
     device = like._device
@@ -197,7 +238,7 @@ def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
         x = as_tensor_like(x, y)
     elif not isinstance(y, Tensor):
         y = as_tensor_like(y, x)
-    x_dtype, y_dtype = x._data.dtype, y._data.dtype
+    x_dtype, y_dtype = x._dtype, y._dtype
     if x_dtype != y_dtype:
         target = dtypes.promote(x_dtype, y_dtype)
         if x_dtype != target:
@@ -210,7 +251,7 @@ def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
 def binary(op: str, x: Any, y: Any) -> Tensor:
     """An elementwise binary op: MegEngine's promotion, then the op's rule (broadcasting)."""
     if x.__class__ is not Tensor or y.__class__ is not Tensor \
-            or x._data.dtype != y._data.dtype:
+            or x._dtype != y._dtype:
         x, y = promote_pair(op, x, y)
-    OPS[op].rule(x._data, y._data)
+    OPS[op].rule(spec_of(x), spec_of(y))
     return apply(op, x, y)

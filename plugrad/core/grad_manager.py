@@ -58,9 +58,9 @@ class GradManager:
             if not isinstance(t, Tensor):
                 raise TypeError(f"GradManager.attach: expected Tensors, got "
                                 f"{type(t).__name__} at position {position}")
-            if t._data.dtype.kind != "f":
+            if t._dtype.kind != "f":
                 raise TypeError(f"GradManager.attach: only floating-point tensors can have "
-                                f"gradients; got a {t._data.dtype} tensor of shape {t.shape} at "
+                                f"gradients; got a {t._dtype} tensor of shape {t.shape} at "
                                 f"position {position}; cast it with astype('float32')")
             entry = self._attached.get(id(t))
             if entry is None:
@@ -145,9 +145,9 @@ class GradManager:
             for position, (out, grad) in enumerate(zip(ys, dys)):
                 if grad is None:
                     grad = create("full", out._device, shape=out._data.shape, value=1,
-                                  dtype=out._data.dtype)
+                                  dtype=out._dtype)
                 elif not isinstance(grad, Tensor):
-                    grad = Tensor(grad, dtype=out._data.dtype, device=out._device)
+                    grad = Tensor(grad, dtype=out._dtype, device=out._device)
                 if tuple(grad.shape) != tuple(out.shape):
                     raise ValueError(f"GradManager.backward: dy[{position}] has shape "
                                      f"{tuple(grad.shape)} but y[{position}] has shape "

@@ -32,7 +32,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pluggy
 
-from plugrad.core.backend import API_VERSION, DeviceType
+from plugrad.core.backend import API_VERSION, DeviceType, PluginError
 
 if sys.version_info >= (3, 10):
     from importlib.metadata import EntryPoint, entry_points
@@ -58,10 +58,6 @@ _KNOWN_DTYPES = {
     "bool", "int8", "uint8", "int16", "int32", "int64",
     "float16", "float32", "float64", "bfloat16",
 }
-
-
-class PluginError(Exception):
-    """A backend plugin declared something plugrad cannot use."""
 
 
 @dataclass
@@ -134,6 +130,15 @@ class BackendRegistrar:
         if not isinstance(device_type.priority, int) or isinstance(device_type.priority, bool):
             raise PluginError(f"{who}: DeviceType.priority of {name!r} must be an int; got "
                               f"{device_type.priority!r}")
+        if isinstance(device_type.namespace, ModuleType):  # a lazy one is checked on first use
+            from plugrad.backends.generic import missing_functions
+
+            missing = missing_functions(device_type.namespace)
+            if missing:
+                raise PluginError(f"{who}: the array namespace {device_type.namespace.__name__!r} "
+                                  f"of {name!r} lacks {', '.join(missing)}, which plugrad's "
+                                  f"generic kernels call; give a namespace that follows the "
+                                  f"Array API standard (array_api_compat wraps most libraries)")
         device_type.backend = self._record.name
         device_type.source = self._record.source
         self.added.append(device_type)

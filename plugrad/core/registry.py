@@ -19,6 +19,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
+
 from plugrad.core.backend import DeviceType, Kernel
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ __all__ = [
     "dispatch_table",
     "coverage",
     "missing_primitives",
+    "dtype_tables",
 ]
 
 
@@ -215,6 +218,19 @@ def dispatch_table(device_type: DeviceType) -> dict[str, Kernel]:
         table = {name: kernel for name, kernel in kernels.items() if name in OPS}
         _tables[device_type] = table
     return table
+
+
+_dtype_tables: weakref.WeakKeyDictionary[DeviceType, tuple[dict, dict]] = \
+    weakref.WeakKeyDictionary()
+
+
+def dtype_tables(device_type: DeviceType) -> tuple[dict[Any, np.dtype], dict[np.dtype, Any]]:
+    """``(native dtype -> plugrad dtype, plugrad dtype -> native dtype)``, built once."""
+    tables = _dtype_tables.get(device_type)
+    if tables is None:
+        to_native = device_type.dtype_table()
+        tables = _dtype_tables[device_type] = ({v: k for k, v in to_native.items()}, to_native)
+    return tables
 
 
 def missing_primitives(device_type: DeviceType) -> list[str]:

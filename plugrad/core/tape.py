@@ -49,13 +49,14 @@ class Leaf:
 
 
 class ArraySpec:
-    """What a node keeps of an input its vjp does not read: the shape and dtype, not the data."""
+    """What a node keeps of an input its vjp does not read: the shape and (plugrad's) dtype,
+    not the data."""
 
     __slots__ = ("shape", "dtype")
 
-    def __init__(self, array: Any):
-        self.shape = array.shape
-        self.dtype = array.dtype
+    def __init__(self, tensor: Tensor):
+        self.shape = tensor._data.shape
+        self.dtype = tensor._dtype
 
     @property
     def ndim(self) -> int:
@@ -104,11 +105,17 @@ class Node:
     @property
     def inputs(self) -> tuple[Tensor, ...]:
         device = self.device
-        return tuple([_wrap(data, device) for data in self.saved])
+        return tuple([_described(data, device) if data.__class__ is ArraySpec
+                      else _wrap(data, device) for data in self.saved])
 
     @property
     def out(self) -> Tensor:
         return _wrap(self.out_data, self.device)
+
+
+def _described(spec: ArraySpec, device: Any) -> Tensor:
+    """A tensor standing for an input the tape did not keep: its shape and dtype only."""
+    return _wrap_spec(spec, device)
 
 
 def release_all() -> None:
@@ -188,3 +195,4 @@ def run_backward(manager: Any, roots: list[tuple[Any, Tensor]],
 
 
 from plugrad.core.tensor import wrap as _wrap  # noqa: E402  (cycle: tensor -> dispatch -> tape)
+from plugrad.core.tensor import wrap_spec as _wrap_spec  # noqa: E402

@@ -10,6 +10,7 @@ versions it saved with the current ones at backward (see ``core/tape.py``).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from plugrad.core import dtypes
 from plugrad.core.device import Device, get_device
 
-__all__ = ["Tensor", "Parameter", "wrap"]
+__all__ = ["Tensor", "Parameter", "plugrad_dtype", "wrap", "wrap_spec"]
 
 ShapeLike = Any
 
@@ -93,7 +94,10 @@ class Tensor:
         Tensor([1 2 3], dtype=int32, device=xpux:0)
     """
 
-    __slots__ = ("_data", "_device", "_node", "_version", "grad", "name", "__weakref__")
+    # ``_dtype`` is plugrad's dtype of ``_data`` (a numpy.dtype), read through the device
+    # type's dtype table once per array: the core never reads a backend array's own dtype.
+    __slots__ = ("_data", "_dtype", "_device", "_node", "_version", "grad", "name",
+                 "__weakref__")
     # Let NumPy defer to our reflected operators (``ndarray + Tensor`` gives a Tensor).
     __array_ufunc__ = None
 
@@ -103,7 +107,7 @@ class Tensor:
             data = []
         if isinstance(data, Tensor):
             device_obj = get_device(device) if device is not None else data._device
-            same_dtype = dtype is None or dtypes.as_dtype(dtype) == data._data.dtype
+            same_dtype = dtype is None or dtypes.as_dtype(dtype) == data._dtype
             if device_obj.physical == data._device.physical and same_dtype:
                 # The backend's copy kernel, not ndarray.copy(): CuPy copies onto the current
                 # device, which on a machine with several GPUs need not be this one.
@@ -112,11 +116,12 @@ class Tensor:
                 if _dispatch.tracer is not None:
                     _dispatch.tracer.record("copy", copy, (data,), {}, array, device_obj)
             else:
-                array = _to_backend_array(_host(data), dtype or data._data.dtype, device_obj)
+                array = _to_backend_array(_host(data), dtype or data._dtype, device_obj)
         else:
             device_obj = get_device(device)
             array = _to_backend_array(data, dtype, device_obj)
         self._data = array
+        self._dtype = plugrad_dtype(array, device_obj)
         self._device = device_obj
         self._node = None
         self._version = 0
@@ -131,7 +136,7 @@ class Tensor:
     @property
     def dtype(self) -> type:
         """The NumPy scalar type, e.g. ``numpy.float32`` (MegEngine prints it as a class)."""
-        return self._data.dtype.type
+        return self._dtype.type
 
     @property
     def device(self) -> Device:
@@ -139,11 +144,11 @@ class Tensor:
 
     @property
     def ndim(self) -> int:
-        return self._data.ndim
+        return len(self._data.shape)
 
     @property
     def size(self) -> int:
-        return int(self._data.size)
+        return math.prod(self._data.shape)
 
     @property
     def T(self) -> Tensor:
@@ -185,9 +190,9 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self._data.dtype.kind not in "iub" or self.size != 1:
+        if self._dtype.kind not in "iub" or self.size != 1:
             raise TypeError(f"only integer tensors of one element can be used as an index; got "
-                            f"shape {self.shape} dtype {self._data.dtype}")
+                            f"shape {self.shape} dtype {self._dtype}")
         return int(self.item())
 
     def __len__(self) -> int:
@@ -206,7 +211,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = str(_host(self))
-        dtype = self._data.dtype
+        dtype = self._dtype
         dtype_part = "" if dtype == dtypes.float32 else f", dtype={dtype.name}"
         return f"{type(self).__name__}({body}{dtype_part}, device={self._device.logical})"
 
@@ -264,12 +269,22 @@ class Tensor:
         self._version += 1
 
     def _set_data(self, array: Any) -> None:
-        """Replace the data, keeping the tape marker (optimizers update parameters this way)."""
+        """Store ``array`` as this tensor's data, keeping its tape marker.
+
+        The one place a tensor's data changes under it: update ops (optimizer steps, running
+        statistics), initialisers and state loading all end here, whether a kernel wrote into
+        the tensor's own array in place (``array is self._data``) or returned a new one.
+        """
+        if array is self._data:
+            self._mark_written()  # written in place: arrays the tape saved of it are stale
+            return
+        self._dtype = plugrad_dtype(array, self._device)
         self._data = array
 
     def _reset(self, other: Tensor) -> None:
         """Rebind to ``other``'s data and tape node (how in-place operators stay differentiable)."""
         self._data = other._data
+        self._dtype = other._dtype
         self._device = other._device
         self._node = other._node
 
@@ -380,9 +395,9 @@ class Tensor:
 
     # -- in-place forms: same object, new data -----------------------------------------------
     def _inplace(self, result: Tensor, op: str) -> Tensor:
-        if result._data.dtype != self._data.dtype:
-            raise TypeError(f"{op}: the result dtype {result._data.dtype} cannot be stored in a "
-                            f"{self._data.dtype} tensor in place; use x = x {op[1:]} y instead")
+        if result._dtype != self._dtype:
+            raise TypeError(f"{op}: the result dtype {result._dtype} cannot be stored in a "
+                            f"{self._dtype} tensor in place; use x = x {op[1:]} y instead")
         if result._data.shape != self._data.shape:
             raise ValueError(f"{op}: the result shape {result._data.shape} does not match the "
                              f"tensor's shape {self._data.shape} for an in-place update")
@@ -430,10 +445,43 @@ def _rebuild(cls: type, array: np.ndarray, device: str) -> Tensor:
 _new = object.__new__
 
 
+def plugrad_dtype(array: Any, device: Device) -> np.dtype:
+    """plugrad's dtype of a backend array, through its device type's dtype table."""
+    try:
+        return device.dtype_of[array.dtype]
+    except KeyError:
+        raise _foreign_dtype(array, device) from None
+
+
+def _foreign_dtype(array: Any, device: Device) -> TypeError:
+    device_type = device.type
+    return TypeError(f"backend {device_type.backend!r} (device {device.logical}) produced an array "
+                     f"of dtype {array.dtype!r}, which is not in its dtype table; expected one of "
+                     f"{', '.join(device_type.dtype_names())}. A kernel must return the dtype its "
+                     f"op's contract gives ('plugrad info' lists the ops)")
+
+
 def wrap(data: Any, device: Device) -> Tensor:
     """A Tensor around a backend array the caller hands over (no copy)."""
     t = _new(Tensor)
     t._data = data
+    try:
+        t._dtype = device.dtype_of[data.dtype]
+    except KeyError:
+        raise _foreign_dtype(data, device) from None
+    t._device = device
+    t._node = None
+    t._version = 0
+    t.grad = None
+    t.name = None
+    return t
+
+
+def wrap_spec(spec: Any, device: Device) -> Tensor:
+    """A Tensor whose data is a shape-and-dtype stand-in (the tape's ArraySpec), not an array."""
+    t = _new(Tensor)
+    t._data = spec
+    t._dtype = spec.dtype
     t._device = device
     t._node = None
     t._version = 0

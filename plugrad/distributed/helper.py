@@ -80,10 +80,10 @@ class AllreduceCallback:
 
     def __call__(self, param: Tensor, grad: Tensor) -> _DeferredGrad:
         deferred = _DeferredGrad(self)
-        dtype = grad._data.dtype
+        dtype = grad._dtype
         bucket = self._open.setdefault(dtype, [])
         bucket.append((param, grad, deferred))
-        size = self._open_bytes.get(dtype, 0) + grad._data.nbytes
+        size = self._open_bytes.get(dtype, 0) + grad.size * dtype.itemsize
         if size >= BUCKET_BYTES:
             self._send(self._open.pop(dtype))
             self._open_bytes.pop(dtype, None)
@@ -101,7 +101,7 @@ class AllreduceCallback:
 
     def _send(self, bucket: list[tuple[Tensor, Tensor, _DeferredGrad]]) -> None:
         shapes = [tuple(grad._data.shape) for _, grad, _ in bucket]
-        signature = (str(bucket[0][1]._data.dtype), tuple(shapes))
+        signature = (str(bucket[0][1]._dtype), tuple(shapes))
         if signature not in self._checked:
             self._check_same_on_all_ranks(bucket, signature)
             self._checked.add(signature)
@@ -156,7 +156,7 @@ def bcast_list_(inps: Iterable[Tensor], group: Group = WORLD) -> None:
         if not isinstance(t, Tensor):
             raise TypeError(f"bcast_list_: expected Tensors; got {type(t).__name__} at "
                             f"position {position}")
-        by_dtype.setdefault(t._data.dtype, []).append(t)
+        by_dtype.setdefault(t._dtype, []).append(t)
     for tensors in by_dtype.values():
         received = broadcast(_pack(tensors), group)
         for t, value in zip(tensors, _unpack(received, [tuple(t.shape) for t in tensors])):

@@ -29,7 +29,7 @@ def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tens
 
 def to_float(x: Tensor) -> Tensor:
     """Integers and booleans become float32 for ops whose result is real-valued."""
-    if x._data.dtype.kind == "f":
+    if x._dtype.kind == "f":
         return x
     return apply("cast", x, dtype=dtypes.float32)
 
@@ -81,7 +81,7 @@ def check_index_range(op: str, name: str, index: Tensor, size: int) -> None:
     next to the op that consumes the indices. Skipped while ``jit.trace`` records: a traced
     program replays kernels only, and a symbolic trace has no values to check.
     """
-    if not index._data.size or dispatch.tracer is not None:
+    if not index.size or dispatch.tracer is not None:
         return
     low = apply("min", index, axis=None, keepdims=False).item()
     high = apply("max", index, axis=None, keepdims=False).item()
@@ -163,6 +163,6 @@ def float_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
     from plugrad.core.dispatch import promote_pair
 
     x, y = promote_pair(op, x, y)
-    if x._data.dtype.kind != "f":
+    if x._dtype.kind != "f":
         x, y = to_float(x), to_float(y)
     return x, y

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from plugrad.core.dispatch import apply
+from plugrad.core.dispatch import apply, spec_of
 from plugrad.core.registry import OPS
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, float_pair, pair, single
@@ -56,8 +56,8 @@ def _bias(op: str, bias: Any, like: Tensor, shape: tuple[int, ...]) -> Tensor:
     if bias.size != count:
         raise ValueError(f"{op}: bias of shape {bias.shape} has {bias.size} values; expected "
                          f"{count}, one per output, shaped {shape}")
-    if bias._data.dtype != like._data.dtype:
-        bias = apply("cast", bias, dtype=like._data.dtype)
+    if bias._dtype != like._dtype:
+        bias = apply("cast", bias, dtype=like._dtype)
     if bias._data.shape != shape:
         bias = apply("reshape", bias, shape=shape)
     return bias
@@ -101,7 +101,7 @@ def conv2d(inp: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntP
     w = _merge_groups(op, w, groups)
     attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     # The op's rule checks the call (called directly, as check() would: a LeNet step runs it).
-    out_channels = OPS[op].rule(x._data, w._data, **attrs).shape[1]
+    out_channels = OPS[op].rule(spec_of(x), spec_of(w), **attrs).shape[1]
     if bias is None:
         return apply(op, x, w, **attrs)
     return apply("conv2d_bias", x, w, _channel_bias(op, bias, x, out_channels), **attrs)
@@ -222,7 +222,7 @@ def linear(inp: Tensor, weight: Tensor, bias: Tensor | None = None,
     """
     op = "linear"
     x, w = float_pair(op, as_tensor(inp), weight)
-    OPS[op].rule(x._data, w._data)  # the bias is shaped to match by _bias
+    OPS[op].rule(spec_of(x), spec_of(w))  # the bias is shaped to match by _bias
     if bias is None:
         return apply(op, x, w)
     return apply(op, x, w, _bias(op, bias, x, (w.shape[0],)))

@@ -34,7 +34,7 @@ def mul(x: Any, y: Any) -> Tensor:
 def div(x: Any, y: Any) -> Tensor:
     """True division; integers divide to float32 (``Tensor([1]) / 2`` is 0.5)."""
     x, y = promote_pair("div", x, y)
-    if x._data.dtype.kind != "f":
+    if x._dtype.kind != "f":
         x, y = to_float(x), to_float(y)
     return binary("div", x, y)
 
@@ -131,7 +131,7 @@ def square(x: Tensor) -> Tensor:
 
 def _integral_or(op: str, x: Any) -> Tensor:
     x = as_tensor(x)
-    if x._data.dtype.kind != "f":  # already integral: rounding changes nothing
+    if x._dtype.kind != "f":  # already integral: rounding changes nothing
         return apply("copy", x)
     return apply(op, x)
 

@@ -66,16 +66,16 @@ def cross_entropy(pred: Tensor, label: Tensor, axis: int = 1, with_logits: bool 
     axis = normalize_axis("cross_entropy", axis, pred.ndim)
     label = as_tensor(label, pred)
     check_shape_without_axis("cross_entropy", "label", label, "pred", pred, axis)
-    if label._data.dtype.kind not in "iu":
+    if label._dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: label must hold integer class indices, got "
-                        f"{label._data.dtype}")
+                        f"{label._dtype}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got "
                          f"{reduction!r}")
     check_index_range("cross_entropy", "label", label, pred.shape[axis])
     if with_logits and not label_smooth:
         # One fused op: its kernel and vjp skip materialising log-probabilities twice.
-        if label._data.dtype != dtypes.int32:
+        if label._dtype != dtypes.int32:
             label = apply("cast", label, dtype=dtypes.int32)
         return _reduce("cross_entropy", apply("softmax_cross_entropy", pred, label, axis=axis),
                        reduction)
@@ -99,8 +99,8 @@ def binary_cross_entropy(pred: Tensor, label: Tensor, with_logits: bool = True,
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
     """
     pred, label = _pair("binary_cross_entropy", pred, label)
-    if label._data.dtype != pred._data.dtype:
-        label = apply("cast", label, dtype=pred._data.dtype)
+    if label._dtype != pred._dtype:
+        label = apply("cast", label, dtype=pred._dtype)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"binary_cross_entropy: reduction must be one of {_REDUCTIONS}, got "
                          f"{reduction!r}")
@@ -129,8 +129,8 @@ def hinge_loss(pred: Tensor, label: Tensor, norm: str = "L1", reduction: str = "
         raise ValueError(f"hinge_loss: norm must be 'L1' or 'L2'; got {norm!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"hinge_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if label._data.dtype != pred._data.dtype:
-        label = apply("cast", label, dtype=pred._data.dtype)
+    if label._dtype != pred._dtype:
+        label = apply("cast", label, dtype=pred._dtype)
     margin = 1.0 - pred * label
     hinge = apply("maximum", margin, as_tensor(0.0, margin))
     if mode == "L2":

@@ -29,7 +29,7 @@ def _reduce(op: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
 def sum(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (int, tuple or None for all); booleans count as int32."""
     inp = as_tensor(inp)
-    if inp._data.dtype == dtypes.bool_:
+    if inp._dtype == dtypes.bool_:
         inp = apply("cast", inp, dtype=dtypes.int32)
     return _reduce("sum", inp, axis, keepdims)
 
@@ -37,7 +37,7 @@ def sum(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noq
 def prod(inp: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Product over ``axis``."""
     inp = as_tensor(inp)
-    if inp._data.dtype == dtypes.bool_:
+    if inp._dtype == dtypes.bool_:
         inp = apply("cast", inp, dtype=dtypes.int32)
     return _reduce("prod", inp, axis, keepdims)
 
@@ -88,7 +88,7 @@ def norm(inp: Tensor, ord: float | None = None, axis: Any = None,
     if ord == 2:
         return apply("sqrt", sum(x * x, axis, keepdims))
     if ord == 0:
-        return sum(apply("cast", x != 0, dtype=x._data.dtype), axis, keepdims)
+        return sum(apply("cast", x != 0, dtype=x._dtype), axis, keepdims)
     magnitude = apply("abs", x)
     if ord == math.inf:
         return max(magnitude, axis, keepdims)

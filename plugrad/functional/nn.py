@@ -67,10 +67,10 @@ def logsoftmax(inp: Tensor, axis: int | None = None) -> Tensor:
 def one_hot(inp: Tensor, num_classes: int) -> Tensor:
     """int32 one-hot rows: ``one_hot(Tensor([1, 3]), 4)`` is ``[[0 1 0 0] [0 0 0 1]]``."""
     inp = as_tensor(inp)
-    if inp._data.dtype.kind not in "iu":
-        raise TypeError(f"one_hot: expected integer class indices, got {inp._data.dtype}")
+    if inp._dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected integer class indices, got {inp._dtype}")
     check_index_range("one_hot", "class index", inp, num_classes)
-    classes = arange(num_classes, dtype=inp._data.dtype, device=inp._device)
+    classes = arange(num_classes, dtype=inp._dtype, device=inp._device)
     return apply("cast", expand_dims(inp, -1) == classes, dtype=dtypes.int32)
 
 
@@ -80,7 +80,7 @@ def indexing_one_hot(src: Tensor, index: Tensor, axis: int = 1, keepdims: bool =
     axis = normalize_axis("indexing_one_hot", axis, src.ndim)
     index = as_tensor(index, src)
     check_shape_without_axis("indexing_one_hot", "index", index, "the source", src, axis)
-    if index._data.dtype.kind in "iu":
+    if index._dtype.kind in "iu":
         check_index_range("indexing_one_hot", "index", index, src.shape[axis])
     out = gather(src, axis, expand_dims(index, axis))
     return out if keepdims else squeeze(out, axis)
@@ -109,8 +109,8 @@ def prelu(x: Tensor, y: Tensor) -> Tensor:
         raise ValueError(f"prelu: the slopes y of shape {tuple(w.shape)} do not broadcast "
                          f"against x of shape {tuple(x.shape)}; give one slope, shape (1,), "
                          f"or one per channel of an NCHW x, shape (1, C, 1, 1)") from None
-    if w._data.dtype != x._data.dtype:
-        w = apply("cast", w, dtype=x._data.dtype)
+    if w._dtype != x._dtype:
+        w = apply("cast", w, dtype=x._dtype)
     zero = as_tensor_like(0.0, x)
     return apply("maximum", x, zero) + w * apply("minimum", x, zero)
 
@@ -143,13 +143,13 @@ def _param_shape(x: Tensor) -> tuple[int, ...]:
 def _as_param(op: str, name: str, value: Any, x: Tensor, fill: float) -> Tensor:
     shape = _param_shape(x)
     if value is None:
-        return as_tensor_like(np.full(shape, fill), x, x._data.dtype)
+        return as_tensor_like(np.full(shape, fill), x, x._dtype)
     value = as_tensor(value, x)
     if value.size != x.shape[1]:
         raise ValueError(f"{op}: {name} of shape {value.shape} must hold one value per channel "
                          f"({x.shape[1]}), shaped {shape}")
-    if value._data.dtype != x._data.dtype:
-        value = apply("cast", value, dtype=x._data.dtype)
+    if value._dtype != x._dtype:
+        value = apply("cast", value, dtype=x._dtype)
     return value if tuple(value.shape) == shape else apply("reshape", value, shape=shape)
 
 
@@ -214,8 +214,8 @@ def _blend(op: str, name: str, running: Tensor, batch: Tensor, momentum: float,
                          f"channel ({batch.size})")
     batch = batch if tuple(batch.shape) == tuple(running.shape) \
         else apply("reshape", batch, shape=tuple(running.shape))
-    if batch._data.dtype != running._data.dtype:
-        batch = apply("cast", batch, dtype=running._data.dtype)
+    if batch._dtype != running._dtype:
+        batch = apply("cast", batch, dtype=running._dtype)
     blended = running.detach() * momentum + batch * (1.0 - momentum)
     if inplace:
         running._set_data(blended._data)
@@ -232,9 +232,9 @@ def embedding(inp: Tensor, weight: Tensor, padding_idx: int | None = None,
                          "leave them None")
     weight = as_tensor(weight)
     index = as_tensor(inp, weight)
-    if index._data.dtype.kind not in "iu":
+    if index._dtype.kind not in "iu":
         raise TypeError(f"embedding: the input must hold integer indices; got "
-                        f"{index._data.dtype}")
+                        f"{index._dtype}")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim); got shape "
                          f"{weight.shape}")

@@ -32,8 +32,8 @@ def _affine(op: str, name: str, value: Any, x: Tensor, size: int, shape: tuple[i
     if value.size != size:
         raise ValueError(f"{op}: {name} of shape {value.shape} must hold {size} values, "
                          f"shaped {shape}")
-    if value._data.dtype != x._data.dtype:
-        value = apply("cast", value, dtype=x._data.dtype)
+    if value._dtype != x._dtype:
+        value = apply("cast", value, dtype=x._dtype)
     return value if tuple(value.shape) == shape else apply("reshape", value, shape=shape)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugrad.core.dispatch import apply
+from plugrad.core.dispatch import apply, spec_of
 from plugrad.core.registry import OPS
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import as_tensor, pair, to_float
@@ -35,7 +35,7 @@ def max_pool2d(inp: Tensor, kernel_size: Any, stride: Any = None, padding: Any =
     """
     x = to_float(as_tensor(inp))
     attrs = _window_args("max_pool2d", kernel_size, stride, padding)
-    OPS["max_pool2d"].rule(x._data, **attrs)  # check() without its wrapper: a LeNet step runs it
+    OPS["max_pool2d"].rule(spec_of(x), **attrs)  # check() without its wrapper: a LeNet step runs it
     return apply("max_pool2d", x, **attrs)
 
 
@@ -52,7 +52,7 @@ def avg_pool2d(inp: Tensor, kernel_size: Any, stride: Any = None, padding: Any =
     x = to_float(as_tensor(inp))
     attrs = _window_args("avg_pool2d", kernel_size, stride, padding)
     attrs["count_include_pad"] = _AVG_MODES[mode]
-    OPS["avg_pool2d"].rule(x._data, **attrs)
+    OPS["avg_pool2d"].rule(spec_of(x), **attrs)
     return apply("avg_pool2d", x, **attrs)
 
 

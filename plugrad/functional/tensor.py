@@ -53,7 +53,7 @@ def zeros(shape: Any, dtype: Any = "float32", device: Any = None) -> Tensor:
 
 def full_like(inp: Tensor, value: Any) -> Tensor:
     """Same shape, dtype and device as ``inp``, filled with ``value``."""
-    return create("full", inp._device, shape=inp._data.shape, value=value, dtype=inp._data.dtype)
+    return create("full", inp._device, shape=inp._data.shape, value=value, dtype=inp._dtype)
 
 
 def ones_like(inp: Tensor) -> Tensor:
@@ -183,10 +183,10 @@ def concat(inps: Sequence[Tensor], axis: int = 0, device: Any = None) -> Tensor:
         raise ValueError("concat: needs at least one tensor")
     first = next((t for t in tensors if isinstance(t, Tensor)), None)
     tensors = [as_tensor(t, first) for t in tensors]
-    target = tensors[0]._data.dtype
+    target = tensors[0]._dtype
     for t in tensors[1:]:
-        target = dtypes.promote(target, t._data.dtype)
-    tensors = [t if t._data.dtype == target else apply("cast", t, dtype=target) for t in tensors]
+        target = dtypes.promote(target, t._dtype)
+    tensors = [t if t._dtype == target else apply("cast", t, dtype=target) for t in tensors]
     axis = normalize_axis("concat", axis, tensors[0].ndim)
     check("concat", *tensors, axis=axis)
     if device is not None:
@@ -231,9 +231,9 @@ def split(inp: Tensor, nsplits_or_sections: int | Sequence[int], axis: int = 0) 
 
 def _index_tensor(op: str, index: Any, like: Tensor) -> Tensor:
     index = as_tensor(index, like)
-    if index._data.dtype.kind not in "iu":
-        raise TypeError(f"{op}: index must be an integer tensor, got {index._data.dtype}")
-    if index._data.dtype != dtypes.int32:
+    if index._dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got {index._dtype}")
+    if index._dtype != dtypes.int32:
         index = apply("cast", index, dtype=dtypes.int32)
     return index
 
@@ -343,7 +343,7 @@ def _normalize_index(x: Tensor, index: Any, op: str = "getitem") -> tuple:
         elif isinstance(item, (int, np.integer)):
             out.append(int(item))
         elif isinstance(item, Tensor):
-            if item.ndim == 0 and item._data.dtype.kind in "iu":
+            if item.ndim == 0 and item._dtype.kind in "iu":
                 out.append(int(item.item()))
                 continue
             if item._device.physical != device.physical:
@@ -367,8 +367,8 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     """A copy of ``x`` with ``x[index] = value`` (Tensor.__setitem__ rebinds to it)."""
     normalized = _normalize_index(x, index, "setitem")
     value = as_tensor(value, x)
-    if value._data.dtype != x._data.dtype:
-        value = apply("cast", value, dtype=x._data.dtype)
+    if value._dtype != x._dtype:
+        value = apply("cast", value, dtype=x._dtype)
     try:
         target_shape = apply("getitem", x, index=normalized)._data.shape
     except (IndexError, ValueError, TypeError) as exc:

@@ -20,7 +20,7 @@ __all__ = ["tile", "repeat", "eye"]
 
 
 def _count(op: str, name: str, value: Any) -> int:
-    if isinstance(value, Tensor) and value.ndim == 0 and value._data.dtype.kind in "iu":
+    if isinstance(value, Tensor) and value.ndim == 0 and value._dtype.kind in "iu":
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{op}: {name} must be an int; got {type(value).__name__} {value!r}")

@@ -183,7 +183,7 @@ def _resample(x: Tensor, axis: int, weights: np.ndarray) -> Tensor:
     last = x.ndim - 1
     perm = tuple(i for i in range(x.ndim) if i != axis) + (axis,)
     moved = x if axis == last else apply("transpose", x, perm=perm)
-    matrix = host_tensor(np.ascontiguousarray(weights.T).astype(x._data.dtype), x)
+    matrix = host_tensor(np.ascontiguousarray(weights.T).astype(x._dtype), x)
     out = apply("matmul", moved, matrix)
     if axis == last:
         return out

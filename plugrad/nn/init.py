@@ -24,8 +24,8 @@ __all__ = [
 def _assign(tensor: Tensor, values: Tensor) -> None:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init: expected a Tensor to fill; got {type(tensor).__name__}")
-    if values._data.dtype != tensor._data.dtype:
-        values = values.astype(tensor._data.dtype)
+    if values._dtype != tensor._dtype:
+        values = values.astype(tensor._dtype)
     tensor._set_data(values._data)
 
 

@@ -3,7 +3,7 @@
 Importing this package fills :data:`plugrad.core.registry.OPS`.
 """
 from plugrad.ops import activation, creation, elementwise, indexing, linalg, reduction, shape
-from plugrad.ops import batch_norm, conv, nn, pooling, sorting
+from plugrad.ops import batch_norm, conv, nn, optim, pooling, sorting
 
 __all__ = ["activation", "creation", "elementwise", "indexing", "linalg", "reduction", "shape",
-           "conv", "pooling", "nn", "batch_norm", "sorting"]
+           "conv", "pooling", "nn", "batch_norm", "sorting", "optim"]

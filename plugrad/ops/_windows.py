@@ -71,7 +71,7 @@ def col2im(cols: Tensor, padded_shape: tuple[int, ...], kernel_size: Pair, strid
     """
     shared = cols.ndim == 4
     acc = create("full", cols._device, shape=tuple(padded_shape), value=0,
-                 dtype=cols._data.dtype)
+                 dtype=cols._dtype)
     for k, (top, left) in enumerate(_offsets(kernel_size, dilation)):
         block = cols if shared else apply("getitem", cols, index=(slice(None), slice(None), k))
         acc = apply("index_add", acc, block, index=_window_index(top, left, out_hw, stride))

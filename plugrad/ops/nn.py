@@ -86,7 +86,7 @@ def _dropout(x, *, drop_prob, seed):
                   seed=seed)
     keep = apply("ge", unit, as_tensor_like(drop_prob, unit, np.dtype("float32")))
     scaled = apply("mul", x, _const(1.0 / (1.0 - drop_prob), x))
-    zero = create("full", x._device, shape=(), value=0, dtype=x._data.dtype)
+    zero = create("full", x._device, shape=(), value=0, dtype=x._dtype)
     return apply("where", keep, scaled, zero)
 
 
@@ -114,9 +114,9 @@ def _softmax_cross_entropy_vjp(ctx, g):
 def _softmax_cross_entropy_grad(g, x, label, *, axis):
     classes = x.shape[axis]
     prob = apply("softmax", x, axis=axis)
-    ids = create("arange", x._device, start=0, stop=classes, step=1, dtype=label._data.dtype)
+    ids = create("arange", x._device, start=0, stop=classes, step=1, dtype=label._dtype)
     ids = apply("reshape", ids, shape=tuple(classes if i == axis else 1 for i in range(x.ndim)))
-    one_hot = apply("cast", apply("eq", _expand(label, axis), ids), dtype=x._data.dtype)
+    one_hot = apply("cast", apply("eq", _expand(label, axis), ids), dtype=x._dtype)
     return apply("mul", apply("sub", prob, one_hot), _expand(g, axis))
 
 

@@ -70,9 +70,9 @@ def _max_pool2d_grad(g, x, y, *, kernel_size, stride, padding):
     k = kernel_size[0] * kernel_size[1]
     hit = apply("eq", cols, apply("reshape", y, shape=(n, c, 1) + out_hw))
     first = apply("argmax", apply("cast", hit, dtype=np.dtype("int8")), axis=2, keepdims=True)
-    offsets = create("arange", x._device, start=0, stop=k, step=1, dtype=first._data.dtype)
+    offsets = create("arange", x._device, start=0, stop=k, step=1, dtype=first._dtype)
     offsets = apply("reshape", offsets, shape=(1, 1, k, 1, 1))
-    chosen = apply("cast", apply("eq", first, offsets), dtype=g._data.dtype)
+    chosen = apply("cast", apply("eq", first, offsets), dtype=g._dtype)
     blocks = apply("mul", chosen, apply("reshape", g, shape=(n, c, 1) + out_hw))
     padded = col2im(blocks, _padded_shape(x.shape, padding), kernel_size, stride, _ONE, out_hw)
     return crop_spatial(padded, padding)
@@ -84,7 +84,7 @@ def _divisor(like, in_hw, kernel_size, stride, padding, count_include_pad, out_h
         counts = np.full(out_hw, float(kernel_size[0] * kernel_size[1]))
     else:
         counts = valid_counts(in_hw, kernel_size, stride, padding, out_hw)
-    return host_tensor((1.0 / counts).astype(like._data.dtype), like)
+    return host_tensor((1.0 / counts).astype(like._dtype), like)
 
 
 def _avg_pool2d(x, *, kernel_size, stride, padding, count_include_pad):

@@ -1,11 +1,10 @@
-"""Adam, AdamW and Adagrad, with MegEngine's update rules; updates happen in place."""
+"""Adam, AdamW and Adagrad, with MegEngine's update rules, run as the ops of ``plugrad.ops.optim``."""
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-import numpy as np
-
-from plugrad.core.tensor import Parameter, Tensor
+from plugrad.core.dispatch import update
+from plugrad.core.tensor import Parameter
 from plugrad.functional.tensor import zeros_like
 from plugrad.optimizer.optimizer import Optimizer, check_hyperparameter
 
@@ -23,15 +22,16 @@ def _check_betas(name: str, betas: tuple[float, float]) -> tuple[float, float]:
     return tuple(check_hyperparameter(name, "betas entry", b, high=1.0) for b in betas)
 
 
-def _next_step(state: dict[str, Tensor], param: Parameter) -> int:
-    """Count this parameter's updates (a 0-d int32 tensor in its state) and return the new
-    count."""
-    counter = state.get("step")
-    if counter is None:
-        counter = state["step"] = Tensor(np.zeros((), np.int32), device=param.device)
-    counter._data += 1
-    counter._mark_written()
-    return int(counter.item())
+def _next_step(state: dict[str, Any]) -> int:
+    """Count this parameter's updates and return the new count.
+
+    The count is a Python int (bias correction needs it on the host every step); a state dict
+    saves it as a 0-d tensor, which :meth:`Optimizer.load_state_dict` restores.
+    """
+    count = state.get("step", 0)
+    step = (count if isinstance(count, int) else int(count.item())) + 1
+    state["step"] = step
+    return step
 
 
 class _AdamBase(Optimizer):
@@ -39,6 +39,7 @@ class _AdamBase(Optimizer):
     not added to the gradient)."""
 
     decoupled = False
+    _host_counted = True
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -49,30 +50,19 @@ class _AdamBase(Optimizer):
                                       weight_decay=weight_decay))
 
     def _update_group(self, group: dict[str, Any]) -> None:
-        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
         beta1, beta2 = group["betas"]
+        attrs = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                     weight_decay=group["weight_decay"], decoupled=self.decoupled)
         for param in group["params"]:
-            if param.grad is None:
+            grad = param.grad
+            if grad is None:
                 continue
-            value, grad = param._data, param.grad._data
-            if weight_decay and not self.decoupled:
-                grad = grad + weight_decay * value
             state = self._state.setdefault(param, {})
             if "exp_avg" not in state:
                 state["exp_avg"], state["exp_avg_sq"] = zeros_like(param), zeros_like(param)
-            step = _next_step(state, param)
-            exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
-            exp_avg *= beta1
-            exp_avg += (1 - beta1) * grad
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (grad * grad)
-            state["exp_avg"]._mark_written()
-            state["exp_avg_sq"]._mark_written()
-            denom = (exp_avg_sq * (1 / (1 - beta2 ** step))) ** 0.5 + eps
-            if weight_decay and self.decoupled:
-                value *= 1 - lr * weight_decay
-            value -= (lr / (1 - beta1 ** step)) * exp_avg / denom
-            param._mark_written()
+            moments = (state["exp_avg"], state["exp_avg_sq"])
+            update("adam_update", (param, grad, *moments), (param, *moments), **attrs,
+                   step=_next_step(state))
 
 
 class Adam(_AdamBase):
@@ -114,6 +104,8 @@ class Adagrad(Optimizer):
         weight_decay: L2 penalty.
     """
 
+    _host_counted = True
+
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 0.01,
                  lr_decay: float = 0.0, eps: float = 1e-10, weight_decay: float = 0.0):
         _check("Adagrad", lr, eps, weight_decay)
@@ -125,17 +117,13 @@ class Adagrad(Optimizer):
         lr, lr_decay = group["lr"], group["lr_decay"]
         eps, weight_decay = group["eps"], group["weight_decay"]
         for param in group["params"]:
-            if param.grad is None:
+            grad = param.grad
+            if grad is None:
                 continue
-            value, grad = param._data, param.grad._data
-            if weight_decay:
-                grad = grad + weight_decay * value
             state = self._state.setdefault(param, {})
             if "square_avg" not in state:
                 state["square_avg"] = zeros_like(param)
-            step = _next_step(state, param)
-            square_avg = state["square_avg"]._data
-            square_avg += grad * grad
-            state["square_avg"]._mark_written()
-            value -= (lr / (1 + (step - 1) * lr_decay)) * grad / (square_avg + eps) ** 0.5
-            param._mark_written()
+            step = _next_step(state)
+            square_avg = state["square_avg"]
+            update("adagrad_update", (param, grad, square_avg), (param, square_avg),
+                   lr=lr / (1 + (step - 1) * lr_decay), eps=eps, weight_decay=weight_decay)

@@ -37,6 +37,9 @@ class Optimizer:
         defaults: hyper-parameters each group inherits unless it sets its own.
     """
 
+    #: Whether updates read a per-parameter step count kept on the host (Adam, Adagrad).
+    _host_counted = False
+
     def __init__(self, params: Parameter | dict | Iterable[Parameter | dict],
                  defaults: dict[str, Any]):
         self._defaults = dict(defaults)
@@ -80,14 +83,17 @@ class Optimizer:
     def step(self) -> Optimizer:
         """Update every parameter that has a gradient; returns self for ``step().clear_grad()``.
 
-        Updates are in-place array operations, which a backend such as CuPy runs on its
-        *current* device: parameters on a device with a ``device_scope`` are updated inside it.
+        Updates are ops (``sgd_update``, ``adam_update``...), whose kernels a backend such as
+        CuPy runs on its *current* device: parameters on a device with a ``device_scope`` are
+        updated inside it.
         """
         tracer = dispatch.tracer
-        if tracer is not None:  # raw array writes, not ops: a trace replays the whole update
+        if tracer is not None and self._host_counted:
+            # The update ops take the step count as an attribute, which a trace would freeze:
+            # the trace replays the whole update instead.
             tracer.call_host(self._update_all, "optimizer step")
         else:
-            self._update_all()
+            self._update_all()  # ops all the way down: a trace records the update kernels
         return self
 
     def _update_all(self) -> None:

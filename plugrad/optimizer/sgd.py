@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from plugrad.core.dispatch import update
 from plugrad.core.tensor import Parameter
 from plugrad.functional.tensor import zeros_like
 from plugrad.optimizer.optimizer import Optimizer, check_hyperparameter
@@ -20,8 +21,9 @@ class SGD(Optimizer):
         nesterov: use Nesterov momentum (requires momentum > 0).
         weight_decay: L2 penalty added to the gradient.
 
-    Parameters and the momentum buffer are updated in place (the backend arrays' own ``*=``,
-    ``+=``, ``-=``), so a step allocates only temporaries; gradients are never modified.
+    Each parameter is updated by the ``sgd_update`` op: in place on backends whose arrays allow
+    it (a step allocates only temporaries), with new arrays otherwise; gradients are never
+    modified.
     """
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
@@ -35,30 +37,21 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay))
 
     def _update_group(self, group: dict[str, Any]) -> None:
-        lr, momentum = group["lr"], group["momentum"]
-        weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+        attrs = dict(lr=group["lr"], momentum=group["momentum"], nesterov=group["nesterov"],
+                     weight_decay=group["weight_decay"])
         states = self._state
         for param in group["params"]:
             grad = param.grad
             if grad is None:
                 continue
-            value = param._data
-            step = grad._data
-            if weight_decay:
-                step = value * weight_decay  # a temporary of our own: the gradient is kept
-                step += grad._data
-            if momentum:
-                state = states.get(param)
-                if state is None:
-                    state = states[param] = {}
-                buffer = state.get("momentum_buffer")
-                if buffer is None:
-                    # The first step's buffer is the step itself, in an array of its own.
-                    buffer = state["momentum_buffer"] = zeros_like(param)
-                else:
-                    buffer._data *= momentum
-                buffer._data += step
-                buffer._mark_written()
-                step = step + momentum * buffer._data if nesterov else buffer._data
-            value -= lr * step
-            param._mark_written()
+            if not attrs["momentum"]:
+                update("sgd_update", (param, grad), (param,), **attrs)
+                continue
+            state = states.get(param)
+            if state is None:
+                state = states[param] = {}
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                # A zero buffer makes the first step's velocity the step itself.
+                buffer = state["momentum_buffer"] = zeros_like(param)
+            update("sgd_update", (param, grad, buffer), (param, buffer), **attrs)

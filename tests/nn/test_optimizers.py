@@ -1,4 +1,5 @@
 """Optimizers against updates computed by hand, schedulers, clipping, and state round trips."""
+import contextlib
 import math
 
 import numpy as np
@@ -6,6 +7,24 @@ import pytest
 
 import plugrad as P
 import plugrad.optimizer as optim
+from plugrad.conformance.spy import without_kernel
+from plugrad.core.device import get_device
+from plugrad.ops.optim import UPDATE_OPS
+
+
+@pytest.fixture(autouse=True, params=["in-place kernels", "decompositions"])
+def update_path(request):
+    """Every test runs twice: with the numpy backend's update kernels, which write into the
+    parameter's array, and with the ops' decompositions, which return new arrays (what a backend
+    with immutable arrays runs)."""
+    if request.param == "in-place kernels":
+        yield request.param
+        return
+    device = get_device("cpu0")
+    with contextlib.ExitStack() as stack:
+        for op in UPDATE_OPS:
+            stack.enter_context(without_kernel(device, op))
+        yield request.param
 
 
 def param(value):
@@ -148,3 +167,21 @@ def test_state_dict_round_trip_through_save_resumes_exactly(make, tmp_path):
     opt3.load_state_dict(saved["opt"])
     steps(p3, opt3, grads[3:])
     np.testing.assert_array_equal(p3.numpy(), p.numpy())
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: optim.Adam(ps, lr=0.1),
+    lambda ps: optim.AdamW(ps, lr=0.1),
+    lambda ps: optim.Adagrad(ps, lr=0.1),
+])
+def test_step_writes_in_place_or_swaps_in_new_arrays(make, update_path):
+    p = param(1.0)
+    array = p._data
+    p.grad = P.Tensor(np.array([0.5]), dtype="float64")
+    grad_array = p.grad._data
+    make([p]).step()
+    assert p.numpy()[0] < 1.0
+    assert (p._data is array) == (update_path == "in-place kernels")
+    assert p.grad._data is grad_array and p.grad.numpy()[0] == 0.5

@@ -1,10 +1,10 @@
-"""plugrad-ref-backend: the smallest complete plugrad backend, as a worked example.
+"""plugrad-ref-backend: a complete plugrad backend that is nothing but an Array API namespace.
 
 It declares the ``ref`` device type (two devices, ``ref0`` and ``ref1``, both in host memory)
-and implements only the primitives plugrad requires, in plain NumPy. Every composite op
-(relu, softmax, ...) therefore runs through its decomposition. ``plugrad_ref.plugin`` is the
-entry point; ``plugrad_ref.kernels`` is imported the first time a ``ref`` device is used.
+over ``array_api_strict``. plugrad's generic kernels run every primitive on it, and every
+composite op (relu, softmax, ...) runs through its decomposition. ``plugrad_ref.plugin`` is
+the entry point.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["__version__"]

@@ -1,30 +1,27 @@
-"""Entry point of the ref backend: the two plugrad hooks, and nothing heavy at import."""
+"""The ref backend: plugrad on array_api_strict, the Array API standard's strict reference
+implementation, which rejects anything outside the standard.
+
+The namespace is the whole backend: plugrad's generic kernels supply every primitive from it,
+and composite ops (relu, softmax, conv2d...) run through their decompositions. Nothing heavy
+happens at import: array_api_strict is imported the first time a ref device is used.
+"""
 from __future__ import annotations
 
-import numpy as np
+from types import ModuleType
 
 from plugrad.hookspecs import API_VERSION, DeviceType, Registry, hookimpl
 
-#: dtypes the kernels support; plugrad refuses the others on ref devices with a clear message.
-DTYPES = ("bool", "uint8", "int32", "float32", "float64")
-#: ref devices are simulated in host memory; two of them exercise cross-device code paths.
+#: The standard's dtypes that plugrad uses (it has no float16); each is the namespace's own
+#: dtype object of that name (``array_api_strict.float32``...).
+DTYPES = ("bool", "int8", "uint8", "int16", "int32", "float32", "float64")
+#: Two ref devices, both in host memory, exercise plugrad's cross-device code paths.
 DEVICE_COUNT = 2
 
 
-def _kernels() -> dict:
-    # Imported on first use of a ref device, not when plugrad discovers the plugin.
-    from plugrad_ref.kernels import KERNELS
+def _namespace() -> ModuleType:
+    import array_api_strict
 
-    return KERNELS
-
-
-def _to_host(array: np.ndarray) -> np.ndarray:
-    return array
-
-
-def _from_host(array: np.ndarray, index: int) -> np.ndarray:
-    # plugrad hands over a fresh array it no longer uses, so it can be kept as is.
-    return array
+    return array_api_strict
 
 
 @hookimpl
@@ -36,11 +33,8 @@ def plugrad_api_version() -> int:
 def plugrad_register(registry: Registry) -> None:
     registry.add_device_type(DeviceType(
         name="ref",
-        kernels=_kernels,
+        namespace=_namespace,
         dtypes=DTYPES,
-        to_host=_to_host,
-        from_host=_from_host,
-        array_types=(np.ndarray,),
         device_count=lambda: DEVICE_COUNT,
         # Below cpu's 0: xpux picks ref only when it is the sole backend allowed.
         priority=-1,

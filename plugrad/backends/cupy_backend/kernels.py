@@ -1,9 +1,10 @@
-"""The ``gpu`` kernel table: the numpy backend's generic kernels run with ``cupy``, plus overrides.
+"""The ``gpu`` kernel table: the generic Array API kernels over CuPy, plus overrides.
 
-Every primitive is written once, over an array module, in
-:mod:`plugrad.backends.numpy_backend.kernels` (and convolution and pooling in ``conv`` and
-``pool``). This module hands those the ``cupy`` module and replaces only what CuPy lacks or
-where a CUDA kernel pays:
+Every primitive is written once against the Array API standard in
+:mod:`plugrad.backends.generic`, and :mod:`plugrad.backends.numpy_backend.kernels` adds the
+NumPy-like kernels (reductions, indexing, fused nn, convolution, pooling, in-place optimizer
+updates) for any NumPy-like module. This module hands those ``cupy`` and replaces only what
+CuPy lacks or where a CUDA kernel pays:
 
 - ``index_add``, ``scatter_add``: ``cupyx.scatter_add`` (CuPy's ``indices`` has no ``sparse``
   form, and CUDA's atomic add covers fewer dtypes than plugrad's) - see :mod:`.indexing`;
@@ -25,7 +26,6 @@ from types import ModuleType
 from typing import Any, Callable
 
 from plugrad.backends.cupy_backend import fused, indexing, random, sorting
-from plugrad.backends.numpy_backend import conv, pool
 from plugrad.backends.numpy_backend.kernels import kernel_table as generic_table
 
 __all__ = ["kernel_table", "overrides", "on_input_device"]
@@ -72,8 +72,6 @@ def kernel_table(cupy: ModuleType) -> dict[str, Kernel]:
     from plugrad.core.registry import OPS
 
     table = generic_table(cupy)
-    table.update(conv.kernels(cupy))
-    table.update(pool.kernels(cupy))
     table.update(overrides(cupy, dict(table)))
     # Fused kernels for ops this plugrad does not declare (yet) are left out rather than
     # reported as unknown: the conv and pooling ops are declared by plugrad's nn layer.

@@ -61,6 +61,12 @@ def _device_scope(index: int) -> ContextManager[Any]:
     return _import_cupy().cuda.Device(index)
 
 
+def _namespace() -> ModuleType:
+    import array_api_compat.cupy
+
+    return array_api_compat.cupy
+
+
 def _collectives(comm: Any, index: int) -> Any:
     """NCCL through CuPy (cupy.cuda.nccl); through the host where ranks share a GPU."""
     from plugrad.backends.cupy_backend.nccl import nccl_communicator
@@ -78,8 +84,9 @@ def make_device_type() -> DeviceType:
     """The ``gpu`` device type; its ``array_types`` is filled in once CuPy has been imported."""
     device_type = DeviceType(
         name="gpu",
+        namespace=_namespace,
         kernels=_kernels,
-        dtypes=DTYPES,
+        dtypes={name: np.dtype(name) for name in DTYPES},
         to_host=_to_host,
         from_host=_from_host,
         array_types=(),
@@ -87,6 +94,7 @@ def make_device_type() -> DeviceType:
         priority=PRIORITY,
         synchronize=_synchronize,
         device_scope=_device_scope,
+        inplace=True,
         collectives=_collectives,
     )
 

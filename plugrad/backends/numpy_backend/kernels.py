@@ -1,50 +1,67 @@
-"""The primitive kernel table, written once over an array module ``xp`` (numpy or cupy).
+"""Kernels over NumPy-like modules (NumPy and CuPy) that beat the generic Array API ones.
 
-Kernels take raw arrays positionally and op attributes as keywords; inputs arrive validated and
-promoted by plugrad's core, so a kernel only computes. Reductions keep integer dtypes (NumPy would
-widen int32 sums to int64).
+:mod:`plugrad.backends.generic` supplies every primitive; these replace the ones where NumPy's
+own machinery pays: ufunc reductions that keep integer dtypes without a cast, NumPy's indexing
+and ``add.at`` scatter (the standard has neither), and fused activations, nn, convolution,
+pooling and in-place optimizer updates. Kernels take raw arrays positionally and op attributes
+as keywords; inputs arrive validated and promoted by plugrad's core, so a kernel only computes.
 """
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any, Callable
 
-from plugrad.backends.numpy_backend import batch_norm, conv, nn, parallel, pool
+import numpy as np
 
-__all__ = ["kernel_table"]
+from plugrad.backends import generic
+from plugrad.backends.numpy_backend import batch_norm, conv, nn, optim, pool
+
+__all__ = ["kernel_table", "overrides", "MAY_RETURN_SCALARS", "array_results"]
 
 
 def kernel_table(xp: Any) -> dict[str, Callable]:
-    """Every primitive and the fused composite kernels (activations, nn, conv, pooling)."""
+    """Every kernel for a NumPy-like module (``numpy`` or ``cupy``): the generic Array API
+    kernels over array_api_compat's namespace for it, with :func:`overrides` over them."""
+    namespace = importlib.import_module(f"array_api_compat.{xp.__name__}")
+    table = generic.kernel_table(namespace, np.dtype)
+    table.update(overrides(xp))
+    if xp.ndarray is not np.ndarray:
+        return table
+    table.update(batch_norm.kernels())  # NumPy-only passes
+    return array_results(table, xp)
+
+
+def overrides(xp: Any) -> dict[str, Callable]:
+    """The NumPy-like kernels that replace generic ones, and the fused composite kernels."""
     table: dict[str, Callable] = {}
     table.update(_elementwise(xp))
     table.update(_reductions(xp))
-    table.update(_shape_and_index(xp))
-    table.update(_creation(xp))
+    table.update(_indexing(xp))
     table.update(_activations(xp))
-    table.update(_sorting(xp))
     table.update(nn.kernels(xp))
     table.update(conv.kernels(xp))
     table.update(pool.kernels(xp))
-    if getattr(xp, "__name__", "") == "numpy":  # CPU: big batches split over threads
-        table.update(batch_norm.kernels())
-        table.update(parallel.split_kernels(table, xp))
-    if getattr(xp, "__name__", "") == "numpy":
-        for name in _MAY_RETURN_SCALARS.intersection(table):
-            table[name] = _array_result(table[name], xp)
+    table.update(optim.kernels(xp))
     return table
 
 
-# NumPy ufuncs, full reductions and integer indexing return NumPy scalars for 0-d results. The
-# kernel contract is arrays: setitem, index_add and in-place updates cannot write to a scalar.
-_MAY_RETURN_SCALARS = {
+#: NumPy ufuncs, full reductions and integer indexing return NumPy scalars for 0-d results. The
+#: kernel contract is arrays: setitem, index_add and in-place updates cannot write to a scalar.
+MAY_RETURN_SCALARS = {
     "neg", "abs", "sign", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "floor", "ceil",
     "round", "logical_not", "add", "sub", "mul", "div", "floor_div", "mod", "pow", "maximum",
     "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
     "sum", "mean", "prod", "max", "min", "argmax", "argmin", "getitem", "relu", "sigmoid",
     "logsumexp", "relu_grad", "leaky_relu", "gelu", "binary_cross_entropy",
-    "softmax_cross_entropy",
+    "softmax_cross_entropy", "where",
 }
+
+
+def array_results(table: dict[str, Callable], xp: Any) -> dict[str, Callable]:
+    """``table`` with the kernels of :data:`MAY_RETURN_SCALARS` returning 0-d arrays."""
+    return {name: _array_result(kernel, xp) if name in MAY_RETURN_SCALARS else kernel
+            for name, kernel in table.items()}
 
 
 def _array_result(kernel: Callable, xp: Any) -> Callable:
@@ -56,32 +73,6 @@ def _array_result(kernel: Callable, xp: Any) -> Callable:
 
     run.__name__ = getattr(kernel, "__name__", "kernel")
     return run
-
-
-def _elementwise(xp: Any) -> dict[str, Callable]:
-    def round_half_away(x):
-        return xp.copysign(xp.floor(xp.abs(x) + 0.5), x) if x.dtype.kind == "f" else x.copy()
-
-    def where(cond, x, y):
-        return xp.where(cond, x, y)
-
-    def cast(x, *, dtype):
-        return x.astype(dtype)
-
-    return {
-        "neg": xp.negative, "abs": xp.abs, "sign": xp.sign, "exp": xp.exp, "log": xp.log,
-        "log1p": xp.log1p, "sqrt": xp.sqrt, "sin": xp.sin, "cos": xp.cos, "tanh": xp.tanh,
-        "floor": xp.floor, "ceil": xp.ceil, "round": round_half_away,
-        "logical_not": xp.logical_not,
-        "add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide,
-        "floor_div": xp.floor_divide, "mod": xp.remainder, "pow": xp.power,
-        "maximum": xp.maximum, "minimum": xp.minimum,
-        "eq": xp.equal, "ne": xp.not_equal, "lt": xp.less, "le": xp.less_equal,
-        "gt": xp.greater, "ge": xp.greater_equal,
-        "logical_and": xp.logical_and, "logical_or": xp.logical_or,
-        "logical_xor": xp.logical_xor,
-        "where": where, "cast": cast,
-    }
 
 
 def _reductions(xp: Any) -> dict[str, Callable]:
@@ -105,28 +96,11 @@ def _reductions(xp: Any) -> dict[str, Callable]:
     def prod(x, *, axis, keepdims):
         return xp.prod(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
 
-    def max_(x, *, axis, keepdims):
-        return xp.max(x, axis=axis, keepdims=keepdims)
-
-    def min_(x, *, axis, keepdims):
-        return xp.min(x, axis=axis, keepdims=keepdims)
-
-    def argmax(x, *, axis, keepdims):
-        return xp.argmax(x, axis=axis, keepdims=keepdims).astype(xp.int32)
-
-    def argmin(x, *, axis, keepdims):
-        return xp.argmin(x, axis=axis, keepdims=keepdims).astype(xp.int32)
-
-    return {"sum": sum_, "mean": mean, "prod": prod, "max": max_, "min": min_,
-            "argmax": argmax, "argmin": argmin}
+    return {"sum": sum_, "mean": mean, "prod": prod}
 
 
-def _shape_and_index(xp: Any) -> dict[str, Callable]:
-    def reshape(x, *, shape):
-        return x.reshape(shape)
-
-    def broadcast_to(x, *, shape):
-        return xp.broadcast_to(x, shape)
+def _indexing(xp: Any) -> dict[str, Callable]:
+    """NumPy's own indexing and scatter, and the method form of transpose."""
 
     def transpose(x, *, perm):
         return x.transpose(perm)
@@ -147,12 +121,6 @@ def _shape_and_index(xp: Any) -> dict[str, Callable]:
     def pad(x, *, pad_width, value):
         return xp.pad(x, pad_width, mode="constant", constant_values=value)
 
-    def concat(*xs, axis):
-        return xp.concatenate(xs, axis=axis)
-
-    def gather(x, index, *, axis):
-        return xp.take_along_axis(x, index, axis=axis)
-
     def scatter_add(x, index, value, *, axis):
         out = x.copy()
         grid = list(xp.indices(index.shape, sparse=True))
@@ -160,49 +128,18 @@ def _shape_and_index(xp: Any) -> dict[str, Callable]:
         xp.add.at(out, tuple(grid), value)
         return out
 
-    def copy(x):
-        return x.copy()
-
-    return {"reshape": reshape, "broadcast_to": broadcast_to, "transpose": transpose,
-            "getitem": getitem, "setitem": setitem, "index_add": index_add, "pad": pad,
-            "concat": concat, "gather": gather, "scatter_add": scatter_add,
-            "matmul": xp.matmul, "copy": copy}
+    return {"transpose": transpose, "getitem": getitem, "setitem": setitem,
+            "index_add": index_add, "pad": pad, "scatter_add": scatter_add}
 
 
-def _sorting(xp: Any) -> dict[str, Callable]:
-    def argsort(x, *, axis, descending):
-        if not descending:
-            return xp.argsort(x, axis=axis, stable=True).astype(xp.int32)
-        # The reversed ascending order of the reversed input: descending, and equal values
-        # still keep their order in x (negating x would break unsigned and bool inputs).
-        order = xp.flip(xp.argsort(xp.flip(x, axis=axis), axis=axis, stable=True), axis=axis)
-        return (x.shape[axis] - 1 - order).astype(xp.int32)
+def _elementwise(xp: Any) -> dict[str, Callable]:
+    """The array method for cast, and NumPy's own add, abs and matmul: they take bools too,
+    without the generic kernels' dtype test."""
 
-    return {"argsort": argsort}
+    def cast(x, *, dtype):
+        return x.astype(dtype)
 
-
-def _creation(xp: Any) -> dict[str, Callable]:
-    def full(*, shape, value, dtype):
-        return xp.full(shape, value, dtype=dtype)
-
-    def arange(*, start, stop, step, dtype):
-        return xp.arange(start, stop, step, dtype=dtype)
-
-    def uniform(*, shape, dtype, seed):
-        rng = xp.random.default_rng(seed)
-        if dtype.name in ("float32", "float64"):
-            return rng.random(shape, dtype=dtype)
-        # A float32 draw near 1 rounds up to 1.0 in float16; multiples of 2**-11 stay in [0, 1).
-        out = rng.integers(0, 2048, size=shape).astype(dtype)
-        out *= 2.0 ** -11
-        return out
-
-    def normal(*, shape, dtype, seed):
-        draw_dtype = dtype if dtype.name in ("float32", "float64") else "float32"
-        rng = xp.random.default_rng(seed)
-        return rng.standard_normal(shape, dtype=draw_dtype).astype(dtype, copy=False)
-
-    return {"full": full, "arange": arange, "uniform": uniform, "normal": normal}
+    return {"cast": cast, "add": xp.add, "abs": xp.abs, "matmul": xp.matmul}
 
 
 def _activations(xp: Any) -> dict[str, Callable]:

@@ -1,6 +1,7 @@
-"""Entry point of the numpy backend: declares the ``cpu`` device type, kernels loaded lazily."""
+"""Entry point of the numpy backend: the ``cpu`` device type, NumPy's namespace plus overrides."""
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -10,14 +11,25 @@ from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
 DTYPES = ("bool", "int8", "uint8", "int16", "int32", "float16", "float32", "float64")
 
 
+def _namespace() -> ModuleType:
+    import array_api_compat.numpy
+
+    return array_api_compat.numpy
+
+
 def _kernels():
+    from plugrad.backends.numpy_backend import parallel
     from plugrad.backends.numpy_backend._blas import scoped
     from plugrad.backends.numpy_backend._malloc import keep_freed_memory
     from plugrad.backends.numpy_backend.kernels import kernel_table
 
     keep_freed_memory()  # numpy frees and re-allocates each step's arrays: keep them mapped
+    # The whole table, generic kernels included: NumPy returns scalars for 0-d results, and
+    # kernel_table wraps every kernel that may into one returning arrays.
+    table = kernel_table(np)
+    table.update(parallel.split_kernels(table, np))  # big batches split over threads
     # one BLAS thread inside its GEMM kernels only: as fast idle, far steadier busy (_blas.py)
-    return scoped(kernel_table(np))
+    return scoped(table)
 
 
 def _to_host(array: np.ndarray) -> np.ndarray:
@@ -44,11 +56,13 @@ def plugrad_api_version() -> int:
 def plugrad_register(registry) -> None:
     registry.add_device_type(DeviceType(
         name="cpu",
+        namespace=_namespace,
+        dtypes={name: np.dtype(name) for name in DTYPES},
         kernels=_kernels,
-        dtypes=DTYPES,
         to_host=_to_host,
         from_host=_from_host,
         array_types=(np.ndarray,),
+        inplace=True,
         priority=0,
         collectives=_collectives,
     ))

@@ -24,6 +24,7 @@ MODULES: list[str] = [
     "plugrad.conformance.ops.batch_norm",
     "plugrad.conformance.ops.sorting",
     "plugrad.conformance.ops.composed",
+    "plugrad.conformance.ops.optim",
 ]
 
 _loaded: set[str] = set()
