@@ -2,7 +2,7 @@
 
 Replay is this loop and nothing else: no Tensor per op, no dispatch, no tape. The first slots
 hold the inputs, constants sit in a template copied per call, state is loaded by steps of the
-program when it is reached, and effects (gradients, rebound buffers, host calls) are steps too.
+program when it is reached, and effects (gradients, rebound buffers) are steps too.
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Dispatch hands each op call to :meth:`Recorder.record` while a trace records. Each array gets a
 slot: the function's inputs, an op's output, a *load* of a state tensor (a parameter, a buffer,
 optimizer state: read when the replay runs, because it changes between calls) or a constant
-captured now. What the call does to state outside ops (a gradient assigned, a buffer rebound, an
-optimizer's raw update) becomes a step of the program too, so replay has the same effects.
+captured now. What the call does to state outside ops (a gradient assigned, a buffer rebound, a
+parameter an update op wrote) becomes a step of the program too, so replay has the same effects.
 """
 from __future__ import annotations
 
@@ -189,25 +189,6 @@ class Recorder:
         expected = np.array(tensor._device.type.to_host(array))
         self.steps.append(Step(_guard(expected, where, tensor._device), (slot,), {}, SCRATCH,
                                "<read>"))
-
-    def call_host(self, function: Callable[[], None], what: str) -> None:
-        """Run ``function`` (Python that writes state without ops) now and in every replay."""
-        if self.paused or threading.get_ident() != self.thread:
-            function()
-            return
-        self.sync()
-        self.paused = True
-        try:
-            function()
-        finally:
-            self.paused = False
-        self.steps.append(Step(function, (), {}, SCRATCH, f"<{what}>"))
-        for t in self.state.values():  # what it wrote is read from the tensors from now on
-            self.slot_of.pop(id(t._data), None)
-            if t.grad is not None:
-                self.slot_of.pop(id(t.grad._data), None)
-            self._synced[id(t)] = _Synced(None, t.grad)
-        self._index_state()
 
     # -- effects on state ----------------------------------------------------------------------
     def sync(self) -> None:
