@@ -60,8 +60,8 @@ class _AdamBase(Optimizer):
             state = self._state.setdefault(param, {})
             if "exp_avg" not in state:
                 state["exp_avg"], state["exp_avg_sq"] = zeros_like(param), zeros_like(param)
-            moments = (state["exp_avg"], state["exp_avg_sq"], _count(state, param))
-            update("adam_update", (param, grad, *moments), (param, *moments), **attrs)
+            kept = (state["exp_avg"], state["exp_avg_sq"], _count(state, param))
+            update("adam_update", (param, grad, *kept), (param, *kept), **attrs)
 
 
 class Adam(_AdamBase):
