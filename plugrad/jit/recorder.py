@@ -18,11 +18,18 @@ import numpy as np
 
 from plugrad.core.tensor import Parameter, Tensor, wrap
 
-__all__ = ["Recorder", "Step", "TraceError"]
+__all__ = ["Recorder", "Step", "TraceError", "StaleTrace"]
 
 
 class TraceError(RuntimeError):
     """A traced function did something a replay cannot reproduce."""
+
+
+class StaleTrace(Exception):
+    """A value the program was recorded with has changed: the function must be traced again."""
+
+
+EXPECT = "<expect>"  # the op of the steps that check such values, which replays run first
 
 
 @dataclass
@@ -190,6 +197,12 @@ class Recorder:
         self.steps.append(Step(_guard(expected, where, tensor._device), (slot,), {}, SCRATCH,
                                "<read>"))
 
+    def expect(self, read: Callable[[], Any]) -> None:
+        """The ops recorded next bake in ``read()`` (an optimizer's learning rate): a replay
+        that finds it changed records the function again instead of running stale kernels."""
+        if not self.paused and threading.get_ident() == self.thread:
+            self.steps.append(Step(_unchanged(read, read()), (), {}, SCRATCH, EXPECT))
+
     # -- effects on state ----------------------------------------------------------------------
     def sync(self) -> None:
         """Add steps that give every state tensor the data and gradient it has now."""
@@ -220,6 +233,13 @@ def _data_setter(owner: Tensor) -> Callable[[Any], None]:
     def set_data(array: Any) -> None:
         owner._data = array
     return set_data
+
+
+def _unchanged(read: Callable[[], Any], recorded: Any) -> Callable[[], None]:
+    def check() -> None:
+        if read() != recorded:
+            raise StaleTrace
+    return check
 
 
 def _grad_setter(owner: Tensor, grad: Tensor | None) -> Callable[[], None]:

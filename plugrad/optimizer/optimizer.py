@@ -5,6 +5,7 @@ import copy
 import math
 from typing import Any, Iterable
 
+from plugrad.core import dispatch
 from plugrad.core.tensor import Parameter, Tensor
 
 __all__ = ["Optimizer", "check_hyperparameter"]
@@ -82,8 +83,13 @@ class Optimizer:
         Updates are ops (``sgd_update``, ``adam_update``...), whose kernels a backend such as
         CuPy runs on its *current* device: parameters on a device with a ``device_scope`` are
         updated inside it. Ops all the way down, step counts included: a trace records the
-        update kernels and its replay runs them, never this Python.
+        update kernels and its replay runs them, never this Python. The hyper-parameters are
+        attributes of those kernels: a replay that finds them changed (a learning-rate
+        scheduler) traces the step again.
         """
+        tracer = dispatch.tracer
+        if tracer is not None:
+            tracer.expect(self._hyperparameters)
         for group in self.param_groups:
             params = group["params"]
             if all(p._device.type.device_scope is None for p in params):  # CPU: no scope
@@ -98,6 +104,9 @@ class Optimizer:
                     with scope(device.index):
                         self._update_group(subgroup)
         return self
+
+    def _hyperparameters(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in group.items() if k != "params"} for group in self.param_groups]
 
     def _update_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update_group")

@@ -154,11 +154,43 @@ def test_the_replay_runs_the_update_kernels_and_no_optimizer_python(opt_class, o
             traced(x, y)
     finally:
         sys.setprofile(None)
-    assert ran == []
+    # The one optimizer function a replay calls reads the hyper-parameters it checks (its
+    # comprehensions are frames too on older Pythons); no update code runs.
+    assert ran.count("_hyperparameters") == 3
+    assert set(ran) <= {"_hyperparameters", "<listcomp>", "<dictcomp>"}, ran
     assert calls == [2] * count + [3] * count + [4] * count
+    assert [s["step"].item() for s in _optimizer_of(step)._state.values()] == [5] * count
+
+
+def _optimizer_of(step) -> optim.Optimizer:
     opt, = (c.cell_contents for c in step.__closure__
             if isinstance(c.cell_contents, optim.Optimizer))
-    assert [s["step"].item() for s in opt._state.values()] == [5] * count
+    return opt
+
+
+@pytest.mark.parametrize("opt_class, opt_args", OPTIMIZERS[:2])
+def test_a_changed_learning_rate_traces_the_step_again(opt_class, opt_args):
+    """The learning rate is an attribute of the recorded update kernels: a replay that finds
+    it changed (a scheduler's milestone) records the step again, before it changes anything."""
+    eager, eager_model = _training_step(M.LeNet, opt_class, **opt_args)
+    step, traced_model = _training_step(M.LeNet, opt_class, **opt_args)
+    traced = trace(step, symbolic=True)
+    schedulers = [optim.MultiStepLR(_optimizer_of(s), milestones=[4], gamma=0.1)
+                  for s in (eager, step)]
+    recorded = []
+    for x, y in _batches(8):
+        expected = eager(P.Tensor(x), P.Tensor(y)).numpy()
+        got = traced(P.Tensor(x), P.Tensor(y)).numpy()
+        assert got.tobytes() == expected.tobytes()
+        recorded.append([id(p) for p in traced.programs.values()])
+        for scheduler in schedulers:
+            scheduler.step()
+    assert _optimizer_of(step).param_groups[0]["lr"] == pytest.approx(opt_args["lr"] / 10)
+    first, second = recorded[1][0], recorded[4][0]
+    assert recorded[1:4] == [[first]] * 3 and first != second  # recorded again at the change
+    assert recorded[4:] == [[second]] * 4  # ...and replayed since
+    for (name, a), (_, b) in zip(eager_model.named_parameters(), traced_model.named_parameters()):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), name
 
 
 def test_a_new_input_shape_traces_again_and_each_shape_replays_its_own_program():
