@@ -20,39 +20,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
+from timing import import_torch, median_min_ms, time_rounds
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from plugrad.backends.numpy_backend import conv as conv_mod  # noqa: E402
 from plugrad.backends.numpy_backend import pool as pool_mod  # noqa: E402
 
-try:
-    import torch
+torch = import_torch()
+if torch is not None:
     import torch.nn.functional as F
-except ImportError:  # pragma: no cover
-    torch = None
 
 
 def timeit_interleaved(fns: dict, rounds: int, inner: int = 5) -> dict:
-    """name -> (median_ms, min_ms), calls interleaved across fns."""
-    times = {k: [] for k in fns}
-    for f in fns.values():  # warm-up (allocator, BLAS threads)
-        f()
-        f()
-    for _ in range(rounds):
-        for k, f in fns.items():
-            for _ in range(inner):
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
-    out = {}
-    for k, v in times.items():
-        v.sort()
-        out[k] = (1e3 * v[len(v) // 2], 1e3 * v[0])
-    return out
+    """name -> (median_ms, min_ms), calls interleaved across fns in rounds of ``inner``."""
+    times = time_rounds(fns, rounds * inner, warmup=2, per_round=inner, settle=0)
+    return {name: median_min_ms(values) for name, values in times.items()}
 
 
 LENET = [  # name, x shape, w shape (None: 2x2 max pool)
@@ -287,8 +272,7 @@ def main():
     ap.add_argument("--torch-threads", type=int, default=2)
     ap.add_argument("--explore", action="store_true", help="time the alternatives instead")
     args = ap.parse_args()
-    if torch is not None:
-        torch.set_num_threads(args.torch_threads)
+    import_torch(args.torch_threads)
     (explore if args.explore else main_table)(args)
 
 

@@ -1,25 +1,23 @@
 """Throughput of the MNIST input pipeline of the quick-start (batch 64, shuffled).
 
-    python -m pytest benchmarks/bench_data_pipeline.py --benchmark-only
-    python benchmarks/bench_data_pipeline.py          # prints batches/s and ms/batch
+    python benchmarks/bench_data_pipeline.py [--batches 1000]   # ms per batch and batches/s
 
-Reads the real MNIST from ``../shared/datasets/mnist`` relative to the repository root
-(skipped if absent). Each measured call produces one collated batch
+Reads the real MNIST from ``../shared/datasets/mnist`` relative to the repository root.
+Each measured call produces one collated batch
 ``(float32[64, 1, 32, 32], int32[64])`` with the seed's transform
 ``Normalize(0.1307*255, 0.3081*255), Pad(2), ToMode("CHW")``.
 
 Variants: the default single-process DataLoader (which gathers and transforms the whole
 batch at once when that is equivalent), the same pipeline forced through the generic
-per-sample path (a custom collator disables the fast path), and two worker processes.
+per-sample path (a custom collator disables the fast path), and two worker processes; they
+take turns in interleaved rounds (benchmarks/timing.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-import time
-
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -29,6 +27,7 @@ BATCH = 64
 import plugrad.data as data  # noqa: E402
 import plugrad.data.transform as T  # noqa: E402
 from plugrad.data.dataset import MNIST  # noqa: E402
+from timing import median_min_ms, time_rounds  # noqa: E402
 
 
 class _PerSampleCollator(data.Collator):
@@ -46,49 +45,25 @@ def make_loader(variant: str):
     return data.DataLoader(dataset, sampler, transform)
 
 
-needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="real MNIST not present")
-
-
-def _bench(benchmark, variant):
-    it = iter(make_loader(variant))
-    for _ in range(20):  # warm up (worker start, first-touch of shared memory)
-        next(it)
-    images, labels = benchmark(lambda: next(it))
-    assert images.shape == (BATCH, 1, 32, 32) and labels.shape == (BATCH,)
-
-
-@needs_mnist
-def test_mnist_dataloader_default(benchmark):
-    _bench(benchmark, "default")
-
-
-@needs_mnist
-def test_mnist_dataloader_per_sample_path(benchmark):
-    _bench(benchmark, "per_sample")
-
-
-@needs_mnist
-def test_mnist_dataloader_two_workers(benchmark):
-    _bench(benchmark, "workers2")
-
-
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=1000, help="timed batches per variant")
+    args = parser.parse_args()
     if not os.path.isdir(MNIST_DIR):
         print("real MNIST not found at", os.path.abspath(MNIST_DIR))
-        return
-    for variant, n in (("default", 3000), ("per_sample", 1000), ("workers2", 3000)):
-        it = iter(make_loader(variant))
-        for _ in range(20):
-            next(it)
-        start = time.perf_counter()
-        for _ in range(n):
-            next(it)
-        elapsed = time.perf_counter() - start
-        print(
-            "{:<11} {:8.0f} batches/s  {:.3f} ms/batch  (batch {}, {} batches)".format(
-                variant, n / elapsed, 1e3 * elapsed / n, BATCH, n
-            )
-        )
+        sys.exit(1)
+    batches = {}
+    for variant in ("default", "per_sample", "workers2"):
+        batches[variant] = iter(make_loader(variant))
+        images, labels = next(batches[variant])
+        assert images.shape == (BATCH, 1, 32, 32) and labels.shape == (BATCH,)
+    # the warm-up covers worker start and the first touch of shared memory
+    times = time_rounds({name: it.__next__ for name, it in batches.items()}, args.batches,
+                        warmup=20, settle=1)
+    for variant, values in times.items():
+        median, low = median_min_ms(values)
+        print(f"{variant:<11} {median:.3f} ms/batch (min {low:.3f}), {1e3 / median:8.0f} "
+              f"batches/s  (batch {BATCH}, {len(values)} batches)")
 
 
 if __name__ == "__main__":

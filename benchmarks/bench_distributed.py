@@ -31,6 +31,7 @@ from plugrad.autodiff import GradManager  # noqa: E402
 from plugrad.data import DataLoader, SequentialSampler  # noqa: E402
 from plugrad.data.dataset import MNIST, ArrayDataset  # noqa: E402
 from plugrad.nn import LeNet  # noqa: E402
+from timing import best_us  # noqa: E402
 
 MNIST_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "mnist"
 
@@ -91,7 +92,7 @@ def epoch(samples: int, batch: int) -> dict:
 def allreduce_latency(sizes: tuple[int, ...], calls: int = 400, rounds: int = 5) -> dict:
     """Microseconds per all-reduce of float32 arrays: MPI's blocking ``Allreduce`` against
     plugrad's path (``Iallreduce`` waited with the collective timeout), interleaved rounds in
-    one process, best round of each."""
+    one process, best round of each (``timing.best_us``)."""
     from plugrad.distributed.group import WORLD
     from plugrad.distributed.mpi import MPICommunicator, import_mpi
 
@@ -101,18 +102,10 @@ def allreduce_latency(sizes: tuple[int, ...], calls: int = 400, rounds: int = 5)
     result = {}
     for size in sizes:
         x = np.ones(size, dtype="float32")
-        best = {"blocking": float("inf"), "timed": float("inf")}
-        for _ in range(rounds):
-            for name in ("blocking", "timed"):
-                comm.Barrier()
-                start = time.perf_counter()
-                for _ in range(calls):
-                    if name == "blocking":
-                        comm.Allreduce(x, np.empty_like(x), op=SUM)
-                    else:
-                        ours.all_reduce(x, "sum")
-                best[name] = min(best[name], (time.perf_counter() - start) / calls * 1e6)
-        result[size] = best
+        out = np.empty_like(x)
+        comm.Barrier()  # every call is a collective, so the ranks stay in step from here
+        result[size] = best_us({"blocking": lambda: comm.Allreduce(x, out, op=SUM),
+                                "timed": lambda: ours.all_reduce(x, "sum")}, calls, rounds)
     return result
 
 

@@ -7,7 +7,8 @@ One step is the quick-start tutorial's: LeNet forward, ``F.nn.cross_entropy``, b
 a GradManager, ``SGD(lr=0.01, momentum=0.9, weight_decay=5e-4)``. Both frameworks start from the
 same weights and train on the same batch, kept on the GPU, so the timing is the step and not
 the data pipeline; each timed run ends with a device synchronisation (GPU work is queued
-asynchronously). The target is a step time of at most 1.5x PyTorch's.
+asynchronously), and the two frameworks' runs alternate (benchmarks/timing.py). The target is
+a step time of at most 1.5x PyTorch's.
 
 Needs a CUDA GPU, CuPy (``pip install plugrad[cuda]``) and, for the comparison, PyTorch with
 CUDA. Exits with status 1 when plugrad has no usable gpu device.
@@ -17,10 +18,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from typing import Callable
 
 import numpy as np
+from timing import import_torch, time_rounds
 
 import plugrad
 import plugrad.functional as F
@@ -60,11 +61,8 @@ def plugrad_step(state: dict, data: np.ndarray, label: np.ndarray, device: str):
 
 def torch_step(state: dict, data: np.ndarray, label: np.ndarray):
     """The same step in PyTorch on CUDA, from the same weights; None without torch.cuda."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
+    torch = import_torch()
+    if torch is None or not torch.cuda.is_available():
         return None
     nn, tf = torch.nn, torch.nn.functional
 
@@ -105,20 +103,24 @@ def torch_step(state: dict, data: np.ndarray, label: np.ndarray):
     return step, torch.cuda.synchronize
 
 
-def time_step(step: Callable, sync: Callable[[], None], steps: int, repeats: int,
-              warmup: int) -> float:
-    """Median seconds per step over ``repeats`` runs of ``steps`` steps (after warm-up)."""
-    for _ in range(warmup):  # kernel compilation, allocator pools, cuBLAS handles
-        step()
-    sync()
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
+def time_steps(sides: dict[str, tuple[Callable, Callable[[], None]]], steps: int, repeats: int,
+               warmup: int) -> dict[str, float]:
+    """Median seconds per step of each side over ``repeats`` runs of ``steps`` steps, the sides'
+    runs interleaved; each run ends with the device's synchronisation (GPU work is queued)."""
+    def run(step: Callable, sync: Callable[[], None]) -> Callable[[], None]:
+        def steps_then_sync() -> None:
+            for _ in range(steps):
+                step()
+            sync()
+        return steps_then_sync
+
+    for step, sync in sides.values():  # kernel compilation, allocator pools, cuBLAS handles
+        for _ in range(warmup):
             step()
         sync()
-        runs.append((time.perf_counter() - start) / steps)
-    return statistics.median(runs)
+    runs = time_rounds({name: run(*side) for name, side in sides.items()}, repeats, warmup=0,
+                       per_round=1, settle=0)
+    return {name: statistics.median(times) / steps for name, times in runs.items()}
 
 
 def first_losses(step: Callable, count: int = 3) -> list[float]:
@@ -168,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
             a = first_losses(plugrad_step(state, data, label, args.device)[0])
             b = first_losses(torch_step(state, data, label)[0])
             agree = "yes" if np.allclose(a, b, rtol=1e-3) else f"NO {a} vs {b}"
-        t_ours = time_step(*ours, args.steps, args.repeats, args.warmup)
+        sides = {"plugrad": ours} if theirs is None else {"plugrad": ours, "torch": theirs}
+        seconds = time_steps(sides, args.steps, args.repeats, args.warmup)
+        t_ours = seconds["plugrad"]
         line = f"{batch:>6} {t_ours * 1e3:>11.3f}"
         if theirs is None:
             line += f" {'-':>9} {'-':>6}"
         else:
-            t_theirs = time_step(*theirs, args.steps, args.repeats, args.warmup)
+            t_theirs = seconds["torch"]
             ratio = t_ours / t_theirs
             worst = max(worst, ratio)
             line += f" {t_theirs * 1e3:>9.3f} {ratio:>6.2f}"

@@ -13,13 +13,12 @@ Each is timed for plugrad's step (Tensors, tape, dispatch) and for the kernels c
 from __future__ import annotations
 
 import argparse
-import statistics
 from typing import Callable
 
 import numpy as np
-from compare_torch import _time_rounds
 from lenet_step import initial_state, kernels_step, make_batch, plugrad_step
 from threadpoolctl import ThreadpoolController
+from timing import median_min_ms, time_rounds
 
 import plugrad
 from plugrad.backends.numpy_backend import _blas
@@ -61,10 +60,10 @@ def main() -> None:
     info = ", ".join(f"{lib['internal_api']} {lib['num_threads']} threads"
                      for lib in controller.info() if lib["user_api"] == "blas")
     print(f"# BLAS limit placement, LeNet step batch {args.batch} ({info}); ms per step")
-    times = _time_rounds(sides, args.steps, args.warmup)
+    times = time_rounds(sides, args.steps, args.warmup)
     for name, values in times.items():
-        print(f"  {name:22s} median {statistics.median(values) * 1e3:7.2f}   "
-              f"min {min(values) * 1e3:6.2f}")
+        median, low = median_min_ms(values)
+        print(f"  {name:22s} median {median:7.2f}   min {low:6.2f}")
     live.update({name: wrapped[name] for name in blas_names})
 
 

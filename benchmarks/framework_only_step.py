@@ -12,10 +12,9 @@ about twice as much (see benchmarks/README.md).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 from lenet_step import initial_state, make_batch, plugrad_step
+from timing import median_min_ms, time_rounds
 
 from plugrad.core.device import get_device
 
@@ -45,22 +44,22 @@ def main() -> None:
 
     step = plugrad_step(initial_state(), *make_batch(args.batch))
 
+    def replayed_step() -> None:
+        cursor[0] = 0
+        step()
+
     step()  # untimed and unrecorded: one-time work (the momentum buffers) happens here
     try:
         table.update({name: recording(name) for name in real})
         step()
         table.update(dict.fromkeys(real, replay))
-        times = []
-        for _ in range(args.steps):
-            cursor[0] = 0
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
+        times = time_rounds({"replayed": replayed_step}, args.steps, warmup=args.steps // 10,
+                            settle=0)["replayed"]
     finally:
         table.update(real)
-    warm = times[len(times) // 10:]
+    median, low = median_min_ms(times)
     print(f"LeNet step, batch {args.batch}, kernels replayed ({len(recorded)} calls): "
-          f"median {statistics.median(warm) * 1e6:.1f} us, min {min(warm) * 1e6:.1f} us")
+          f"median {median * 1e3:.1f} us, min {low * 1e3:.1f} us")
 
 
 if __name__ == "__main__":

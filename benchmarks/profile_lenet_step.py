@@ -4,7 +4,7 @@
     PYTHONPATH=. python benchmarks/profile_lenet_step.py [--model lenet|vgg] [--steps 100]
         [--batch 64] [--clock wall|cpu] [--out FILE]
 
-The step is the one ``compare_torch.py`` times (batch 64, SGD with momentum and weight decay,
+The step is the one ``report.py`` times (batch 64, SGD with momentum and weight decay,
 cross-entropy). Each phase (forward, backward, optimizer) is timed around its call; every kernel
 of the device's dispatch table is wrapped with a timer that books its time under the running
 phase, and the tape's own work (recording nodes, accumulating into ``.grad``) is timed
@@ -22,20 +22,19 @@ import argparse
 import gc
 import resource
 import statistics
-import time
 from collections import defaultdict
 from typing import Callable
 
 import lenet_step
 import vgg_step
+from timing import CLOCKS, median_min_ms, time_rounds
 
 import plugrad.core.dispatch as dispatch  # noqa: E402
 from plugrad.autodiff import GradManager  # noqa: E402
 
-#: The clock everything is timed with (``--clock``): wall seconds, or the calling thread's CPU
-#: seconds, which a loaded machine's waits for a core do not inflate (with
-#: ``PLUGRAD_NUM_THREADS=1``, so that every kernel runs on the calling thread).
-CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+#: The clock everything is timed with (``--clock``): wall seconds, or CPU seconds, which a
+#: loaded machine's waits for a core do not inflate (with ``PLUGRAD_NUM_THREADS=1``, so that
+#: no kernel's worker threads add to the time of the call that waits for them).
 _clock = CLOCKS["wall"]
 
 
@@ -159,18 +158,6 @@ def profile(batch: int, steps: int, warmup: int, model_name: str = "lenet") -> d
             "labels": labels, "model": model_name}
 
 
-def _interleaved(steps: dict[str, Callable], rounds: int, per_round: int = 10) -> dict:
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            step()  # settle: the other side's threads and caches
-            for _ in range(per_round):
-                start = _clock()
-                step()
-                times[name].append(_clock() - start)
-    return times
-
-
 def report(result: dict, timed_rounds: int) -> str:
     """The table: per-step medians of each row (robust to a shared machine's stalls)."""
     per_step: list[dict] = result["per_step"]
@@ -181,12 +168,10 @@ def report(result: dict, timed_rounds: int) -> str:
     bare = {"plugrad": bench.plugrad_step(*inputs)}
     if hasattr(bench, "kernels_step"):
         bare["kernels"] = bench.kernels_step(*inputs)
-    for fn in bare.values():
-        for _ in range(10):
-            fn()
-    times = _interleaved(bare, timed_rounds)
-    med = {name: statistics.median(v) * 1e3 for name, v in times.items()}
-    low = {name: min(v) * 1e3 for name, v in times.items()}
+    times = time_rounds(bare, timed_rounds * 10, warmup=10, settle=1, clock=_clock)
+    med, low = {}, {}
+    for name, values in times.items():
+        med[name], low[name] = median_min_ms(values)
     batch = len(result["images"])
     title = {"lenet": "LeNet", "vgg": "SmallVGG"}[result["model"]]
     lines.append(f"{title} training step, batch {batch}, numpy backend: medians over "
@@ -240,11 +225,6 @@ def report(result: dict, timed_rounds: int) -> str:
 
 def _overhead(values: dict) -> float:
     return (values["plugrad"] - values["kernels"]) / values["plugrad"] * 100
-
-
-def _row(phase: str, item: str, calls: float | None, ms: float, total: float) -> str:
-    count = "" if calls is None else f"{calls:g}"
-    return f"{phase:<10} {item:<28} {count:>6} {ms:9.3f} {ms / total * 100:6.1f}%"
 
 
 def main() -> None:

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 import timeit
 from typing import Callable
 
 import numpy as np
 import vgg_step
-from compare_torch import _time_rounds
 from lenet_step import (
     initial_state,
     kernels_step,
@@ -36,23 +34,14 @@ from lenet_step import (
     torch_step,
     traced_step,
 )
+from timing import CLOCKS, best_us, import_torch, median_min_ms, paired_differences, time_rounds
 
 import plugrad  # noqa: E402
 import plugrad.jit  # noqa: E402,F401
+from plugrad.autodiff import GradManager  # noqa: E402
 
-try:
-    import torch
-except ImportError:  # the comparison with PyTorch is optional
-    torch = None
-
-
-#: The clock steps are timed with (``--clock``).
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-_clock = CLOCKS["wall"]
-
-
-def _ms(values: list[float]) -> tuple[float, float]:
-    return statistics.median(values) * 1e3, min(values) * 1e3
+torch = import_torch()  # optional: without it only plugrad and the direct kernels are timed
+_clock = CLOCKS["wall"]  # the clock steps are timed with (``--clock``)
 
 
 def lenet(batch: int, steps: int, warmup: int, with_kernels: bool = True) -> dict:
@@ -65,8 +54,8 @@ def lenet(batch: int, steps: int, warmup: int, with_kernels: bool = True) -> dic
         sides["kernels"] = kernels_step(state, images, labels)
     if torch is not None:
         sides["torch"] = torch_step(state, images, labels)
-    times = _time_rounds(sides, steps, warmup, clock=_clock)
-    return {name: _ms(values) for name, values in times.items()}
+    times = time_rounds(sides, steps, warmup, clock=_clock)
+    return {name: median_min_ms(values) for name, values in times.items()}
 
 
 def vgg(batch: int, steps: int, warmup: int) -> dict:
@@ -76,8 +65,8 @@ def vgg(batch: int, steps: int, warmup: int) -> dict:
     sides: dict[str, Callable] = {"plugrad": vgg_step.plugrad_step(state, images, labels)}
     if torch is not None:
         sides["torch"] = vgg_step.torch_step(state, images, labels)
-    times = _time_rounds(sides, steps, warmup, clock=_clock)
-    return {name: _ms(values) for name, values in times.items()}
+    times = time_rounds(sides, steps, warmup, clock=_clock)
+    return {name: median_min_ms(values) for name, values in times.items()}
 
 
 def vgg_section(result: dict, batch: int) -> list[str]:
@@ -132,6 +121,30 @@ def _small_ops() -> dict[str, dict[str, Callable]]:
     return ops
 
 
+def _add_sum_backward() -> dict[str, Callable]:
+    """One tiny training step, ``(w + x).sum()`` and its backward, on 4x4 float32: the per-op
+    cost of recording and walking the tape."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((4, 4), dtype=np.float32) for _ in range(2))
+    w, x = plugrad.Parameter(a), plugrad.Tensor(b)
+    gm = GradManager().attach([w])
+
+    def plugrad_step() -> None:
+        with gm:
+            gm.backward((w + x).sum())
+        w.grad = None
+
+    sides = {"plugrad": plugrad_step}
+    if torch is not None:
+        tw, tx = torch.tensor(a, requires_grad=True), torch.tensor(b)
+
+        def torch_step() -> None:
+            (tw + tx).sum().backward()
+            tw.grad = None
+        sides["torch"] = torch_step
+    return sides
+
+
 def op_section(number: int = 20000, rounds: int = 5) -> list[str]:
     """Best-of-rounds microseconds per call; contenders interleaved within each round."""
     ops = _small_ops()
@@ -139,13 +152,15 @@ def op_section(number: int = 20000, rounds: int = 5) -> list[str]:
     lines = ["## Per-op time on 4x4 float32 (us per call, best of rounds)",
              "  op      " + "".join(f"{name:>9s}" for name in names) + "  plugrad-numpy"]
     for op, contenders in ops.items():
-        best = {name: float("inf") for name in contenders}
-        for _ in range(rounds):
-            for name, fn in contenders.items():
-                best[name] = min(best[name], timeit.timeit(fn, number=number) / number * 1e6)
+        best = best_us(contenders, number, rounds)
         row = "".join(f"{best[name]:9.2f}" for name in names)
         lines.append(f"  {op:8s}{row}  {best['plugrad'] - best['numpy']:+8.2f}")
-    return lines
+    best = best_us(_add_sum_backward(), number // 4, rounds)
+    line = f"  add-sum-backward under a GradManager: plugrad {best['plugrad']:.2f} us"
+    if "torch" in best:
+        line += (f", torch {best['torch']:.2f} us (plugrad / torch "
+                 f"{best['plugrad'] / best['torch']:.2f})")
+    return lines + [line]
 
 
 def _stubbed_plan(program, run) -> list:
@@ -188,21 +203,6 @@ def _unrolled(program, inputs) -> Callable[[], object]:
     return lambda: run(inputs)
 
 
-def _paired(first: Callable, second: Callable, count: int, warmup: int) -> tuple:
-    """Per-pair time differences ``first - second`` (the order alternates each pair, so drift on
-    a shared machine cancels), and each side's times."""
-    for _ in range(warmup):
-        first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
-    for i in range(count):
-        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
-            fn = first if side == 0 else second
-            start = time.perf_counter()
-            fn()
-            times[side].append(time.perf_counter() - start)
-    return [a - b for a, b in zip(*times)], times
-
-
 def traced_section(batch: int, steps: int, warmup: int, rounds: int = 5) -> list[str]:
     """The traced LeNet step against the same kernels called directly, the replay's own time,
     and a 4x4 add inside a traced function."""
@@ -215,8 +215,8 @@ def traced_section(batch: int, steps: int, warmup: int, rounds: int = 5) -> list
     for _ in range(3):
         direct()
     same_kernels = _unrolled(next(iter(direct.trace.programs.values())), direct.inputs)
-    differences, times = _paired(step, same_kernels, steps * 2, warmup)
-    (traced, traced_min), (kernels, kernels_min) = (_ms(times[k]) for k in (0, 1))
+    differences, times = paired_differences(step, same_kernels, steps * 2, warmup)
+    (traced, traced_min), (kernels, kernels_min) = (median_min_ms(times[k]) for k in (0, 1))
     real, program.plan = program.plan, _stubbed_plan(program, step)
     alone = min(timeit.repeat(step, number=steps, repeat=rounds)) / steps * 1e3
     program.plan = real
@@ -286,8 +286,7 @@ def main() -> None:
     _clock = CLOCKS[args.clock]
     header = [f"numpy {np.__version__}", f"{args.clock} clock"]
     if torch is not None:
-        if args.torch_threads:
-            torch.set_num_threads(args.torch_threads)
+        import_torch(args.torch_threads)
         header.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
     from plugrad.backends.numpy_backend import _blas, _threads
 

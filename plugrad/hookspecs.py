@@ -3,19 +3,18 @@
 This module is plugrad's public, versioned interface to backends; ``docs/backends.md`` walks
 through writing one. A backend is a Python distribution that names a light module in the
 ``plugrad.backends`` entry-point group. The first time a device is resolved (never at
-``import plugrad``), plugrad imports that module, asks :func:`plugrad_api_version`, and if the
-version matches calls :func:`plugrad_register` once::
+``import plugrad``), plugrad imports that module, reads the API version it declares as data
+(the module-level constant ``PLUGRAD_API_VERSION``), and if the version matches registers it
+with its one ``pluggy.PluginManager`` and calls :func:`plugrad_register` once::
 
     # pyproject.toml of the plugin
     [project.entry-points."plugrad.backends"]
     ref = "plugrad_ref.plugin"
 
     # plugrad_ref/plugin.py
-    from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
+    from plugrad.hookspecs import DeviceType, hookimpl
 
-    @hookimpl
-    def plugrad_api_version() -> int:
-        return API_VERSION
+    PLUGRAD_API_VERSION = 2  # the backend API this plugin is written for
 
     def namespace():
         import array_api_strict  # any Array API namespace; imported on first use
@@ -30,6 +29,11 @@ version matches calls :func:`plugrad_register` once::
 The namespace is the backend: plugrad's generic kernels (:mod:`plugrad.backends.generic`) supply
 every primitive from it, and ``kernels`` only overrides. Hooks run once per process, never per
 op: the kernels of a device type go into a plain dict that dispatch reads.
+
+A :class:`DeviceType` validates itself when it is built: a wrong field raises
+:class:`PluginError` naming the field, what was given and what is expected, the same whether
+the DeviceType is built in a plugin, a test or at a prompt; plugrad adds the plugin's name
+when the error comes out of ``plugrad_register``.
 
 :class:`DeviceType` fields (see its docstring for details):
 
@@ -57,8 +61,11 @@ op: the kernels of a device type go into a plain dict that dispatch reads.
 
 Versioning: :data:`API_VERSION` is the major version of this contract. It changes only when an
 existing plugin would break (a hook or kernel signature changes meaning); new optional ops and
-new DeviceType fields with defaults keep it. plugrad refuses a plugin that returns another
-version and reports why in ``plugrad info``; plugins return the constant they were built against.
+new DeviceType fields with defaults keep it. A plugin declares the version it is written for as
+the literal module-level constant ``PLUGRAD_API_VERSION`` (not ``= API_VERSION``, which would
+always match); plugrad refuses a plugin that declares another version, or none, and reports why
+in ``plugrad info``. (A plugin written with the former ``plugrad_api_version`` hook is refused
+with a message saying to write the constant instead.)
 """
 from __future__ import annotations
 
@@ -71,7 +78,7 @@ from plugrad.core.plugins import PluginError
 
 __all__ = [
     "API_VERSION", "DeviceType", "Kernel", "KernelTable", "PluginError", "PROJECT_NAME",
-    "Registry", "hookimpl", "hookspec", "plugrad_api_version", "plugrad_register",
+    "Registry", "hookimpl", "hookspec", "plugrad_register",
 ]
 
 PROJECT_NAME = "plugrad"
@@ -87,28 +94,19 @@ class Registry(Protocol):
     def add_device_type(self, device_type: DeviceType) -> None:
         """Declare a device type.
 
-        Raises :class:`PluginError` naming the plugin if the declaration is invalid: a name
-        that is not lowercase letters and underscores, or is taken by another backend (plugrad's
-        own backends register first), unknown dtypes, fields that are not callables.
+        Raises :class:`PluginError` if the object is not a DeviceType or its name is taken by
+        another backend (plugrad's own backends register first); a DeviceType's own fields were
+        checked when it was built.
         """
-
-
-@hookspec(firstresult=True)
-def plugrad_api_version() -> int:
-    """Return the major version of the backend API the plugin was written against.
-
-    Return :data:`API_VERSION` as imported when the plugin was built. plugrad refuses a plugin
-    whose version differs (or is not an int) and reports it in ``plugrad info`` instead of
-    loading it; every other backend keeps working.
-    """
 
 
 @hookspec
 def plugrad_register(registry: Registry) -> None:
     """Declare the plugin's device types by calling ``registry.add_device_type(DeviceType(...))``.
 
-    Called once, after the version check. Must not allocate device memory or import heavy
-    libraries: availability is probed lazily through ``DeviceType.is_available`` and kernels are
-    loaded on first use when ``DeviceType.kernels`` is a callable. An exception raised here
+    Called once, after the version check (``PLUGRAD_API_VERSION``). Must not allocate device
+    memory or import heavy libraries: availability is probed lazily through
+    ``DeviceType.is_available`` and kernels are loaded on first use when ``DeviceType.kernels``
+    is a callable. An exception raised here
     marks the plugin failed, with the exception as the reason.
     """

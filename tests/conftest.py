@@ -22,17 +22,13 @@ def make_plugin(name: str = "tst", priority: int = -1, available: bool = True):
     module = types.ModuleType(f"{name}_plugin")
 
     @hookimpl
-    def plugrad_api_version():
-        return API_VERSION
-
-    @hookimpl
     def plugrad_register(registry):
         registry.add_device_type(DeviceType(
             name=name, kernels=lambda: kernel_table(np), dtypes=("bool", "int32", "float32"),
             to_host=lambda a: a, from_host=lambda a, i: a, is_available=is_available,
             device_count=lambda: 2, priority=priority))
 
-    module.plugrad_api_version = plugrad_api_version
+    module.PLUGRAD_API_VERSION = API_VERSION
     module.plugrad_register = plugrad_register
     return module
 

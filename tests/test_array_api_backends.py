@@ -21,7 +21,7 @@ ROOT = Path(plugrad.__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "backends.md"
 
 TORCH_PLUGIN = '''
-from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
+from plugrad.hookspecs import DeviceType, hookimpl
 
 
 def _namespace():
@@ -30,9 +30,7 @@ def _namespace():
     return array_api_compat.torch
 
 
-@hookimpl
-def plugrad_api_version():
-    return API_VERSION
+PLUGRAD_API_VERSION = 2
 
 
 @hookimpl

@@ -43,7 +43,7 @@ def test_every_devicetype_field_is_documented(text):
 
 
 def test_hooks_and_entry_point_group_are_documented(text):
-    for name in ("plugrad_api_version", "plugrad_register", "add_device_type", "API_VERSION"):
+    for name in ("PLUGRAD_API_VERSION", "plugrad_register", "add_device_type", "API_VERSION"):
         assert re.search(rf"\b{name}\b", text), f"docs/backends.md never mentions {name}"
     assert '[project.entry-points."plugrad.backends"]' in text
     assert all(hasattr(hookspecs, name) for name in hookspecs.__all__)

@@ -18,17 +18,14 @@ import plugrad
 from plugrad.cli.info import op_report, report
 from plugrad.core import plugins
 from plugrad.core.device import get_device
-from plugrad.hookspecs import API_VERSION
+from plugrad.hookspecs import API_VERSION, DeviceType, PluginError
 
 HEADER = """\
 import numpy as np
 from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
 from plugrad.backends.numpy_backend.kernels import kernel_table
 
-
-@hookimpl
-def plugrad_api_version():
-    return API_VERSION
+PLUGRAD_API_VERSION = API_VERSION
 
 
 def declare(registry, **fields):
@@ -43,20 +40,32 @@ MODULES = {
     "fake_wrong_api": """
         from plugrad.hookspecs import API_VERSION, hookimpl
 
-        @hookimpl
-        def plugrad_api_version():
-            return API_VERSION + 1
+        PLUGRAD_API_VERSION = API_VERSION + 1
 
         @hookimpl
         def plugrad_register(registry):
             raise AssertionError("must not be called for another API version")
         """,
     "fake_text_api": """
+        PLUGRAD_API_VERSION = "1"
+        """,
+    "fake_no_api": """
+        from plugrad.hookspecs import hookimpl
+
+        @hookimpl
+        def plugrad_register(registry):
+            raise AssertionError("must not be called without an API version")
+        """,
+    "fake_old_api_hook": """
         from plugrad.hookspecs import hookimpl
 
         @hookimpl
         def plugrad_api_version():
-            return "1"
+            return 2
+
+        @hookimpl
+        def plugrad_register(registry):
+            raise AssertionError("must not be called without an API version")
         """,
     "fake_duplicate": HEADER + """
 @hookimpl
@@ -87,9 +96,7 @@ def plugrad_register(registry):
     "fake_bad_hook": """
         from plugrad.hookspecs import API_VERSION, hookimpl
 
-        @hookimpl
-        def plugrad_api_version():
-            return API_VERSION
+        PLUGRAD_API_VERSION = API_VERSION
 
         @hookimpl
         def plugrad_register(reg):
@@ -113,17 +120,25 @@ def plugrad_register(registry):
 """,
 }
 
+#: A bad field -> (its declaration, what the message must say: field, value given, expected).
 BAD_DECLARATIONS = {
-    "name": ('name="Bad-Name"', "device type name 'Bad-Name' is invalid"),
-    "xpu": ('name="xpu"', "device type name 'xpu' is invalid"),
-    "dtypes-str": ('dtypes="float32"', "must be a tuple of dtype names"),
-    "dtypes-unknown": ('dtypes=("float32", "complex64")', "unknown dtypes ['complex64']"),
-    "to_host": ("to_host=None", "DeviceType.to_host of 'fake' must be callable"),
-    "kernels": ("kernels=[1, 2]", "DeviceType.kernels of 'fake' must be a dict"),
-    "array_types": ("array_types=np.ndarray", "array_types of 'fake' must be a tuple"),
-    "priority": ('priority="high"', "priority of 'fake' must be an int"),
-    "namespace": ("namespace=np.random", "the array namespace 'numpy.random' of 'fake' lacks "
-                                         "abs, add, arange, argmax, argmin, argsort,"),
+    "name": ('name="Bad-Name"', "DeviceType: name: got 'Bad-Name'; expected lowercase letters"),
+    "xpu": ('name="xpu"', "DeviceType: name: got 'xpu'; expected lowercase letters"),
+    "dtypes-str": ('dtypes="float32"', "DeviceType 'fake': dtypes: got 'float32'; expected a "
+                                       "tuple of dtype names"),
+    "dtypes-unknown": ('dtypes=("float32", "complex64")', "(unknown: ['complex64'])"),
+    "to_host": ("to_host=None", "DeviceType 'fake': to_host: got None; expected a callable "
+                                "(required when there is no namespace)"),
+    "kernels": ("kernels=[1, 2]", "DeviceType 'fake': kernels: got [1, 2]; expected a dict"),
+    "array_types": ("array_types=np.ndarray", "DeviceType 'fake': array_types: got <class "
+                                              "'numpy.ndarray'>; expected a tuple of classes"),
+    "priority": ('priority="high"', "DeviceType 'fake': priority: got 'high'; expected an int"),
+    "inplace": ('inplace="yes"', "DeviceType 'fake': inplace: got 'yes'; expected True or False"),
+    "device_scope": ("device_scope=3", "DeviceType 'fake': device_scope: got 3; expected a "
+                                       "callable or None"),
+    "namespace": ("namespace=np.random", "DeviceType 'fake': namespace: got 'numpy.random'; "
+                                         "expected an Array API namespace; it lacks abs, add, "
+                                         "arange, argmax, argmin, argsort,"),
 }
 
 DIST = ("plugrad-fake-backends", "9.9.1")
@@ -192,7 +207,26 @@ def test_other_api_version_is_refused_before_registering(discover):
     assert (f"built for backend API version {API_VERSION + 1}, but this plugrad speaks version "
             f"{API_VERSION}") in records["fakeapi"].reason
     assert records["faketext"].status == "failed"
-    assert "returned '1'; expected the int" in records["faketext"].reason
+    assert records["faketext"].reason == (f"PLUGRAD_API_VERSION is '1'; expected the int "
+                                          f"{API_VERSION}")
+    _cpu_still_works()
+
+
+def test_a_plugin_without_the_version_constant_is_told_what_to_write(discover):
+    records = discover(FakeEntryPoint("fakenoapi", "fake_no_api"),
+                       FakeEntryPoint("fakeoldhook", "fake_old_api_hook"))
+    assert records["fakenoapi"].status == "failed"
+    assert records["fakenoapi"].reason == (
+        f"declares no API version; add the module-level constant 'PLUGRAD_API_VERSION = "
+        f"{API_VERSION}' (the version the plugin is written for)")
+    old = records["fakeoldhook"]
+    assert old.status == "failed"
+    assert "with the plugrad_api_version hook, which plugrad no longer calls" in old.reason
+    assert f"'PLUGRAD_API_VERSION = {API_VERSION}'" in old.reason
+    text = report()  # plugrad info names the plugin next to the reason
+    line = next(line for line in text.splitlines() if line.strip().startswith("fakenoapi"))
+    assert "failed" in line and "plugrad-fake-backends 9.9.1" in line
+    assert "declares no API version" in text
     _cpu_still_works()
 
 
@@ -232,9 +266,39 @@ def test_invalid_declarations_are_refused_with_the_problem(discover, key):
     module = f"fake_decl_{key.replace('-', '_')}"
     record = discover(FakeEntryPoint("fakedecl", module))["fakedecl"]
     assert record.status == "failed"
-    assert "PluginError: backend plugin 'fakedecl' (plugrad-fake-backends 9.9.1)" in record.reason
+    assert record.reason.startswith("plugrad_register raised PluginError: backend plugin "
+                                     "'fakedecl' (plugrad-fake-backends 9.9.1): DeviceType")
     assert BAD_DECLARATIONS[key][1] in record.reason
     _cpu_still_works()
+
+
+@pytest.mark.parametrize("key", sorted(BAD_DECLARATIONS))
+def test_a_bad_field_fails_the_same_way_built_directly_or_in_a_plugin(discover, key):
+    """DeviceType checks itself when built; the plugin layer only adds whose declaration it was."""
+    settings = dict(name="fake", kernels={}, dtypes=("float32",), to_host=lambda a: a,
+                    from_host=lambda a, i: a, array_types=(np.ndarray,))
+    field, value = BAD_DECLARATIONS[key][0].split("=", 1)
+    settings[field] = eval(value, {"np": np})
+    with pytest.raises(PluginError) as direct:
+        DeviceType(**settings)
+    assert BAD_DECLARATIONS[key][1] in str(direct.value)
+    module = f"fake_decl_{key.replace('-', '_')}"
+    record = discover(FakeEntryPoint("fakedecl", module))["fakedecl"]
+    assert record.reason == ("plugrad_register raised PluginError: backend plugin 'fakedecl' "
+                             f"(plugrad-fake-backends 9.9.1): {direct.value}")
+    assert plugins.plugin_manager().get_plugin("fakedecl") is None
+
+
+def test_every_loaded_plugin_is_in_one_plugin_manager(discover):
+    records = discover(FakeEntryPoint("fakegood", "fake_good"),
+                       FakeEntryPoint("fakeraise", "fake_register_raises"))
+    manager = plugins.plugin_manager()
+    names = {name for name, _ in manager.list_name_plugin()}
+    loaded = {name for name, record in records.items() if record.status == "loaded"}
+    assert {"numpy", "fakegood"} <= loaded
+    assert names == loaded  # failed plugins leave the manager as they found it
+    assert manager.get_plugin("fakegood").__name__ == "fake_good"
+    assert manager.project_name == "plugrad"
 
 
 def test_unknown_kernel_name_is_logged_with_a_suggestion(discover, caplog):
@@ -317,3 +381,21 @@ def test_info_op_shows_the_declaration_and_where_each_device_type_runs_it(discov
     assert "partial (fakepartial) MISSING" in total and "reference:     plugrad.ops.reduction:" \
         "_reference.<locals>.reference" in total
     assert "  attributes:    axis: tuple[int, ...] | None, keepdims: bool" in total.splitlines()
+
+
+def test_a_second_plugin_under_a_taken_name_is_refused():
+    from tests.conftest import make_plugin
+
+    plugins.reset()
+    try:
+        first_module = make_plugin("first")
+        first = plugins.register_plugin(first_module, name="dup")
+        second = plugins.register_plugin(make_plugin("second"), name="dup")
+        assert first.status == "loaded"
+        assert second.status == "failed"
+        assert second.reason == ("another backend plugin is already loaded under the name 'dup'; "
+                                 "register this one under another name")
+        assert plugins.plugin_manager().get_plugin("dup") is first_module
+        assert "second" not in plugins.device_types() and "first" in plugins.device_types()
+    finally:
+        plugins.reset()

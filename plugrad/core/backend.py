@@ -1,6 +1,7 @@
 """What a backend declares: an Array API namespace, its dtypes, kernel overrides, host transfers."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, ContextManager, Mapping, Union
@@ -17,6 +18,16 @@ API_VERSION = 2
 
 class PluginError(Exception):
     """A backend plugin declared something plugrad cannot use."""
+
+
+_NAME_RE = re.compile(r"^[a-z][a-z_]*$")
+_RESERVED_NAMES = frozenset({"xpu"})
+KNOWN_DTYPES = frozenset({
+    "bool", "int8", "uint8", "int16", "int32", "int64",
+    "float16", "float32", "float64", "bfloat16",
+})
+_CALLABLES = ("to_host", "from_host", "is_available", "device_count", "synchronize")
+_OPTIONAL_CALLABLES = ("device_scope", "collectives")
 
 Kernel = Callable[..., Any]
 KernelTable = Mapping[str, Kernel]
@@ -37,6 +48,9 @@ class DeviceType:
     A backend is an array namespace that follows the Python Array API standard plus what
     plugrad cannot learn from it; plugrad's generic kernels (:mod:`plugrad.backends.generic`)
     supply every primitive from the namespace, and ``kernels`` overrides any of them.
+
+    Every field is checked when the DeviceType is built: a wrong one raises :class:`PluginError`
+    naming the field, what was given and what is expected.
 
     Args:
         name: the device-string prefix users type (``"gpu"`` for ``gpu0``); lowercase letters.
@@ -109,6 +123,64 @@ class DeviceType:
             self.to_host = np.from_dlpack
         if self.from_host is None and self.namespace is not None:
             self.from_host = self._asarray
+        self._validate()
+
+    def _refuse(self, field_name: str, given: Any, expected: str) -> PluginError:
+        return PluginError(f"DeviceType {self.name!r}: {field_name}: got {given!r}; "
+                           f"expected {expected}")
+
+    def _validate(self) -> None:
+        """Refuse a declaration plugrad cannot use, naming the field, the value and the fix.
+
+        Runs when the device type is built, so a mistake reads the same in a plugin, in a test
+        or at a prompt; the plugin layer prefixes the plugin's name.
+        """
+        name = self.name
+        if not isinstance(name, str) or not _NAME_RE.match(name) or name in _RESERVED_NAMES:
+            raise PluginError(f"DeviceType: name: got {name!r}; expected lowercase letters and "
+                              f"underscores, not 'xpu' (e.g. 'ref')")
+        dtypes = self.dtypes
+        names = list(dtypes) if isinstance(dtypes, (tuple, list, Mapping)) else None
+        if names is None or not all(isinstance(d, str) for d in names):
+            raise self._refuse("dtypes", dtypes, "a tuple of dtype names such as "
+                               "('float32', 'int32'), or a dict name -> the library's dtype")
+        unknown = [d for d in names if d not in KNOWN_DTYPES]
+        if not names or unknown:
+            raise self._refuse("dtypes", dtypes, f"names among {sorted(KNOWN_DTYPES)}"
+                               + (f" (unknown: {unknown})" if unknown else ""))
+        for attr in _CALLABLES:
+            value = getattr(self, attr)
+            if not callable(value):
+                hint = " (required when there is no namespace)" if value is None else ""
+                raise self._refuse(attr, value, f"a callable{hint}")
+        for attr in _OPTIONAL_CALLABLES:
+            value = getattr(self, attr)
+            if value is not None and not callable(value):
+                raise self._refuse(attr, value, "a callable or None")
+        if not (callable(self.kernels) or isinstance(self.kernels, Mapping)):
+            raise self._refuse("kernels", self.kernels,
+                               "a dict op name -> kernel, or a callable returning one")
+        kinds = self.array_types
+        if not isinstance(kinds, tuple) or not all(isinstance(k, type) for k in kinds):
+            raise self._refuse("array_types", kinds, "a tuple of classes such as (numpy.ndarray,)")
+        if not isinstance(self.priority, int) or isinstance(self.priority, bool):
+            raise self._refuse("priority", self.priority, "an int")
+        if not isinstance(self.inplace, bool):
+            raise self._refuse("inplace", self.inplace, "True or False")
+        namespace = self.namespace
+        if namespace is not None and not callable(namespace) and not isinstance(namespace,
+                                                                                 ModuleType):
+            raise self._refuse("namespace", namespace,
+                               "an Array API module, a callable returning one, or None")
+        if isinstance(namespace, ModuleType):  # a lazy one is checked when its kernels load
+            from plugrad.backends.generic import missing_functions
+
+            missing = missing_functions(namespace)
+            if missing:
+                raise self._refuse("namespace", namespace.__name__,
+                                   f"an Array API namespace; it lacks {', '.join(missing)}, "
+                                   f"which plugrad's generic kernels call (array_api_compat "
+                                   f"wraps most libraries)")
 
     def _asarray(self, array: np.ndarray, index: int) -> Any:
         return self.array_namespace().asarray(array)

@@ -1,8 +1,9 @@
 """Backend discovery: entry points and pluggy hooks, run once, lazily.
 
 Nothing here runs at ``import plugrad``. The first device resolution calls :func:`device_types`,
-which imports every plugin named in the ``plugrad.backends`` entry-point group, checks its API
-version and collects the device types it registers. A plugin that fails is recorded with its
+which imports every plugin named in the ``plugrad.backends`` entry-point group, reads the API
+version it declares (``PLUGRAD_API_VERSION``), registers it with the one plugin manager and
+collects the device types it registers. A plugin that fails is recorded with its
 reason and never stops plugrad or the other plugins from working.
 
 Every plugin's import and registration is timed (``BackendRecord.load_seconds``) and contained:
@@ -20,14 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import numpy as np
 import pluggy
@@ -41,23 +41,21 @@ else:  # pragma: no cover - plugrad needs 3.10, kept for clarity
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "VERSION_ATTRIBUTE",
     "BackendRecord",
     "BackendRegistrar",
     "PluginError",
     "backend_records",
     "device_types",
+    "plugin_manager",
     "register_plugin",
     "reset",
     "watch",
 ]
 
 ENTRY_POINT_GROUP = "plugrad.backends"
-_NAME_RE = re.compile(r"^[a-z][a-z_]*$")
-_RESERVED_PREFIXES = {"xpu"}
-_KNOWN_DTYPES = {
-    "bool", "int8", "uint8", "int16", "int32", "int64",
-    "float16", "float32", "float64", "bfloat16",
-}
+#: The module-level constant a plugin declares its backend API version in.
+VERSION_ATTRIBUTE = "PLUGRAD_API_VERSION"
 
 
 @dataclass
@@ -82,65 +80,27 @@ class BackendRecord:
 
 
 class BackendRegistrar:
-    """Handed to ``plugrad_register``: validates and collects one plugin's device types."""
+    """Handed to ``plugrad_register``: collects one plugin's device types.
 
-    def __init__(self, record: BackendRecord, taken: dict[str, DeviceType]):
-        self._record = record
+    A :class:`DeviceType` has validated itself when it was built; what is left to check here is
+    what only the registry knows: that the prefix is free.
+    """
+
+    def __init__(self, taken: dict[str, DeviceType]):
         self._taken = taken
         self.added: list[DeviceType] = []
 
     def add_device_type(self, device_type: DeviceType) -> None:
-        """Declare a device type; raises :class:`PluginError` naming the plugin on bad input."""
-        who = f"backend plugin {self._record.name!r} ({self._record.source})"
+        """Declare a device type; raises :class:`PluginError` on a duplicate or a non-DeviceType."""
         if not isinstance(device_type, DeviceType):
-            raise PluginError(f"{who}: add_device_type expects a plugrad DeviceType; got "
-                              f"{type(device_type).__name__}")
+            raise PluginError(f"add_device_type: got {type(device_type).__name__}; expected a "
+                              f"plugrad.hookspecs.DeviceType")
         name = device_type.name
-        if not isinstance(name, str) or not _NAME_RE.match(name) or name in _RESERVED_PREFIXES:
-            raise PluginError(f"{who}: device type name {name!r} is invalid; expected lowercase "
-                              f"letters and underscores, not 'xpu' (e.g. 'ref')")
         taken = self._taken.get(name) or next((d for d in self.added if d.name == name), None)
         if taken is not None:
             owner = f"{taken.backend!r} ({taken.source})" if taken.source else repr(taken.backend)
-            raise PluginError(f"{who}: device type {name!r} is already registered by backend "
+            raise PluginError(f"device type {name!r} is already registered by backend "
                               f"{owner}; pick another prefix for this plugin's devices")
-        dtypes = device_type.dtypes
-        if isinstance(dtypes, str) or not all(isinstance(d, str) for d in dtypes):
-            raise PluginError(f"{who}: DeviceType.dtypes of {name!r} must be a tuple of dtype "
-                              f"names such as ('float32', 'int32'); got {dtypes!r}")
-        unknown = [d for d in dtypes if d not in _KNOWN_DTYPES]
-        if not dtypes or unknown:
-            raise PluginError(f"{who}: device type {name!r} declares unknown dtypes {unknown}; "
-                              f"known: {sorted(_KNOWN_DTYPES)}")
-        for attr in ("to_host", "from_host", "is_available", "device_count", "synchronize"):
-            if not callable(getattr(device_type, attr)):
-                raise PluginError(f"{who}: DeviceType.{attr} of {name!r} must be callable; got "
-                                  f"{type(getattr(device_type, attr)).__name__}")
-        if device_type.device_scope is not None and not callable(device_type.device_scope):
-            raise PluginError(f"{who}: DeviceType.device_scope of {name!r} must be callable or "
-                              f"None")
-        if not (callable(device_type.kernels) or isinstance(device_type.kernels, Mapping)):
-            raise PluginError(f"{who}: DeviceType.kernels of {name!r} must be a dict of kernels "
-                              f"or a callable returning one; got "
-                              f"{type(device_type.kernels).__name__}")
-        kinds = device_type.array_types
-        if not isinstance(kinds, tuple) or not all(isinstance(k, type) for k in kinds):
-            raise PluginError(f"{who}: DeviceType.array_types of {name!r} must be a tuple of "
-                              f"classes; got {kinds!r}")
-        if not isinstance(device_type.priority, int) or isinstance(device_type.priority, bool):
-            raise PluginError(f"{who}: DeviceType.priority of {name!r} must be an int; got "
-                              f"{device_type.priority!r}")
-        if isinstance(device_type.namespace, ModuleType):  # a lazy one is checked on first use
-            from plugrad.backends.generic import missing_functions
-
-            missing = missing_functions(device_type.namespace)
-            if missing:
-                raise PluginError(f"{who}: the array namespace {device_type.namespace.__name__!r} "
-                                  f"of {name!r} lacks {', '.join(missing)}, which plugrad's "
-                                  f"generic kernels call; give a namespace that follows the "
-                                  f"Array API standard (array_api_compat wraps most libraries)")
-        device_type.backend = self._record.name
-        device_type.source = self._record.source
         self.added.append(device_type)
 
 
@@ -148,14 +108,19 @@ _lock = threading.RLock()
 _records: dict[str, BackendRecord] | None = None
 _device_types: dict[str, DeviceType] = {}
 _explicit: list[tuple[str, ModuleType | Any]] = []
+_manager: pluggy.PluginManager | None = None
 
 
-def _hook_manager() -> pluggy.PluginManager:
-    from plugrad import hookspecs
+def plugin_manager() -> pluggy.PluginManager:
+    """The one plugin manager holding every loaded backend plugin, built-in and third-party."""
+    global _manager
+    with _lock:
+        if _manager is None:
+            from plugrad import hookspecs
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
-    return pm
+            _manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+            _manager.add_hookspecs(hookspecs)
+        return _manager
 
 
 def _describe(exc: BaseException) -> str:
@@ -232,58 +197,80 @@ def watch(who: str, what: str) -> Iterator[None]:
         _watchdog.stop(token)
 
 
-def _load_plugin(record: BackendRecord, plugin: Any) -> None:
-    """Check one plugin's API version and collect its device types into the global table.
-
-    Anything the plugin raises, SystemExit included, fails the plugin and nothing else.
-    """
-    pm = _hook_manager()
-    try:
-        pm.register(plugin, name=record.name)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # pluggy validates hook signatures here
-        record.status, record.reason = "failed", f"invalid hook implementation: {_describe(exc)}"
-        return
-    who = f"{record.name!r} ({record.source})"
-    try:
-        with watch(who, "plugrad_api_version()"):
-            version = pm.hook.plugrad_api_version()
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:
-        record.status, record.reason = "failed", f"plugrad_api_version raised {_describe(exc)}"
-        return
+def _version_problem(plugin: Any) -> str | None:
+    """Why the plugin's declared API version (``PLUGRAD_API_VERSION``) rules it out, if it does."""
+    version = getattr(plugin, VERSION_ATTRIBUTE, None)
     if version is None:
-        record.status = "failed"
-        record.reason = "implements no plugrad_api_version hook; it must return the API version"
-        return
+        if hasattr(plugin, "plugrad_api_version"):
+            return (f"declares its API version with the plugrad_api_version hook, which plugrad "
+                    f"no longer calls; replace the hook with a module-level constant "
+                    f"'{VERSION_ATTRIBUTE} = {API_VERSION}'")
+        return (f"declares no API version; add the module-level constant "
+                f"'{VERSION_ATTRIBUTE} = {API_VERSION}' (the version the plugin is written for)")
     if not isinstance(version, int) or isinstance(version, bool):
-        record.status = "failed"
-        record.reason = (f"plugrad_api_version returned {version!r}; expected the int "
-                         f"{API_VERSION} (return plugrad.hookspecs.API_VERSION)")
-        return
+        return f"{VERSION_ATTRIBUTE} is {version!r}; expected the int {API_VERSION}"
     if version != API_VERSION:
-        record.status = "failed"
-        record.reason = (f"built for backend API version {version}, but this plugrad speaks "
-                         f"version {API_VERSION}; install a release of the plugin for "
-                         f"API {API_VERSION}")
+        return (f"built for backend API version {version}, but this plugrad speaks version "
+                f"{API_VERSION}; install a release of the plugin for API {API_VERSION}")
+    return None
+
+
+def _load_plugin(record: BackendRecord, plugin: Any) -> None:
+    """Check one plugin's API version, register it and collect its device types.
+
+    Anything the plugin raises, SystemExit included, fails the plugin and nothing else; a failed
+    plugin leaves the plugin manager as it found it.
+    """
+    problem = _version_problem(plugin)
+    if problem is not None:
+        record.status, record.reason = "failed", problem
         return
-    registrar = BackendRegistrar(record, _device_types)
+    pm = plugin_manager()
+    # The same module loaded again (an entry point and register_plugin both naming it) stays
+    # registered once; its device types then clash, and that is what gets reported.
+    registered_here = pm.get_name(plugin) is None
+    if registered_here and pm.get_plugin(record.name) is not None:
+        record.status = "failed"
+        record.reason = (f"another backend plugin is already loaded under the name "
+                         f"{record.name!r}; register this one under another name")
+        return
+    if registered_here:
+        try:
+            pm.register(plugin, name=record.name)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # pluggy validates the hook implementations here
+            record.status = "failed"
+            record.reason = f"invalid hook implementation: {_describe(exc)}"
+            return
+    who = f"{record.name!r} ({record.source})"
+    registrar = BackendRegistrar(_device_types)
+    register = pm.subset_hook_caller(
+        "plugrad_register", remove_plugins=[p for p in pm.get_plugins() if p is not plugin])
     try:
         with watch(who, "plugrad_register()"):
-            pm.hook.plugrad_register(registry=registrar)
+            register(registry=registrar)
     except KeyboardInterrupt:
+        if registered_here:
+            pm.unregister(plugin)
         raise
+    except PluginError as exc:  # a refused declaration: say whose it was
+        record.status = "failed"
+        record.reason = f"plugrad_register raised PluginError: backend plugin {who}: {exc}"
     except BaseException as exc:
         record.status, record.reason = "failed", f"plugrad_register raised {_describe(exc)}"
-        return
-    if not registrar.added:
-        record.status, record.reason = "failed", "registered no device type"
+    else:
+        if registrar.added:
+            record.status = "loaded"
+        else:
+            record.status, record.reason = "failed", "registered no device type"
+    if record.status != "loaded":
+        if registered_here:
+            pm.unregister(plugin)
         return
     for device_type in registrar.added:
+        device_type.backend, device_type.source = record.name, record.source
         _device_types[device_type.name] = device_type
-    record.status = "loaded"
     record.device_types = [d.name for d in registrar.added]
 
 
@@ -395,9 +382,10 @@ def register_plugin(plugin: ModuleType | Any, name: str | None = None) -> Backen
 
 def reset() -> None:
     """Forget every plugin so the next device resolution discovers again (for tests)."""
-    global _records
+    global _records, _manager
     with _lock:
         _records = None
+        _manager = None
         _device_types.clear()
         _explicit.clear()
     from plugrad.core import device

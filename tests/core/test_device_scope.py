@@ -44,17 +44,13 @@ def _scoped_plugin(entered: list[int], device_scope=None):
     module = types.ModuleType("scoped_plugin")
 
     @hookimpl
-    def plugrad_api_version():
-        return API_VERSION
-
-    @hookimpl
     def plugrad_register(registry):
         registry.add_device_type(DeviceType(
             name="scp", kernels=lambda: table, dtypes=("bool", "int32", "float32"),
             to_host=lambda a: a, from_host=lambda a, i: a, device_count=lambda: 3,
             priority=-1, device_scope=scope if device_scope is None else device_scope))
 
-    module.plugrad_api_version = plugrad_api_version
+    module.PLUGRAD_API_VERSION = API_VERSION
     module.plugrad_register = plugrad_register
     return module, created
 

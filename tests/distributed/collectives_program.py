@@ -44,7 +44,7 @@ def _plugin_without_collectives():
     from plugrad.backends.numpy_backend.kernels import kernel_table
 
     module = type(sys)("bare_plugin")
-    module.plugrad_api_version = hookimpl(lambda: API_VERSION)
+    module.PLUGRAD_API_VERSION = API_VERSION
     module.plugrad_register = hookimpl(lambda registry: registry.add_device_type(DeviceType(
         name="bare", kernels=lambda: kernel_table(np), dtypes=("bool", "int32", "float32"),
         to_host=lambda a: np.array(a), from_host=lambda a, i: np.array(a))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from plugrad.hookspecs import API_VERSION, DeviceType, Registry, hookimpl
+from plugrad.hookspecs import DeviceType, Registry, hookimpl
 
 #: The standard's dtypes that plugrad uses (it has no float16); each is the namespace's own
 #: dtype object of that name (``array_api_strict.float32``...).
@@ -24,9 +24,8 @@ def _namespace() -> ModuleType:
     return array_api_strict
 
 
-@hookimpl
-def plugrad_api_version() -> int:
-    return API_VERSION
+#: The backend API this plugin is written for; plugrad refuses the plugin if it speaks another.
+PLUGRAD_API_VERSION = 2
 
 
 @hookimpl

@@ -15,7 +15,7 @@ import numpy as np
 
 from plugrad.hookspecs import API_VERSION, DeviceType, hookimpl
 
-__all__ = ["DTYPES", "PRIORITY", "make_device_type", "plugrad_api_version", "plugrad_register"]
+__all__ = ["DTYPES", "PRIORITY", "PLUGRAD_API_VERSION", "make_device_type", "plugrad_register"]
 
 DTYPES = ("bool", "int8", "uint8", "int16", "int32", "float16", "float32", "float64")
 #: Above the CPU's 0, so ``xpux`` picks ``gpu`` whenever CuPy sees a CUDA device.
@@ -112,9 +112,7 @@ def make_device_type() -> DeviceType:
     return device_type
 
 
-@hookimpl
-def plugrad_api_version() -> int:
-    return API_VERSION
+PLUGRAD_API_VERSION = API_VERSION
 
 
 @hookimpl

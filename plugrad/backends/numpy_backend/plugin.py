@@ -47,9 +47,7 @@ def _collectives(comm: Any, index: int) -> Any:
     return MPICommunicator(comm)
 
 
-@hookimpl
-def plugrad_api_version() -> int:
-    return API_VERSION
+PLUGRAD_API_VERSION = API_VERSION
 
 
 @hookimpl

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from plugrad import functional as F
-from plugrad.core.plugins import _KNOWN_DTYPES
+from plugrad.core.backend import KNOWN_DTYPES
 from plugrad.core.tensor import Tensor
 
 
@@ -58,7 +58,7 @@ def test_add(declared_dtype, device):
 
 def test_declared_dtypes_are_known(target):
     """Declared dtypes are names plugrad knows (registration checks this too)."""
-    unknown = sorted(set(target.dtypes) - _KNOWN_DTYPES)
+    unknown = sorted(set(target.dtypes) - KNOWN_DTYPES)
     assert not unknown, f"device type {target.device_type.name!r} declares unknown {unknown}"
 
 
