@@ -2,7 +2,7 @@
 
 Replay is this loop and nothing else: no Tensor per op, no dispatch, no tape. The first slots
 hold the inputs, constants sit in a template copied per call, state is loaded by steps of the
-program when it is reached, and effects (gradients, rebound buffers, host calls) are steps too.
+program when it is reached, and effects (gradients, rebound buffers) are steps too.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from plugrad.core.tensor import Tensor, wrap
-from plugrad.jit.recorder import Recorder, Step
+from plugrad.jit.recorder import EXPECT, Recorder, Step
 
 __all__ = ["Program"]
 
@@ -45,7 +45,9 @@ class Program:
         for slot, array in recorder.constants.items():
             template[slot] = array
         kept = set(inputs) | {spec[0] for spec in outputs if spec is not None}
-        steps = _with_frees(recorder.steps, recorder.specs, kept | set(recorder.constants))
+        # Checks of recorded values first: a stale program stops before it changes any state.
+        ordered = sorted(recorder.steps, key=lambda step: step.op != EXPECT)
+        steps = _with_frees(ordered, recorder.specs, kept | set(recorder.constants))
         program = cls(steps, inputs, outputs, rebuild, template,
                       dict(recorder.specs), dict(recorder.constants), dict(recorder.loads),
                       dict(recorder.constant_devices))

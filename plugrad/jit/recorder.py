@@ -3,8 +3,8 @@
 Dispatch hands each op call to :meth:`Recorder.record` while a trace records. Each array gets a
 slot: the function's inputs, an op's output, a *load* of a state tensor (a parameter, a buffer,
 optimizer state: read when the replay runs, because it changes between calls) or a constant
-captured now. What the call does to state outside ops (a gradient assigned, a buffer rebound, an
-optimizer's raw update) becomes a step of the program too, so replay has the same effects.
+captured now. What the call does to state outside ops (a gradient assigned, a buffer rebound, a
+parameter an update op wrote) becomes a step of the program too, so replay has the same effects.
 """
 from __future__ import annotations
 
@@ -18,11 +18,18 @@ import numpy as np
 
 from plugrad.core.tensor import Parameter, Tensor, wrap
 
-__all__ = ["Recorder", "Step", "TraceError"]
+__all__ = ["Recorder", "Step", "TraceError", "StaleTrace"]
 
 
 class TraceError(RuntimeError):
     """A traced function did something a replay cannot reproduce."""
+
+
+class StaleTrace(Exception):
+    """A value the program was recorded with has changed: the function must be traced again."""
+
+
+EXPECT = "<expect>"  # the op of the steps that check such values, which replays run first
 
 
 @dataclass
@@ -190,24 +197,11 @@ class Recorder:
         self.steps.append(Step(_guard(expected, where, tensor._device), (slot,), {}, SCRATCH,
                                "<read>"))
 
-    def call_host(self, function: Callable[[], None], what: str) -> None:
-        """Run ``function`` (Python that writes state without ops) now and in every replay."""
-        if self.paused or threading.get_ident() != self.thread:
-            function()
-            return
-        self.sync()
-        self.paused = True
-        try:
-            function()
-        finally:
-            self.paused = False
-        self.steps.append(Step(function, (), {}, SCRATCH, f"<{what}>"))
-        for t in self.state.values():  # what it wrote is read from the tensors from now on
-            self.slot_of.pop(id(t._data), None)
-            if t.grad is not None:
-                self.slot_of.pop(id(t.grad._data), None)
-            self._synced[id(t)] = _Synced(None, t.grad)
-        self._index_state()
+    def expect(self, read: Callable[[], Any]) -> None:
+        """The ops recorded next bake in ``read()`` (an optimizer's learning rate): a replay
+        that finds it changed records the function again instead of running stale kernels."""
+        if not self.paused and threading.get_ident() == self.thread:
+            self.steps.append(Step(_unchanged(read, read()), (), {}, SCRATCH, EXPECT))
 
     # -- effects on state ----------------------------------------------------------------------
     def sync(self) -> None:
@@ -239,6 +233,13 @@ def _data_setter(owner: Tensor) -> Callable[[Any], None]:
     def set_data(array: Any) -> None:
         owner._data = array
     return set_data
+
+
+def _unchanged(read: Callable[[], Any], recorded: Any) -> Callable[[], None]:
+    def check() -> None:
+        if read() != recorded:
+            raise StaleTrace
+    return check
 
 
 def _grad_setter(owner: Tensor, grad: Tensor | None) -> Callable[[], None]:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from plugrad.core import dispatch
 from plugrad.core.tensor import Tensor
 from plugrad.jit.program import Program
-from plugrad.jit.recorder import Recorder, TraceError
+from plugrad.jit.recorder import Recorder, StaleTrace, TraceError
 from plugrad.jit.state import find_state
 
 __all__ = ["trace"]
@@ -84,7 +84,10 @@ class trace:
         key = _signature(args, kwargs)
         program = self._programs.get(key)
         if program is not None:
-            return program.run(_tensor_args(args, kwargs))
+            try:
+                return program.run(_tensor_args(args, kwargs))
+            except StaleTrace:  # recorded with hyper-parameters since changed: record again
+                del self._programs[key]
         if not _recording.acquire(blocking=False):  # another thread records: run eagerly
             return self.__wrapped__(*args, **kwargs)
         try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from plugrad.core.dispatch import update
-from plugrad.core.tensor import Parameter
-from plugrad.functional.tensor import zeros_like
+from plugrad.core.tensor import Parameter, Tensor
+from plugrad.functional.tensor import zeros, zeros_like
+from plugrad.ops.optim import COUNT_DTYPE
 from plugrad.optimizer.optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["Adam", "AdamW", "Adagrad"]
@@ -23,16 +24,16 @@ def _check_betas(name: str, betas: tuple[float, float]) -> tuple[float, float]:
     return tuple(check_hyperparameter(name, "betas entry", b, high=1.0) for b in betas)
 
 
-def _next_step(state: dict[str, Any]) -> int:
-    """Count this parameter's updates and return the new count.
-
-    The count is a Python int (bias correction needs it on the host every step); a state dict
-    saves it as a 0-d tensor, which :meth:`Optimizer.load_state_dict` restores.
+def _count(state: dict[str, Any], param: Parameter) -> Tensor:
+    """This parameter's update count: a 0-d int32 tensor on its device, which the update op
+    increments (so a traced step replays with the current count); a state dict saves it as is.
     """
-    count = state.get("step", 0)
-    step = (count if isinstance(count, int) else int(count.item())) + 1
-    state["step"] = step
-    return step
+    count = state.get("step")
+    if count is None:
+        count = state["step"] = zeros((), dtype=COUNT_DTYPE, device=param.device)
+    elif count.dtype != COUNT_DTYPE:  # a checkpoint that saved it in another dtype
+        count = state["step"] = count.astype(COUNT_DTYPE)
+    return count
 
 
 class _AdamBase(Optimizer):
@@ -40,7 +41,6 @@ class _AdamBase(Optimizer):
     not added to the gradient)."""
 
     decoupled = False
-    _host_counted = True
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -61,9 +61,8 @@ class _AdamBase(Optimizer):
             state = self._state.setdefault(param, {})
             if "exp_avg" not in state:
                 state["exp_avg"], state["exp_avg_sq"] = zeros_like(param), zeros_like(param)
-            moments = (state["exp_avg"], state["exp_avg_sq"])
-            update("adam_update", (param, grad, *moments), (param, *moments), **attrs,
-                   step=_next_step(state))
+            kept = (state["exp_avg"], state["exp_avg_sq"], _count(state, param))
+            update("adam_update", (param, grad, *kept), (param, *kept), **attrs)
 
 
 class Adam(_AdamBase):
@@ -105,8 +104,6 @@ class Adagrad(Optimizer):
         weight_decay: L2 penalty.
     """
 
-    _host_counted = True
-
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 0.01,
                  lr_decay: float = 0.0, eps: float = 1e-10, weight_decay: float = 0.0):
         _check("Adagrad", lr, eps, weight_decay)
@@ -124,7 +121,6 @@ class Adagrad(Optimizer):
             state = self._state.setdefault(param, {})
             if "square_avg" not in state:
                 state["square_avg"] = zeros_like(param)
-            step = _next_step(state)
-            square_avg = state["square_avg"]
-            update("adagrad_update", (param, grad, square_avg), (param, square_avg),
-                   lr=lr / (1 + (step - 1) * lr_decay), eps=eps, weight_decay=weight_decay)
+            accumulated = (state["square_avg"], _count(state, param))
+            update("adagrad_update", (param, grad, *accumulated), (param, *accumulated), lr=lr,
+                   lr_decay=lr_decay, eps=eps, weight_decay=weight_decay)

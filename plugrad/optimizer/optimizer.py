@@ -37,9 +37,6 @@ class Optimizer:
         defaults: hyper-parameters each group inherits unless it sets its own.
     """
 
-    #: Whether updates read a per-parameter step count kept on the host (Adam, Adagrad).
-    _host_counted = False
-
     def __init__(self, params: Parameter | dict | Iterable[Parameter | dict],
                  defaults: dict[str, Any]):
         self._defaults = dict(defaults)
@@ -85,18 +82,14 @@ class Optimizer:
 
         Updates are ops (``sgd_update``, ``adam_update``...), whose kernels a backend such as
         CuPy runs on its *current* device: parameters on a device with a ``device_scope`` are
-        updated inside it.
+        updated inside it. Ops all the way down, step counts included: a trace records the
+        update kernels and its replay runs them, never this Python. The hyper-parameters are
+        attributes of those kernels: a replay that finds them changed (a learning-rate
+        scheduler) traces the step again.
         """
         tracer = dispatch.tracer
-        if tracer is not None and self._host_counted:
-            # The update ops take the step count as an attribute, which a trace would freeze:
-            # the trace replays the whole update instead.
-            tracer.call_host(self._update_all, "optimizer step")
-        else:
-            self._update_all()  # ops all the way down: a trace records the update kernels
-        return self
-
-    def _update_all(self) -> None:
+        if tracer is not None:
+            tracer.expect(self._hyperparameters)
         for group in self.param_groups:
             params = group["params"]
             if all(p._device.type.device_scope is None for p in params):  # CPU: no scope
@@ -110,6 +103,10 @@ class Optimizer:
                 else:
                     with scope(device.index):
                         self._update_group(subgroup)
+        return self
+
+    def _hyperparameters(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in group.items() if k != "params"} for group in self.param_groups]
 
     def _update_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update_group")

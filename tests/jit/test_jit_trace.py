@@ -78,15 +78,22 @@ class _KernelCounter:
         self.table.update(self.real)
 
 
-@pytest.mark.parametrize("opt_class, opt_args", [
+# Adam's bias correction and Adagrad's decayed rate change every step: a replay that froze
+# the step count would drift from eager after the recorded call.
+OPTIMIZERS = [
     (optim.SGD, dict(lr=0.01, momentum=0.9, weight_decay=5e-4)),
     (optim.Adam, dict(lr=1e-3)),
-])
-def test_traced_lenet_step_matches_eager_bit_for_bit_over_50_steps(opt_class, opt_args):
+    (optim.AdamW, dict(lr=1e-3, weight_decay=1e-2)),
+    (optim.Adagrad, dict(lr=1e-2, lr_decay=0.1, weight_decay=1e-4)),
+]
+
+
+@pytest.mark.parametrize("opt_class, opt_args", OPTIMIZERS)
+def test_traced_lenet_step_matches_eager_bit_for_bit(opt_class, opt_args):
     eager, eager_model = _training_step(M.LeNet, opt_class, **opt_args)
     step, traced_model = _training_step(M.LeNet, opt_class, **opt_args)
     traced = trace(step, symbolic=True)
-    steps = 50 if opt_class is optim.SGD else 10
+    steps = 50 if opt_class is optim.SGD else 25
     for x, y in _batches(steps):
         expected = eager(P.Tensor(x), P.Tensor(y)).numpy()
         got = traced(P.Tensor(x), P.Tensor(y)).numpy()
@@ -109,6 +116,81 @@ def test_replay_runs_the_recorded_kernels_without_dispatch():
         assert counter.calls == 0
         step(x, y)
         assert counter.calls >= program.kernel_calls
+
+
+@pytest.mark.parametrize("opt_class, opt_args", OPTIMIZERS[1:])
+def test_the_replay_runs_the_update_kernels_and_no_optimizer_python(opt_class, opt_args):
+    """Adam's and Adagrad's step counts are tensors their update ops increment, so the replay
+    calls the recorded update kernels, once per parameter, and never the optimizer's code."""
+    op = {optim.Adagrad: "adagrad_update"}.get(opt_class, "adam_update")
+    table = get_device("cpu0").kernels
+    real, calls = table[op], []
+
+    def spy(*arrays, **attrs):
+        calls.append(int(arrays[-1]))  # the count the kernel reads: the replay's own
+        return real(*arrays, **attrs)
+
+    table[op] = spy  # in the table while recording: the program calls the spy
+    try:
+        step, model = _training_step(M.LeNet, opt_class, **opt_args)
+        traced = trace(step, symbolic=True)
+        x, y = (P.Tensor(a) for a in _batches(1)[0])
+        traced(x, y), traced(x, y)  # the first call creates the optimizer state
+    finally:
+        table[op] = real
+    assert len(traced.programs) == 1
+    count = len(list(model.parameters()))
+    optimizer_code = str(Path(optim.__file__).parent)
+    ran = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(optimizer_code):
+            ran.append(frame.f_code.co_name)
+
+    calls.clear()
+    sys.setprofile(profile)
+    try:
+        for _ in range(3):
+            traced(x, y)
+    finally:
+        sys.setprofile(None)
+    # The one optimizer function a replay calls reads the hyper-parameters it checks (its
+    # comprehensions are frames too on older Pythons); no update code runs.
+    assert ran.count("_hyperparameters") == 3
+    assert set(ran) <= {"_hyperparameters", "<listcomp>", "<dictcomp>"}, ran
+    assert calls == [2] * count + [3] * count + [4] * count
+    assert [s["step"].item() for s in _optimizer_of(step)._state.values()] == [5] * count
+
+
+def _optimizer_of(step) -> optim.Optimizer:
+    opt, = (c.cell_contents for c in step.__closure__
+            if isinstance(c.cell_contents, optim.Optimizer))
+    return opt
+
+
+@pytest.mark.parametrize("opt_class, opt_args", OPTIMIZERS[:2])
+def test_a_changed_learning_rate_traces_the_step_again(opt_class, opt_args):
+    """The learning rate is an attribute of the recorded update kernels: a replay that finds
+    it changed (a scheduler's milestone) records the step again, before it changes anything."""
+    eager, eager_model = _training_step(M.LeNet, opt_class, **opt_args)
+    step, traced_model = _training_step(M.LeNet, opt_class, **opt_args)
+    traced = trace(step, symbolic=True)
+    schedulers = [optim.MultiStepLR(_optimizer_of(s), milestones=[4], gamma=0.1)
+                  for s in (eager, step)]
+    recorded = []
+    for x, y in _batches(8):
+        expected = eager(P.Tensor(x), P.Tensor(y)).numpy()
+        got = traced(P.Tensor(x), P.Tensor(y)).numpy()
+        assert got.tobytes() == expected.tobytes()
+        recorded.append([id(p) for p in traced.programs.values()])
+        for scheduler in schedulers:
+            scheduler.step()
+    assert _optimizer_of(step).param_groups[0]["lr"] == pytest.approx(opt_args["lr"] / 10)
+    first, second = recorded[1][0], recorded[4][0]
+    assert recorded[1:4] == [[first]] * 3 and first != second  # recorded again at the change
+    assert recorded[4:] == [[second]] * 4  # ...and replayed since
+    for (name, a), (_, b) in zip(eager_model.named_parameters(), traced_model.named_parameters()):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), name
 
 
 def test_a_new_input_shape_traces_again_and_each_shape_replays_its_own_program():

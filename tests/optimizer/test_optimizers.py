@@ -232,6 +232,43 @@ def test_state_dict_round_trip_through_save_resumes_exactly(make, state_keys, tm
         opt3.load_state_dict({"param_groups": [], "state": {}})
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64", "float32"])
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.Adam(ps, lr=0.01),
+    lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.5),
+], ids=["Adam", "Adagrad"])
+def test_a_checkpoint_with_a_0d_step_of_any_dtype_resumes_at_its_step(make, dtype):
+    """Checkpoints save the count as a 0-d tensor; loaded in any dtype, it sets the bias
+    correction (Adam) or the decayed rate (Adagrad) of the next step, and the count goes on."""
+    rng = np.random.default_rng(1)
+    start = rng.standard_normal(4).astype(np.float32)
+    grads = [rng.standard_normal(4).astype(np.float32) for _ in range(5)]
+    p = P.Parameter(start)
+    opt = make([p])
+    for g in grads[:4]:
+        p.grad = P.Tensor(g)
+        opt.step()
+    saved = opt.state_dict()
+    count = saved["state"][0]["step"]
+    assert count.shape == () and count.dtype == np.int32 and count.item() == 4
+
+    def resume(step: P.Tensor) -> np.ndarray:
+        resumed = P.Parameter(p.numpy())
+        again = make([resumed])
+        again.load_state_dict({**saved, "state": {0: {**saved["state"][0], "step": step}}})
+        resumed.grad = P.Tensor(grads[4])
+        again.step()
+        assert again.state_dict()["state"][0]["step"].item() == int(step.item()) + 1
+        return resumed.numpy()
+
+    as_saved = resume(P.Tensor(np.array(4, dtype)))
+    np.testing.assert_array_equal(as_saved, resume(count))
+    p.grad = P.Tensor(grads[4])
+    opt.step()
+    np.testing.assert_array_equal(as_saved, p.numpy())  # as if never interrupted
+    assert not np.array_equal(resume(P.Tensor(np.array(1, dtype))), as_saved)
+
+
 @pytest.mark.parametrize("make", [
     lambda ps: optim.SGD(ps, lr=0.1),
     lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),

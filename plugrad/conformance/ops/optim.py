@@ -5,7 +5,8 @@ An update kernel returns the new parameter and state arrays; a backend whose arr
 written in place may return its inputs written, any other returns new arrays. Each record runs
 the op through :func:`plugrad.core.dispatch.update` and returns every updated tensor followed by
 the gradient, flattened into one vector: the values stored into the tensors are checked against
-a float64 reference, and the gradient must come back unchanged.
+a float64 reference, and the gradient must come back unchanged. Adam's and Adagrad's last state
+is their 0-d int32 step count, which the op increments.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from plugrad import functional as F
 from plugrad.conformance import samples as S
 from plugrad.conformance.table import Arg, OpRecord, Sample, register
 from plugrad.core.dispatch import update
-from plugrad.ops.optim import adagrad_reference, adam_reference, sgd_reference
+from plugrad.ops.optim import COUNT_DTYPE, adagrad_reference, adam_reference, sgd_reference
 
 _FLOATS = ("float16", "float32", "float64")
 
@@ -24,7 +25,7 @@ _FLOATS = ("float16", "float32", "float64")
 def _runner(op: str):
     def run(param, grad, *state, **attrs):
         update(op, (param, grad, *state), (param, *state), **attrs)
-        return F.concat([F.flatten(t) for t in (param, *state, grad)])
+        return F.concat([F.flatten(t).astype(param.dtype) for t in (param, *state, grad)])
 
     run.__name__ = op
     return run
@@ -38,14 +39,16 @@ def _stacked(fn):
     return reference
 
 
-def _samples(n_state: int, attrs: list[tuple[str, dict]], positive_state: bool = False):
+def _samples(n_state: int, attrs: list[tuple[str, dict]], positive_state: bool = False,
+             counted: bool = False):
     def generate(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
         def args(shape, layout="c"):
             state_domain = S.positive if positive_state else S.values
             return (Arg(S.values(rng, shape, dtype), layout, grad=False),
                     Arg(S.values(rng, shape, dtype), layout, grad=False),
                     *[Arg(state_domain(rng, shape, dtype), layout, grad=False)
-                      for _ in range(n_state)])
+                      for _ in range(n_state)],
+                    *[Arg(np.array(2, COUNT_DTYPE), "c", grad=False)] * counted)
 
         made = []
         for label, kwargs in attrs:
@@ -61,8 +64,8 @@ def _samples(n_state: int, attrs: list[tuple[str, dict]], positive_state: bool =
 
 
 _SGD = dict(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
-_ADAM = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False,
-             step=3)
+_ADAM = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False)
+_ADAGRAD = dict(lr=0.1, lr_decay=0.0, eps=1e-10, weight_decay=0.0)
 _TOL = {"float16": (2e-2, 2e-2)}
 
 register(
@@ -77,11 +80,11 @@ register(
     OpRecord("adam_update", _runner("adam_update"), _stacked(adam_reference),
              _samples(2, [("adam", _ADAM), ("l2", {**_ADAM, "weight_decay": 0.1}),
                           ("adamw", {**_ADAM, "weight_decay": 0.1, "decoupled": True})],
-                      positive_state=True),
+                      positive_state=True, counted=True),
              _FLOATS, grad=False, tol=_TOL),
     OpRecord("adagrad_update", _runner("adagrad_update"), _stacked(adagrad_reference),
-             _samples(1, [("plain", dict(lr=0.1, eps=1e-10, weight_decay=0.0)),
-                          ("decay", dict(lr=0.1, eps=1e-10, weight_decay=0.1))],
-                      positive_state=True),
+             _samples(1, [("plain", _ADAGRAD), ("decay", {**_ADAGRAD, "weight_decay": 0.1}),
+                          ("lr_decay", {**_ADAGRAD, "lr_decay": 0.05})],
+                      positive_state=True, counted=True),
              _FLOATS, grad=False, tol=_TOL),
 )

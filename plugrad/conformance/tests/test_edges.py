@@ -66,11 +66,11 @@ def test_sign_of_nan_is_nan(target, device):
         f"sign([nan, -0.0, -2.5, 3.0]): got {got.tolist()}; expected [nan, 0, -1, 1]")
 
 
-UPDATES = {
-    "sgd_update": (1, dict(lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.01)),
-    "adam_update": (2, dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                            decoupled=True, step=1)),
-    "adagrad_update": (1, dict(lr=0.1, eps=1e-10, weight_decay=0.0)),
+UPDATES = {  # op: (float states, whether a step count follows them, attributes)
+    "sgd_update": (1, False, dict(lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.01)),
+    "adam_update": (2, True, dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                                  decoupled=True)),
+    "adagrad_update": (1, True, dict(lr=0.1, lr_decay=0.0, eps=1e-10, weight_decay=0.0)),
 }
 
 
@@ -80,10 +80,11 @@ def test_update_ops_write_only_where_allowed(target, device, op):
     the gradient, and on a backend whose arrays are not writable (``inplace=False``) it never
     changes any input array."""
     _needs(target, "float32")
-    n_state, attrs = UPDATES[op]
+    n_state, counted, attrs = UPDATES[op]
     rng = np.random.default_rng(0)
     values = [rng.uniform(0.5, 1.5, (3, 4)).astype(np.float32) for _ in range(2 + n_state)]
-    tensors = [Tensor(v, dtype="float32", device=device) for v in values]
+    values += [np.array(0, np.int32)] * counted
+    tensors = [Tensor(v, dtype=v.dtype, device=device) for v in values]
     arrays = [t._data for t in tensors]
     param, grad, *state = tensors
     update(op, tuple(tensors), (param, *state), **attrs)
