@@ -99,14 +99,15 @@ COUNT_DTYPE = np.dtype("int32")
 
 
 def _update_rule(op: str, counted: bool = False):
-    def rule(param: Any, grad: Any, *state: Any, **attrs: Any) -> tuple[Spec, ...]:
+    def rule(param: Any, grad: Any, *inputs: Any, **attrs: Any) -> tuple[Spec, ...]:
         need_kind(op, "parameter", param, "f", FIXES["f"])
-        count = ()
+        state = list(inputs)
+        count: tuple[Spec, ...] = ()
         if counted:
-            *state, count = state
-            if tuple(count.shape) != () or count.dtype != COUNT_DTYPE:
+            *state, step = inputs
+            if tuple(step.shape) != () or step.dtype != COUNT_DTYPE:
                 raise TypeError(f"{op}: the step count must be a 0-d int32 tensor; got shape "
-                                f"{tuple(count.shape)} {count.dtype}; keep it as the optimizer "
+                                f"{tuple(step.shape)} {step.dtype}; keep it as the optimizer "
                                 f"creates it (a state dict's 'step')")
             count = (Spec((), COUNT_DTYPE),)
         named = [("the parameter", param), ("the gradient", grad)]
