@@ -189,12 +189,14 @@ def batch_norm(inp: Tensor, running_mean: Tensor | None = None,
         out = (x - rm) * scale + b
         return out if inplace else (out, running_mean, running_var)
     attrs = dict(axes=axes, eps=float(eps))
-    check(op, x, w, b, **attrs)
-    out = apply(op, x, w, b, **attrs)
+    # Computed once, off the tape: the forward, the running statistics and the backward share
+    # them (the op's gradient accounts for their dependence on x).
+    stats = apply("batch_norm_stats", x.detach(), axes=axes)
+    check(op, x, w, b, stats, **attrs)
+    out = apply(op, x, w, b, stats, **attrs)
     count = x.size // x.shape[1]
     new_mean = new_var = None
     if running_mean is not None or running_var is not None:
-        stats = apply("batch_norm_stats", x.detach(), axes=axes)  # one pass, no tape
         batch_mean = apply("getitem", stats, index=(0,))
         batch_var = apply("getitem", stats, index=(1,)) * (count / (count - 1))
         if running_mean is not None:

@@ -1,4 +1,6 @@
-"""Fused neural-network ops: linear, batch_norm, dropout, the losses and two activations.
+"""Fused neural-network ops: linear, dropout, the losses and two activations.
+
+Batch normalisation has a module of its own, :mod:`plugrad.ops.batch_norm`.
 
 Each is a composite: its decomposition uses primitives only (so a primitives-only backend trains
 with it) and its vjp is written with other ops, so a fused kernel needs no autograd of its own.
@@ -13,8 +15,7 @@ import numpy as np
 from plugrad.core.dispatch import apply, as_tensor_like, create
 from plugrad.core.registry import Spec, composite
 from plugrad.core.tensor import Tensor
-from plugrad.functional._utils import reduced_count, sum_to
-from plugrad.ops._rules import FIXES, need_kind, need_same_dtype, reduce_shape, unary
+from plugrad.ops._rules import FIXES, need_kind, need_same_dtype, unary
 from plugrad.ops.activation import logsoftmax_reference
 
 __all__ = ["ERF_COEFFICIENTS"]
@@ -54,30 +55,6 @@ def _linear_vjp(ctx, g):
         gb = apply("sum", g2, axis=(0,), keepdims=False)
     gx = apply("matmul", g, w) if needs[0] else None
     return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
-
-
-# -- batch_norm in training mode: batch statistics over ``axes`` --------------------------------
-def _batch_norm(x, weight, bias, *, axes, eps):
-    stats = apply("batch_norm_stats", x, axes=axes)
-    mean = apply("getitem", stats, index=(0,))
-    var = apply("getitem", stats, index=(1,))
-    inv_std = apply("div", _const(1.0, x), apply("sqrt", apply("add", var, _const(eps, x))))
-    return apply("add", apply("mul", apply("mul", apply("sub", x, mean), inv_std), weight), bias)
-
-
-def _batch_norm_vjp(ctx, g):
-    # Three fused ops (plugrad.ops.batch_norm): the statistics, then the two parameter
-    # gradients as one reduction, then the input's gradient from both (last: see linear's vjp).
-    x, weight, bias = ctx.inputs
-    attrs = ctx.attrs
-    stats = apply("batch_norm_stats", x, axes=attrs["axes"])
-    param_grads = apply("batch_norm_grad_params", g, x, stats, **attrs)
-    gw = sum_to(apply("getitem", param_grads, index=(0,)), weight.shape) \
-        if ctx.needs[1] else None
-    gb = sum_to(apply("getitem", param_grads, index=(1,)), bias.shape) if ctx.needs[2] else None
-    gx = apply("batch_norm_grad_input", g, x, weight, stats, param_grads, **attrs) \
-        if ctx.needs[0] else None
-    return gx, gw, gb
 
 
 # -- dropout: the mask is a function of (seed, shape), so the vjp is dropout of g -----------------
@@ -220,25 +197,6 @@ def _linear_rule(x: Any, w: Any, b: Any = None) -> Spec:
     return Spec(x_shape[:-1] + w_shape[:1], x.dtype)
 
 
-def _batch_norm_rule(x: Any, weight: Any, bias: Any, *, axes: tuple[int, ...],
-                     eps: float) -> Spec:
-    need_kind("batch_norm", "input", x, "f", FIXES["f"])
-    need_same_dtype("batch_norm", ("the input", x), ("weight", weight), ("bias", bias))
-    shape = tuple(x.shape)
-    if len(shape) < 2:
-        raise ValueError(f"batch_norm: expected an input of at least 2 dimensions (N, C, ...); "
-                         f"got shape {shape}")
-    kept = reduce_shape("batch_norm", shape, axes, True)
-    for name, param in (("weight", weight), ("bias", bias)):
-        if tuple(param.shape) != kept:
-            raise ValueError(f"batch_norm: {name} of shape {tuple(param.shape)}; expected "
-                             f"{kept}, one value per channel")
-    if reduced_count(shape, axes) < 2:
-        raise ValueError(f"batch_norm: training needs more than one value per channel to "
-                         f"compute a variance; got input shape {shape}")
-    return Spec(shape, x.dtype)
-
-
 def _dropout_rule(x: Any, *, drop_prob: float, seed: int) -> Spec:
     need_kind("dropout", "input", x, "f", FIXES["f"])
     if not 0.0 <= drop_prob < 1.0:
@@ -287,13 +245,6 @@ def _linear_reference(x, w, b=None):
     return out if b is None else out + b
 
 
-def _batch_norm_reference(x, weight, bias, *, axes, eps):
-    x64 = np.asarray(x, dtype=np.float64)
-    mean = x64.mean(axis=axes, keepdims=True)
-    var = ((x64 - mean) ** 2).mean(axis=axes, keepdims=True)
-    return (x64 - mean) / np.sqrt(var + eps) * weight + bias
-
-
 def _softmax_cross_entropy_reference(x, label, *, axis):
     index = np.expand_dims(np.asarray(label).astype(np.intp), axis)
     picked = np.take_along_axis(logsoftmax_reference(x, axis=axis), index, axis)
@@ -329,12 +280,6 @@ def _gelu_reference(x):
 composite("linear", "x, w, b=None", rule=_linear_rule, reference=_linear_reference,
           decomposition=_linear, vjp=_linear_vjp, keep_inputs=(0, 1), keep_out=False,
           doc="x (..., F), w (O, F), optional b (O,); x @ w.T + b, x's dtype")
-composite("batch_norm", "x, weight, bias, *, axes: tuple[int, ...], eps: float",
-          rule=_batch_norm_rule, reference=_batch_norm_reference, decomposition=_batch_norm,
-          vjp=_batch_norm_vjp, keep_inputs=(0, 1), keep_out=False,
-          doc="x (N, C, ...), weight and bias (1, C, 1, ...), `axes` the reduced axes (a tuple), "
-              "`eps` a float; (x - mean) / sqrt(var + eps) * weight + bias with the batch's "
-              "statistics, x's dtype")
 composite("dropout", "x, *, drop_prob: float, seed: int", rule=_dropout_rule, reference=None,
           decomposition=_dropout, vjp=_dropout_vjp, keep_inputs=(), keep_out=False,
           doc="x, `drop_prob` a float in [0, 1), `seed` an int; x / (1 - p) where a float32 "

@@ -173,3 +173,59 @@ def test_functional_conv_channel_mismatch_mentions_both_shapes():
                                          r"\(1, 3, 8, 8\)\) but the weight of shape "
                                          r"\(4, 2, 3, 3\).*expects 2"):
         F.conv2d(P.Tensor(r(1, 3, 8, 8)), P.Tensor(r(4, 2, 3, 3)))
+
+
+def _bn64(x, weight, bias, eps=1e-5):
+    """Training-mode batch norm in float64: (output, batch mean, biased batch variance)."""
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)
+    var = x.var(axis=(0, 2, 3), keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias, mean, var
+
+
+def test_a_training_step_computes_each_batch_norm_layers_statistics_once():
+    """The forward, the running statistics and the backward share one batch_norm_stats call
+    per layer (counted at the kernel table), and the step still matches float64: loss,
+    updated parameters (gradients by central differences) and running statistics."""
+    from plugrad.conformance.spy import KernelSpy
+
+    bn1, bn2 = M.BatchNorm2d(3, momentum=0.9), M.BatchNorm2d(3, momentum=0.9)
+    model = M.Sequential(bn1, M.ReLU(), bn2)
+    start = {name: r(1, 3, 1, 1) * 0.5 + (1.0 if "weight" in name else 0.0)
+             for name in ("0.weight", "0.bias", "2.weight", "2.bias")}
+    model.load_state_dict({**model.state_dict(), **start})
+    x, cotangent = r(6, 3, 4, 5) * 2 + 1, r(6, 3, 4, 5)
+    gm = P.autodiff.GradManager().attach(model.parameters())
+    opt = P.optimizer.SGD(model.parameters(), lr=0.1)
+    data = P.Tensor(x)
+    with KernelSpy(data._device) as spy:
+        with gm:
+            loss = (model(data) * P.Tensor(cotangent)).sum()
+            gm.backward(loss)
+        opt.step()
+    assert spy.calls["batch_norm_stats"] == 2, spy.calls  # 4 when the backward recomputed them
+    assert spy.calls["batch_norm"] == 2 and spy.calls["batch_norm_grad_params"] == 2
+
+    x64, c64 = x.astype(np.float64), cotangent.astype(np.float64)
+
+    def forward(p):
+        hidden, mean1, var1 = _bn64(x64, p["0.weight"], p["0.bias"])
+        out, mean2, var2 = _bn64(np.maximum(hidden, 0), p["2.weight"], p["2.bias"])
+        return float(np.sum(out * c64)), (mean1, var1, mean2, var2)
+
+    params = {name: value.astype(np.float64) for name, value in start.items()}
+    want_loss, (mean1, var1, mean2, var2) = forward(params)
+    np.testing.assert_allclose(float(loss.numpy()), want_loss, rtol=1e-4, atol=1e-4)
+    step = 1e-6
+    trained = dict(model.named_parameters())
+    for name, value in params.items():
+        grad = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            up, down = ({**params, name: value.copy()} for _ in range(2))
+            up[name][i] += step
+            down[name][i] -= step
+            grad[i] = (forward(up)[0] - forward(down)[0]) / (2 * step)
+        close(trained[name], value - 0.1 * grad, 1e-4)
+    n = 6 * 4 * 5
+    for bn, mean, var in ((bn1, mean1, var1), (bn2, mean2, var2)):
+        close(bn.running_mean, 0.1 * mean)
+        close(bn.running_var, 0.9 + 0.1 * var * n / (n - 1), 1e-4)

@@ -1,5 +1,9 @@
-"""Records of batch normalisation's fused training ops (``plugrad.ops.batch_norm``): its
+"""Records of batch normalisation's fused training ops (``plugrad.ops.batch_norm``): the forward
+called directly (any reduction layout; ``F.batch_norm``'s record is in ``nn.py``), its
 statistics and its two gradients, checked against the ops' declared float64 references.
+
+``stats`` inputs are the real statistics of the sample's x (the float64 reference's, in the
+test dtype), as the ops require; the forward's reference refuses any others.
 """
 from __future__ import annotations
 
@@ -43,6 +47,17 @@ def _stats_of(x, axes, dtype):
     return OPS["batch_norm_stats"].reference(x, axes=axes).astype(dtype)
 
 
+def _batch_norm_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
+    made = []
+    for label, shape, axes, layout in _CASES:
+        x = S.values(rng, shape, dtype)
+        kept = _kept(shape, axes)
+        made.append(Sample(label, (
+            Arg(x, layout), Arg(S.values(rng, kept, dtype, 0.5, 1.5)), Arg(small(rng, kept, dtype)),
+            Arg(_stats_of(x, axes, dtype), grad=False)), {"axes": axes, "eps": 1e-5}))
+    return made
+
+
 def _grad_params_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     made = []
     for label, shape, axes, layout in _CASES:
@@ -67,6 +82,8 @@ def _grad_input_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sampl
 
 
 register(
+    OpRecord("batch_norm", applied("batch_norm"), None, _batch_norm_samples, _FLOATS,
+             name="batch_norm_op", tol=_TOL),
     OpRecord("batch_norm_stats", applied("batch_norm_stats"), None, _stats_samples, _FLOATS,
              tol=_TOL),
     OpRecord("batch_norm_grad_params", applied("batch_norm_grad_params"), None,

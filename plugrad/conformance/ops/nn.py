@@ -40,7 +40,8 @@ def _batch_norm(x, weight, bias, *, eps):
 
 def _batch_norm_reference(x, weight, bias, *, eps):
     axes = (0,) + tuple(range(2, x.ndim))
-    return OPS["batch_norm"].reference(x, weight, bias, axes=axes, eps=eps)
+    stats = OPS["batch_norm_stats"].reference(x, axes=axes)
+    return OPS["batch_norm"].reference(x, weight, bias, stats, axes=axes, eps=eps)
 
 
 def _batch_norm_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:

@@ -48,8 +48,8 @@ def inputs(shape, axes, dtype, offset=0.0, strided=False):
 
 
 def run_kernels(x, w, b, g, axes):
-    out = KERNELS["batch_norm"](x, w, b, axes=axes, eps=EPS)
     stats = KERNELS["batch_norm_stats"](x, axes=axes)
+    out = KERNELS["batch_norm"](x, w, b, stats, axes=axes, eps=EPS)
     params = KERNELS["batch_norm_grad_params"](g, x, stats, axes=axes, eps=EPS)
     gx = KERNELS["batch_norm_grad_input"](g, x, w, stats, params, axes=axes, eps=EPS)
     return out, stats, params, gx
