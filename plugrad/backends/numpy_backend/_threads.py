@@ -18,7 +18,7 @@ import queue
 import threading
 from typing import Callable
 
-__all__ = ["num_threads", "run_parts"]
+__all__ = ["num_threads", "run_parts", "bounds"]
 
 _MAX_DEFAULT_THREADS = 2
 
@@ -112,6 +112,18 @@ def run_parts(fn: Callable[[int], None], parts: int) -> None:
     if _pool is None:
         _pool = _Pool(_threads - 1)
     _pool.run(fn, parts)
+
+
+def bounds(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` ranges ``(start, stop)`` covering ``range(n)``, in order, sizes differing by at
+    most one."""
+    step, extra = divmod(n, parts)
+    ranges, start = [], 0
+    for i in range(parts):
+        stop = start + step + (1 if i < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
 
 
 def _forget_pool_after_fork() -> None:

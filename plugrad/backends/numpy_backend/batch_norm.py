@@ -3,16 +3,20 @@
 Overrides of the array-module kernel ``nn.py``'s ``batch_norm`` and the kernels of the fused ops
 of ``plugrad.ops.batch_norm``, fastest in the usual layout: channels on axis 1, statistics over
 every other axis. The activation is viewed as ``(N, C, M)`` (``M`` the spatial size), and the
-per-channel
-reductions are BLAS calls: a sum is ``(N*C, M) @ ones(M)`` then a sum over ``N``, a sum of
-products a batched dot. NumPy's own ``sum(axis=(0, 2, 3))`` walks the array with a stride per
-axis and measured about 6x slower, ``einsum`` 2x. Every kernel is a few whole-array passes:
+per-channel reductions are BLAS calls: a sum is ``(N*C, M) @ ones(M)`` then a sum over ``N``, a
+sum of products a batched dot. NumPy's own ``sum(axis=(0, 2, 3))`` walks the array with a
+stride per axis and measured about 6x slower, ``einsum`` 2x. Each kernel is a few passes:
 
-* forward, given the statistics: ``x - mean`` into the output, then scale and shift in place:
-  three passes, against about ten kernels and passes for the primitives.
-* statistics: mean, ``x - mean`` into a temporary, variance.
+* forward, given the statistics: ``x - mean`` into the output, then scale and shift in place.
+* statistics: the mean, then the variance from ``x - mean`` (a temporary).
 * parameter gradients: ``sum(g)`` and ``sum(g * (x - mean))``.
 * input gradient: ``(x - mean) * b`` and ``(g - mean(g)) * a`` added, with per-channel ``a, b``.
+
+Above :data:`MIN_SPLIT_ELEMENTS` the passes are split over the batch (rows of the ``(N, C, M)``
+view) and run on the backend's threads (``_threads.run_parts``): the elementwise passes over one
+range per thread, the reductions over :data:`REDUCTION_PARTS` ranges whatever the thread count,
+each summed per channel, then the ranges' sums added in order. So every result is the same to
+the bit on any number of threads.
 
 Centred values are always formed before they are squared or multiplied (never
 ``E[x^2] - mean^2``), so float32 keeps the accuracy of the two-pass formula when ``|mean|`` is
@@ -25,7 +29,15 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["kernels"]
+from plugrad.backends.numpy_backend._threads import bounds, num_threads, run_parts
+
+__all__ = ["kernels", "MIN_SPLIT_ELEMENTS", "REDUCTION_PARTS"]
+
+#: Elements of x below which a kernel runs whole on the calling thread: MEASURE
+MIN_SPLIT_ELEMENTS = 1 << 18
+#: Ranges a split reduction sums separately: fixed, so its rounding is the thread count's
+#: neither (two: the default thread count, and more parts cost more than they balance).
+REDUCTION_PARTS = 2
 
 _F32 = np.dtype(np.float32)
 
@@ -84,13 +96,49 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return dots.reshape(n, c).sum(axis=0)
 
 
-def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(mean, x - mean, biased variance)`` of an ``(N, C, M)`` array, per channel."""
-    count = max(x.shape[0] * x.shape[2], 1)
-    mean = _channel_sum(x) / x.dtype.type(count)
-    centred = x - mean[:, None]
-    var = _channel_dot(centred, centred) / x.dtype.type(count)
-    return mean, centred, var
+def _split(a: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Row ranges of an ``(N, C, M)`` array to work on: ``parts`` of them when it is large."""
+    n = a.shape[0]
+    return bounds(n, min(parts, n)) if a.size >= MIN_SPLIT_ELEMENTS else [(0, n)]
+
+
+def _over_chunks(chunks: list[tuple[int, int]], fn: Callable[[int, int, int], None]) -> None:
+    """``fn(i, start, stop)`` for each chunk, on the backend's threads."""
+    run_parts(lambda i: fn(i, *chunks[i]), len(chunks))
+
+
+def _elementwise(a: np.ndarray, fn: Callable[[int, int, int], None]) -> None:
+    """``fn(i, start, stop)`` over row ranges of ``a``, one per thread when ``a`` is large."""
+    _over_chunks(_split(a, num_threads()), fn)
+
+
+def _chunk_sums(a: np.ndarray, shape: tuple[int, ...],
+                fn: Callable[[int, int], object]) -> np.ndarray:
+    """The sum of ``fn(start, stop)`` (an array of ``shape``) over row ranges of ``a``, added in
+    range order."""
+    chunks = _split(a, REDUCTION_PARTS)
+    partial = np.empty((len(chunks),) + shape, dtype=a.dtype)
+
+    def part(i: int, start: int, stop: int) -> None:
+        partial[i] = fn(start, stop)
+
+    _over_chunks(chunks, part)
+    return partial.sum(axis=0)
+
+
+def _mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(mean, biased variance)`` of an ``(N, C, M)`` array: two passes, the second
+    over ``x - mean``."""
+    count = x.dtype.type(max(x.shape[0] * x.shape[2], 1))
+    channels = (x.shape[1],)
+    mean = _chunk_sums(x, channels, lambda start, stop: _channel_sum(x[start:stop])) / count
+    column = mean[:, None]
+
+    def squares(start: int, stop: int) -> np.ndarray:
+        centred = x[start:stop] - column
+        return _channel_dot(centred, centred)
+
+    return mean, _chunk_sums(x, channels, squares) / count
 
 
 def _per_channel(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -104,42 +152,63 @@ def kernels() -> dict[str, Callable]:
     def batch_norm(x, weight, bias, stats, *, axes, eps):
         layout = _Layout(x.shape, axes)
         ct = _compute_dtype(x.dtype)
+        x3 = layout.view(x, ct)
         mean, var = (_per_channel(row, ct) for row in stats)
-        out = layout.view(x, ct) - mean
-        out *= _per_channel(weight, ct) / np.sqrt(var + ct.type(eps))
-        out += _per_channel(bias, ct)
+        scale = _per_channel(weight, ct) / np.sqrt(var + ct.type(eps))
+        shift = _per_channel(bias, ct) - mean * scale
+        out = np.empty_like(x3)
+
+        def part(_: int, start: int, stop: int) -> None:
+            chunk = out[start:stop]
+            np.multiply(x3[start:stop], scale, out=chunk)
+            chunk += shift
+
+        _elementwise(x3, part)
         return layout.restore(out, x.dtype)
 
     def batch_norm_stats(x, *, axes):
         ct = _compute_dtype(x.dtype)
-        mean, _, var = _centred(_Layout(x.shape, axes).view(x, ct))
+        mean, var = _mean_var(_Layout(x.shape, axes).view(x, ct))
         shape = (2,) + tuple(1 if i in axes else size for i, size in enumerate(x.shape))
         return np.stack([mean, var]).astype(x.dtype, copy=False).reshape(shape)
 
     def batch_norm_grad_params(g, x, stats, *, axes, eps):
         layout = _Layout(x.shape, axes)
         ct = _compute_dtype(x.dtype)
-        g3 = layout.view(g, ct)
+        g3, x3 = layout.view(g, ct), layout.view(x, ct)
         mean, var = (_per_channel(row, ct) for row in stats)
         inv_std = 1 / np.sqrt(var[:, 0] + ct.type(eps))
-        g_xhat = _channel_dot(g3, layout.view(x, ct) - mean) * inv_std
-        out = np.stack([g_xhat, _channel_sum(g3)]).astype(x.dtype, copy=False)
+
+        def both(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+            gs = g3[start:stop]
+            return _channel_dot(gs, x3[start:stop] - mean), _channel_sum(gs)
+
+        g_dot, g_sum = _chunk_sums(x3, (2, x3.shape[1]), both)
+        g_xhat = g_dot * inv_std
+        out = np.stack([g_xhat, g_sum]).astype(x.dtype, copy=False)
         return out.reshape(stats.shape)
 
     def batch_norm_grad_input(g, x, weight, stats, param_grads, *, axes, eps):
         layout = _Layout(x.shape, axes)
         ct = _compute_dtype(x.dtype)
+        g3, x3 = layout.view(g, ct), layout.view(x, ct)
         count = ct.type(max(layout.count, 1))
         mean, var = (_per_channel(row, ct) for row in stats)
         g_xhat, g_sum = (_per_channel(row, ct) for row in param_grads)
         inv_std = 1 / np.sqrt(var + ct.type(eps))
         a = _per_channel(weight, ct) * inv_std
-        # a * (g - mean(g)) - a * inv_std * mean(g * xhat) * (x - mean), two passes each
-        out = layout.view(x, ct) - mean
-        out *= -a * inv_std * (g_xhat / count)
-        shifted = layout.view(g, ct) - g_sum / count
-        shifted *= a
-        out += shifted
+        b = -a * inv_std * (g_xhat / count)
+        c = -b * mean - a * (g_sum / count)
+        out = np.empty_like(x3)
+
+        def part(_: int, start: int, stop: int) -> None:
+            # a * (g - mean(g)) + b * (x - mean) as a * g + b * x + c: four passes, not five
+            chunk = out[start:stop]
+            np.multiply(x3[start:stop], b, out=chunk)
+            chunk += c
+            chunk += g3[start:stop] * a
+
+        _elementwise(x3, part)
         return layout.restore(out, x.dtype)
 
     return {"batch_norm": batch_norm, "batch_norm_stats": batch_norm_stats,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from plugrad.backends.numpy_backend._threads import num_threads, run_parts
+from plugrad.backends.numpy_backend._threads import bounds, num_threads, run_parts
 from plugrad.backends.numpy_backend.conv import _out_size
 
 __all__ = ["split_kernels", "MIN_SPLIT_MACS", "MIN_SPLIT_ELEMENTS"]
@@ -32,16 +32,6 @@ MIN_SPLIT_MACS = 1_000_000
 #: Input elements below which pooling runs on one thread (LeNet's first pooling at batch 64 has
 #: 301 K: 0.39 -> 0.30 ms split; its second, 102 K, gained nothing).
 MIN_SPLIT_ELEMENTS = 200_000
-
-
-def _bounds(n: int, parts: int) -> list[tuple[int, int]]:
-    step, extra = divmod(n, parts)
-    bounds, start = [], 0
-    for i in range(parts):
-        stop = start + step + (1 if i < extra else 0)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
 
 
 def _parts(n: int, work: int, minimum: int, dtype: Any) -> int:
@@ -55,10 +45,10 @@ def _into_slices(xp: Any, kernel: Callable, parts: int, shape: tuple, dtype: Any
     """One output of ``shape``; thread ``i`` runs ``kernel`` on its slice of every array in
     ``batched`` and writes its slice of the output."""
     out = xp.empty(shape, dtype=dtype)
-    bounds = _bounds(shape[0], parts)
+    ranges = bounds(shape[0], parts)
 
     def part(i: int) -> None:
-        start, stop = bounds[i]
+        start, stop = ranges[i]
         kernel(*(a[start:stop] for a in batched), out=out[start:stop], **attrs)
 
     run_parts(part, parts)

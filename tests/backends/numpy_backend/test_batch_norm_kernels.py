@@ -1,14 +1,15 @@
 """The numpy backend's batch-norm kernels (numpy_backend/batch_norm.py) against float64
 formulas written here: the forward, its statistics and both gradients, in each layout the
 kernels take (channels on axis 1 as (N, C, M), 2-D features (M = 1), other reduced axes moved to
-the front), float16 computed in float32, strided inputs and a mean far from zero.
+the front), float16 computed in float32, strided inputs and a mean far from zero; and split
+over the backend's threads, the same to the bit on one thread and on two.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from plugrad.backends.numpy_backend import batch_norm
+from plugrad.backends.numpy_backend import _threads, batch_norm
 
 KERNELS = batch_norm.kernels()
 EPS = 1e-5
@@ -93,3 +94,44 @@ def test_float16_computes_in_float32():
     np.testing.assert_allclose(mean.astype(np.float64),
                                x.astype(np.float64).mean(axis=(0, 2, 3), keepdims=True),
                                atol=2e-3)
+
+
+@pytest.fixture
+def split_parts(monkeypatch) -> list[int]:
+    """Every kernel splits (whatever its size); the parts of each run_parts call are recorded."""
+    monkeypatch.setattr(batch_norm, "MIN_SPLIT_ELEMENTS", 0)
+    seen: list[int] = []
+
+    def recording_run_parts(fn, parts):
+        seen.append(parts)
+        _threads.run_parts(fn, parts)
+
+    monkeypatch.setattr(batch_norm, "run_parts", recording_run_parts)
+    return seen
+
+
+@pytest.mark.parametrize("label, shape, axes, usual", CASES, ids=[c[0] for c in CASES])
+def test_split_kernels_are_the_same_on_one_and_two_threads(label, shape, axes, usual,
+                                                            split_parts, monkeypatch):
+    args = inputs(shape, axes, np.float32)
+    results = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(_threads, "_threads", threads)
+        split_parts.clear()
+        results[threads] = run_kernels(*args, axes)
+        # stats: two reductions, the forward, grad_params: one reduction, grad_input
+        elementwise = threads
+        assert split_parts == [2, 2, elementwise, 2, elementwise], split_parts
+        check(*args, axes, rtol=1e-4, atol=1e-5)
+    for one, two in zip(results[1], results[2]):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_a_split_reduction_adds_its_parts_like_one_pass(split_parts, monkeypatch):
+    # An odd batch splits unevenly; a batch of one cannot split.
+    monkeypatch.setattr(_threads, "_threads", 2)
+    check(*inputs((5, 3, 4, 4), (0, 2, 3), np.float64), (0, 2, 3), rtol=1e-10, atol=1e-12)
+    assert set(split_parts) == {2}
+    split_parts.clear()
+    check(*inputs((1, 3, 4, 4), (0, 2, 3), np.float64), (0, 2, 3), rtol=1e-10, atol=1e-12)
+    assert set(split_parts) == {1}
