@@ -181,10 +181,14 @@ def _batch_norm_reference(x, weight, bias, stats, *, axes, eps):
     mean, var = _batch_norm_stats_reference(x64, axes=axes)
     given_mean, given_var = np.asarray(stats, dtype=np.float64)
     std = np.sqrt(var + eps)
-    if np.any(np.abs(given_mean - mean) > _STATS_AGREEMENT * (np.abs(mean) + std)) \
-            or np.any(np.abs(given_var - var) > _STATS_AGREEMENT * (var + eps)):
-        raise ValueError("batch_norm: stats are not batch_norm_stats(x, axes); compute them "
-                         "from this x with the batch_norm_stats op")
+    off = (np.abs(given_mean - mean) > _STATS_AGREEMENT * (np.abs(mean) + std)) \
+        | (np.abs(given_var - var) > _STATS_AGREEMENT * (var + eps))
+    if np.any(off):
+        at = tuple(int(i) for i in np.unravel_index(int(np.argmax(off)), off.shape))
+        raise ValueError(f"batch_norm: stats are not batch_norm_stats(x, axes); got mean "
+                         f"{given_mean[at]:.6g}, variance {given_var[at]:.6g} at {at}; expected "
+                         f"x's {mean[at]:.6g}, {var[at]:.6g}; compute them from this x with the "
+                         f"batch_norm_stats op")
     return (x64 - mean) / std * weight + bias
 
 

@@ -62,6 +62,24 @@ def test_batch_norm_gradients_by_finite_differences():
                        [r(3, 2, 2, 3), r(1, 2, 1, 1), r(1, 2, 1, 1)], rtol=1e-4, atol=1e-6)
 
 
+def test_the_batch_norm_op_takes_the_statistics_of_its_input_only():
+    from plugrad.core.registry import OPS
+
+    x, axes = r(4, 3, 2, 2), (0, 2, 3)
+    stats = OPS["batch_norm_stats"].reference(x, axes=axes)
+    weight, bias = np.ones((1, 3, 1, 1)), np.zeros((1, 3, 1, 1))
+    out = OPS["batch_norm"].reference(x, weight, bias, stats, axes=axes, eps=0.0)
+    np.testing.assert_allclose(out, (x - x.mean(axis=axes, keepdims=True))
+                               / x.std(axis=axes, keepdims=True), rtol=1e-12)
+    stats[1, 0, 1] *= 1.1
+    with pytest.raises(ValueError, match=r"batch_norm: stats are not batch_norm_stats\(x, "
+                                         r"axes\); got mean .* at \(0, 1, 0, 0\)"):
+        OPS["batch_norm"].reference(x, weight, bias, stats, axes=axes, eps=0.0)
+    with pytest.raises(ValueError, match=r"batch_norm: stats of shape \(1, 3, 1, 1\); expected "
+                                         r"\(2, 1, 3, 1, 1\)"):
+        OPS["batch_norm"].rule(x, weight, bias, stats[0], axes=axes, eps=0.0)
+
+
 def test_dropout_zeroes_and_rescales_and_is_identity_in_eval():
     P.random.seed(5)
     x = t64(np.ones((200, 100)))

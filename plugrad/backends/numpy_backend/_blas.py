@@ -43,10 +43,10 @@ __all__ = ["BLAS_KERNELS", "DEFAULT_BLAS_THREADS", "blas_threads", "scoped"]
 
 DEFAULT_BLAS_THREADS = 1
 #: The numpy backend's kernels that reach BLAS (through ``matmul``; batch norm's per-channel
-#: sums are GEMVs and batched dot products, ``batch_norm.py``).
+#: sums are GEMVs and batched dot products, ``batch_norm.py``: its forward and input gradient,
+#: given the sums, are elementwise).
 BLAS_KERNELS = ("matmul", "linear", "conv2d", "conv2d_bias", "conv2d_grad_input",
-                "conv2d_grad_weight", "batch_norm", "batch_norm_stats", "batch_norm_grad_params",
-                "batch_norm_grad_input")
+                "conv2d_grad_weight", "batch_norm_stats", "batch_norm_grad_params")
 #: OpenBLAS runs a GEMM of at most this m*n*k on one thread whatever its setting
 #: (``interface/gemm.c``: 65536 * GEMM_MULTITHREAD_THRESHOLD 4), so a matmul or linear that
 #: small runs unscoped: a scope costs more than a 4x4 matmul.

@@ -7,21 +7,26 @@ per-channel reductions are BLAS calls: a sum is ``(N*C, M) @ ones(M)`` then a su
 sum of products a batched dot. NumPy's own ``sum(axis=(0, 2, 3))`` walks the array with a
 stride per axis and measured about 6x slower, ``einsum`` 2x. Each kernel is a few passes:
 
-* forward, given the statistics: ``x - mean`` into the output, then scale and shift in place.
+* forward, given the statistics: ``x * scale + shift`` (per-channel ``scale, shift``).
 * statistics: the mean, then the variance from ``x - mean`` (a temporary).
 * parameter gradients: ``sum(g)`` and ``sum(g * (x - mean))``.
-* input gradient: ``(x - mean) * b`` and ``(g - mean(g)) * a`` added, with per-channel ``a, b``.
+* input gradient: ``a * g + b * x + c`` with per-channel ``a, b, c``.
 
-Above :data:`MIN_SPLIT_ELEMENTS` the passes are split over the batch (rows of the ``(N, C, M)``
-view) and run on the backend's threads (``_threads.run_parts``): the elementwise passes over one
-range per thread, the reductions over :data:`REDUCTION_PARTS` ranges whatever the thread count,
-each summed per channel, then the ranges' sums added in order. So every result is the same to
-the bit on any number of threads.
+Large inputs are split over the batch (rows of the ``(N, C, M)`` view) and run on the backend's
+threads (``_threads.run_parts``, as the convolutions are): the elementwise kernels from
+:data:`MIN_SPLIT_ELEMENTS` on, one range per thread; the reductions from
+:data:`MIN_SPLIT_REDUCTION` on, always in :data:`REDUCTION_PARTS` ranges, each reduced per
+channel, then merged in range order. So every result is the same to the bit on any number of
+threads.
 
-Centred values are always formed before they are squared or multiplied (never
+The variance and the parameter gradients are sums over centred values (never
 ``E[x^2] - mean^2``), so float32 keeps the accuracy of the two-pass formula when ``|mean|`` is
-large against the spread. float16 computes in float32. Other ``axes`` are moved to the front
-first (a copy), so any reduction works.
+large against the spread. The affine kernels use x itself (``x * scale + shift``, and
+``a * g + b * x + c`` for the input gradient: two and four passes where the centred forms take
+three and five); their rounding, about ``|mean| / std`` float32 epsilons, is of the order that
+rounding the mean to float32 already costs the centred forms (measured: 0.7-2.3x their largest
+error, for means 130-1000 standard deviations from zero). float16 computes in float32. Other
+``axes`` are moved to the front first (a copy), so any reduction works.
 """
 from __future__ import annotations
 
@@ -31,10 +36,15 @@ import numpy as np
 
 from plugrad.backends.numpy_backend._threads import bounds, num_threads, run_parts
 
-__all__ = ["kernels", "MIN_SPLIT_ELEMENTS", "REDUCTION_PARTS"]
+__all__ = ["kernels", "MIN_SPLIT_ELEMENTS", "MIN_SPLIT_REDUCTION", "REDUCTION_PARTS"]
 
-#: Elements of x below which a kernel runs whole on the calling thread: MEASURE
-MIN_SPLIT_ELEMENTS = 1 << 18
+#: Elements of x from which the elementwise kernels (the forward, the input gradient) split
+#: over the threads. Measured on 2 shared cores against one thread (median wall time):
+#: 64x32x16x16 (524 K) 0.75-0.9x as long, 64x16x16x16 (262 K) 0.95-1.2x, 64x64x4x4 1.15-1.35x.
+MIN_SPLIT_ELEMENTS = 1 << 19
+#: Elements of x from which the reductions (statistics, parameter gradients) split:
+#: 64x16x32x32 (1 M) 0.7-0.9x as long, 64x32x16x16 0.95-1.1x.
+MIN_SPLIT_REDUCTION = 1 << 20
 #: Ranges a split reduction sums separately: fixed, so its rounding is the thread count's
 #: neither (two: the default thread count, and more parts cost more than they balance).
 REDUCTION_PARTS = 2
@@ -96,27 +106,31 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return dots.reshape(n, c).sum(axis=0)
 
 
-def _split(a: np.ndarray, parts: int) -> list[tuple[int, int]]:
-    """Row ranges of an ``(N, C, M)`` array to work on: ``parts`` of them when it is large."""
+def _split(a: np.ndarray, parts: int, minimum: int) -> list[tuple[int, int]]:
+    """Row ranges of an ``(N, C, M)`` array to work on: ``parts`` of them from ``minimum``
+    elements on, else the whole array."""
     n = a.shape[0]
-    return bounds(n, min(parts, n)) if a.size >= MIN_SPLIT_ELEMENTS else [(0, n)]
+    return bounds(n, min(parts, n)) if a.size >= minimum and parts > 1 else [(0, n)]
 
 
 def _over_chunks(chunks: list[tuple[int, int]], fn: Callable[[int, int, int], None]) -> None:
     """``fn(i, start, stop)`` for each chunk, on the backend's threads."""
-    run_parts(lambda i: fn(i, *chunks[i]), len(chunks))
+    if len(chunks) == 1:
+        fn(0, *chunks[0])
+    else:
+        run_parts(lambda i: fn(i, *chunks[i]), len(chunks))
 
 
 def _elementwise(a: np.ndarray, fn: Callable[[int, int, int], None]) -> None:
     """``fn(i, start, stop)`` over row ranges of ``a``, one per thread when ``a`` is large."""
-    _over_chunks(_split(a, num_threads()), fn)
+    _over_chunks(_split(a, num_threads(), MIN_SPLIT_ELEMENTS), fn)
 
 
 def _chunk_sums(a: np.ndarray, shape: tuple[int, ...],
                 fn: Callable[[int, int], object]) -> np.ndarray:
     """The sum of ``fn(start, stop)`` (an array of ``shape``) over row ranges of ``a``, added in
     range order."""
-    chunks = _split(a, REDUCTION_PARTS)
+    chunks = _split(a, REDUCTION_PARTS, MIN_SPLIT_REDUCTION)
     partial = np.empty((len(chunks),) + shape, dtype=a.dtype)
 
     def part(i: int, start: int, stop: int) -> None:
@@ -127,18 +141,36 @@ def _chunk_sums(a: np.ndarray, shape: tuple[int, ...],
 
 
 def _mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``(mean, biased variance)`` of an ``(N, C, M)`` array: two passes, the second
-    over ``x - mean``."""
-    count = x.dtype.type(max(x.shape[0] * x.shape[2], 1))
-    channels = (x.shape[1],)
-    mean = _chunk_sums(x, channels, lambda start, stop: _channel_sum(x[start:stop])) / count
-    column = mean[:, None]
+    """Per-channel ``(mean, biased variance)`` of an ``(N, C, M)`` array.
 
-    def squares(start: int, stop: int) -> np.ndarray:
-        centred = x[start:stop] - column
-        return _channel_dot(centred, centred)
+    Each range of rows takes two passes (its mean, then the squares of ``x - mean``); the
+    ranges' means and sums of squares are then merged in order (Chan, Golub and LeVeque's
+    pairwise update), so a split costs one hand-over to the threads, not one per pass.
+    """
+    chunks = _split(x, REDUCTION_PARTS, MIN_SPLIT_REDUCTION)
+    per_row = x.shape[2]
+    partial = np.empty((len(chunks), 2, x.shape[1]), dtype=x.dtype)
 
-    return mean, _chunk_sums(x, channels, squares) / count
+    def part(i: int, start: int, stop: int) -> None:
+        partial[i] = _mean_squares(x[start:stop])
+
+    _over_chunks(chunks, part)
+    (mean, squares), count = partial[0], (chunks[0][1] - chunks[0][0]) * per_row
+    for (more_mean, more_squares), (start, stop) in zip(partial[1:], chunks[1:]):
+        more = (stop - start) * per_row
+        total = count + more
+        delta = more_mean - mean
+        mean = mean + delta * x.dtype.type(more / total)
+        squares = squares + more_squares + delta * delta * x.dtype.type(count * more / total)
+        count = total
+    return mean, squares / x.dtype.type(max(count, 1))
+
+
+def _mean_squares(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and sum of squared deviations of an ``(N, C, M)`` array: two passes."""
+    mean = _channel_sum(x) / x.dtype.type(max(x.shape[0] * x.shape[2], 1))
+    centred = x - mean[:, None]
+    return mean, _channel_dot(centred, centred)
 
 
 def _per_channel(a: np.ndarray, dtype: np.dtype) -> np.ndarray:

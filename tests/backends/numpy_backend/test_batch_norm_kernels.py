@@ -100,6 +100,7 @@ def test_float16_computes_in_float32():
 def split_parts(monkeypatch) -> list[int]:
     """Every kernel splits (whatever its size); the parts of each run_parts call are recorded."""
     monkeypatch.setattr(batch_norm, "MIN_SPLIT_ELEMENTS", 0)
+    monkeypatch.setattr(batch_norm, "MIN_SPLIT_REDUCTION", 0)
     seen: list[int] = []
 
     def recording_run_parts(fn, parts):
@@ -119,19 +120,22 @@ def test_split_kernels_are_the_same_on_one_and_two_threads(label, shape, axes, u
         monkeypatch.setattr(_threads, "_threads", threads)
         split_parts.clear()
         results[threads] = run_kernels(*args, axes)
-        # stats: two reductions, the forward, grad_params: one reduction, grad_input
-        elementwise = threads
-        assert split_parts == [2, 2, elementwise, 2, elementwise], split_parts
+        # stats, forward, grad_params, grad_input: the reductions in two ranges whatever the
+        # thread count, the elementwise kernels in one per thread (one: no hand-over at all)
+        assert split_parts == [2, 2, 2, 2] if threads == 2 else [2, 2], split_parts
         check(*args, axes, rtol=1e-4, atol=1e-5)
     for one, two in zip(results[1], results[2]):
         np.testing.assert_array_equal(one, two)
 
 
-def test_a_split_reduction_adds_its_parts_like_one_pass(split_parts, monkeypatch):
-    # An odd batch splits unevenly; a batch of one cannot split.
+def test_uneven_splits_a_far_mean_and_a_batch_of_one(split_parts, monkeypatch):
+    # The ranges' statistics are merged (unequal sizes, a mean of 300 against a spread of 1.5:
+    # as accurate as one range); a batch of one is never split.
     monkeypatch.setattr(_threads, "_threads", 2)
     check(*inputs((5, 3, 4, 4), (0, 2, 3), np.float64), (0, 2, 3), rtol=1e-10, atol=1e-12)
-    assert set(split_parts) == {2}
+    check(*inputs((7, 3, 8, 8), (0, 2, 3), np.float32, offset=300.0), (0, 2, 3),
+          rtol=2e-4, atol=1e-4)
+    assert split_parts and set(split_parts) == {2}
     split_parts.clear()
     check(*inputs((1, 3, 4, 4), (0, 2, 3), np.float64), (0, 2, 3), rtol=1e-10, atol=1e-12)
-    assert set(split_parts) == {1}
+    assert split_parts == []  # one range: run on the calling thread, no hand-over
