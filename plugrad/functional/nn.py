@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from plugrad.core import dtypes
-from plugrad.core.dispatch import apply, as_tensor_like, check
+from plugrad.core.dispatch import apply, as_tensor_like, spec_of
+from plugrad.core.registry import OPS
 from plugrad.core.tensor import Tensor
 from plugrad.functional._utils import (
     as_tensor,
@@ -189,10 +190,12 @@ def batch_norm(inp: Tensor, running_mean: Tensor | None = None,
         out = (x - rm) * scale + b
         return out if inplace else (out, running_mean, running_var)
     attrs = dict(axes=axes, eps=float(eps))
+    x_spec = spec_of(x)  # the whole call checked before any kernel runs (an empty batch too)
+    OPS[op].rule(x_spec, spec_of(w), spec_of(b),
+                 OPS["batch_norm_stats"].rule(x_spec, axes=axes), **attrs)
     # Computed once, off the tape: the forward, the running statistics and the backward share
     # them (the op's gradient accounts for their dependence on x).
     stats = apply("batch_norm_stats", x.detach(), axes=axes)
-    check(op, x, w, b, stats, **attrs)
     out = apply(op, x, w, b, stats, **attrs)
     count = x.size // x.shape[1]
     new_mean = new_var = None

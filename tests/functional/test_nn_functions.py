@@ -80,6 +80,13 @@ def test_the_batch_norm_op_takes_the_statistics_of_its_input_only():
         OPS["batch_norm"].rule(x, weight, bias, stats[0], axes=axes, eps=0.0)
 
 
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (1, 3), (0, 2)])
+def test_batch_norm_training_refuses_a_batch_without_a_variance_before_any_kernel(shape):
+    with pytest.raises(ValueError, match=r"batch_norm: training needs more than one value per "
+                                         r"channel to compute a variance; got input shape"):
+        F.nn.batch_norm(t64(np.zeros(shape)), training=True)
+
+
 def test_dropout_zeroes_and_rescales_and_is_identity_in_eval():
     P.random.seed(5)
     x = t64(np.ones((200, 100)))

@@ -30,6 +30,7 @@ error, for means 130-1000 standard deviations from zero). float16 computes in fl
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -72,7 +73,8 @@ class _Layout:
     def view(self, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """``a`` as a C-contiguous ``(N, C, M)`` array in ``dtype`` (a view when it can be)."""
         if self.usual:
-            return np.ascontiguousarray(a, dtype=dtype).reshape(a.shape[0], a.shape[1], -1)
+            spatial = math.prod(a.shape[2:])  # spelled out: -1 is not inferred for an empty batch
+            return np.ascontiguousarray(a, dtype=dtype).reshape(a.shape[0], a.shape[1], spatial)
         moved = np.ascontiguousarray(a.transpose(self.perm), dtype=dtype)
         return moved.reshape(self.count, self.kept, 1)
 
@@ -110,33 +112,34 @@ def _split(a: np.ndarray, parts: int, minimum: int) -> list[tuple[int, int]]:
     """Row ranges of an ``(N, C, M)`` array to work on: ``parts`` of them from ``minimum``
     elements on, else the whole array."""
     n = a.shape[0]
-    return bounds(n, min(parts, n)) if a.size >= minimum and parts > 1 else [(0, n)]
+    parts = min(parts, n)
+    return bounds(n, parts) if parts > 1 and a.size >= minimum else [(0, n)]
 
 
-def _over_chunks(chunks: list[tuple[int, int]], fn: Callable[[int, int, int], None]) -> None:
-    """``fn(i, start, stop)`` for each chunk, on the backend's threads."""
-    if len(chunks) == 1:
-        fn(0, *chunks[0])
+def _over_ranges(ranges: list[tuple[int, int]], fn: Callable[[int, int, int], None]) -> None:
+    """``fn(i, start, stop)`` for each range, on the backend's threads when there are several."""
+    if len(ranges) == 1:
+        fn(0, *ranges[0])
     else:
-        run_parts(lambda i: fn(i, *chunks[i]), len(chunks))
+        run_parts(lambda i: fn(i, *ranges[i]), len(ranges))
 
 
 def _elementwise(a: np.ndarray, fn: Callable[[int, int, int], None]) -> None:
     """``fn(i, start, stop)`` over row ranges of ``a``, one per thread when ``a`` is large."""
-    _over_chunks(_split(a, num_threads(), MIN_SPLIT_ELEMENTS), fn)
+    _over_ranges(_split(a, num_threads(), MIN_SPLIT_ELEMENTS), fn)
 
 
-def _chunk_sums(a: np.ndarray, shape: tuple[int, ...],
+def _range_sums(a: np.ndarray, shape: tuple[int, ...],
                 fn: Callable[[int, int], object]) -> np.ndarray:
     """The sum of ``fn(start, stop)`` (an array of ``shape``) over row ranges of ``a``, added in
     range order."""
-    chunks = _split(a, REDUCTION_PARTS, MIN_SPLIT_REDUCTION)
-    partial = np.empty((len(chunks),) + shape, dtype=a.dtype)
+    ranges = _split(a, REDUCTION_PARTS, MIN_SPLIT_REDUCTION)
+    partial = np.empty((len(ranges),) + shape, dtype=a.dtype)
 
     def part(i: int, start: int, stop: int) -> None:
         partial[i] = fn(start, stop)
 
-    _over_chunks(chunks, part)
+    _over_ranges(ranges, part)
     return partial.sum(axis=0)
 
 
@@ -147,16 +150,16 @@ def _mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ranges' means and sums of squares are then merged in order (Chan, Golub and LeVeque's
     pairwise update), so a split costs one hand-over to the threads, not one per pass.
     """
-    chunks = _split(x, REDUCTION_PARTS, MIN_SPLIT_REDUCTION)
+    ranges = _split(x, REDUCTION_PARTS, MIN_SPLIT_REDUCTION)
     per_row = x.shape[2]
-    partial = np.empty((len(chunks), 2, x.shape[1]), dtype=x.dtype)
+    partial = np.empty((len(ranges), 2, x.shape[1]), dtype=x.dtype)
 
     def part(i: int, start: int, stop: int) -> None:
         partial[i] = _mean_squares(x[start:stop])
 
-    _over_chunks(chunks, part)
-    (mean, squares), count = partial[0], (chunks[0][1] - chunks[0][0]) * per_row
-    for (more_mean, more_squares), (start, stop) in zip(partial[1:], chunks[1:]):
+    _over_ranges(ranges, part)
+    (mean, squares), count = partial[0], (ranges[0][1] - ranges[0][0]) * per_row
+    for (more_mean, more_squares), (start, stop) in zip(partial[1:], ranges[1:]):
         more = (stop - start) * per_row
         total = count + more
         delta = more_mean - mean
@@ -191,9 +194,9 @@ def kernels() -> dict[str, Callable]:
         out = np.empty_like(x3)
 
         def part(_: int, start: int, stop: int) -> None:
-            chunk = out[start:stop]
-            np.multiply(x3[start:stop], scale, out=chunk)
-            chunk += shift
+            rows = out[start:stop]
+            np.multiply(x3[start:stop], scale, out=rows)
+            rows += shift
 
         _elementwise(x3, part)
         return layout.restore(out, x.dtype)
@@ -215,7 +218,7 @@ def kernels() -> dict[str, Callable]:
             gs = g3[start:stop]
             return _channel_dot(gs, x3[start:stop] - mean), _channel_sum(gs)
 
-        g_dot, g_sum = _chunk_sums(x3, (2, x3.shape[1]), both)
+        g_dot, g_sum = _range_sums(x3, (2, x3.shape[1]), both)
         g_xhat = g_dot * inv_std
         out = np.stack([g_xhat, g_sum]).astype(x.dtype, copy=False)
         return out.reshape(stats.shape)
@@ -235,10 +238,10 @@ def kernels() -> dict[str, Callable]:
 
         def part(_: int, start: int, stop: int) -> None:
             # a * (g - mean(g)) + b * (x - mean) as a * g + b * x + c: four passes, not five
-            chunk = out[start:stop]
-            np.multiply(x3[start:stop], b, out=chunk)
-            chunk += c
-            chunk += g3[start:stop] * a
+            rows = out[start:stop]
+            np.multiply(x3[start:stop], b, out=rows)
+            rows += c
+            rows += g3[start:stop] * a
 
         _elementwise(x3, part)
         return layout.restore(out, x.dtype)

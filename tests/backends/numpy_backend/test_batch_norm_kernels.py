@@ -139,3 +139,12 @@ def test_uneven_splits_a_far_mean_and_a_batch_of_one(split_parts, monkeypatch):
     split_parts.clear()
     check(*inputs((1, 3, 4, 4), (0, 2, 3), np.float64), (0, 2, 3), rtol=1e-10, atol=1e-12)
     assert split_parts == []  # one range: run on the calling thread, no hand-over
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_empty_batch_keeps_its_shape(threads, split_parts, monkeypatch):
+    monkeypatch.setattr(_threads, "_threads", threads)
+    out, stats, params, gx = run_kernels(*inputs((0, 3, 4, 4), (0, 2, 3), np.float32), (0, 2, 3))
+    assert out.shape == gx.shape == (0, 3, 4, 4)
+    assert stats.shape == params.shape == (2, 1, 3, 1, 1)
+    np.testing.assert_array_equal(params, 0)  # sums over nothing
