@@ -6,6 +6,13 @@ at the top of the heap back to the OS, and every page of the next step's allocat
 a page fault: measured ~1800 faults (~7 MB) and 1-3 ms per LeNet step, a quarter of the step.
 Asking malloc to keep some padding when it trims (``M_TOP_PAD``) removes them.
 
+Setting any such option also turns off glibc's dynamic mmap threshold, freezing it wherever
+the process's history had left it (128 KiB in a fresh process): every array above it would be
+mmapped, and page-faulted in, afresh on each allocation. In ``benchmarks/report.py``'s process
+(PyTorch beside plugrad) that froze it under 4 MiB, and a SmallVGG step took ~8000 faults and
+1.2x as long (PyTorch's step 1.8x). So the threshold is set too, to the ceiling glibc's dynamic
+one rises to (``DEFAULT_MMAP_THRESHOLD_MAX``, 32 MiB on 64-bit).
+
 Applied once, when the numpy backend's kernels are first loaded (not at import), only where the
 C library is glibc. ``PLUGRAD_MALLOC_TOP_PAD`` sets the padding in bytes; 0 turns this off.
 """
@@ -14,15 +21,19 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["keep_freed_memory", "DEFAULT_TOP_PAD"]
+__all__ = ["keep_freed_memory", "DEFAULT_TOP_PAD", "MMAP_THRESHOLD"]
 
 DEFAULT_TOP_PAD = 64 << 20
-_M_TOP_PAD = -2  # from glibc's <malloc.h>
+#: Arrays from this size on are mmapped (and unmapped when freed), as glibc's dynamic
+#: threshold would have them at most.
+MMAP_THRESHOLD = 4 * 1024 * 1024 * ctypes.sizeof(ctypes.c_long)
+_M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3  # from glibc's <malloc.h>
 _applied: list[int] = []
 
 
 def keep_freed_memory() -> int:
-    """Set glibc's ``M_TOP_PAD`` (once); returns the padding set, or 0 when not applied."""
+    """Set glibc's ``M_TOP_PAD`` and ``M_MMAP_THRESHOLD`` (once); returns the padding set, or 0
+    when not applied."""
     if _applied:
         return _applied[0]
     try:
@@ -34,6 +45,8 @@ def keep_freed_memory() -> int:
             libc = ctypes.CDLL("libc.so.6")
             if libc.mallopt(_M_TOP_PAD, ctypes.c_int(min(pad, 2**31 - 1))) != 1:
                 pad = 0
+            else:
+                libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(MMAP_THRESHOLD))
         except (OSError, AttributeError):
             pad = 0
     else:

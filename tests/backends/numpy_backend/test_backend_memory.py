@@ -55,3 +55,21 @@ def test_malloc_tuning_can_be_turned_off():
     on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                         check=True)
     assert on.stdout.strip() == str(32 << 20)
+
+
+@glibc
+def test_arrays_below_the_mmap_ceiling_are_reused_whenever_the_tuning_was_applied():
+    # Applied first thing in a fresh process, the padding alone would freeze glibc's mmap
+    # threshold at 128 KiB: each 4 MiB array mmapped and page-faulted in afresh (~1000 faults).
+    code = ("import resource, numpy as np\n"
+            "from plugrad.backends.numpy_backend._malloc import keep_freed_memory\n"
+            "assert keep_freed_memory() > 0\n"
+            "np.ones(1 << 19)\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+            "for _ in range(20):\n"
+            "    np.ones(1 << 19)\n"  # 4 MiB of float64, freed at once
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)")
+    env = {k: v for k, v in os.environ.items() if k != "PLUGRAD_MALLOC_TOP_PAD"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True)
+    assert float(done.stdout) < 50, f"{done.stdout.strip()} page faults per 4 MiB array"
