@@ -55,3 +55,30 @@ def test_malloc_tuning_can_be_turned_off():
     on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                         check=True)
     assert on.stdout.strip() == str(32 << 20)
+
+
+FRESH_PROCESS_CONVOLUTIONS = """
+import resource, numpy as np, plugrad as P
+P.Tensor(1.0)  # the backend loads, and tunes malloc, before any large array was ever freed
+from plugrad.core import registry
+conv2d = registry.dispatch_table(P.Tensor(0.0).device.type)["conv2d"]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((64, 16, 32, 32)).astype(np.float32)
+w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+attrs = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+for _ in range(3):
+    conv2d(x, w, None, **attrs)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    conv2d(x, w, None, **attrs)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+"""
+
+
+@glibc
+def test_arrays_are_not_mmapped_afresh_when_the_backend_loads_first():
+    # Tuning malloc turns off glibc's dynamic mmap threshold: unless the threshold is set too,
+    # every array over 128 KB is mmapped and page-faulted again (~5500 faults a call here).
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS_CONVOLUTIONS],
+                          capture_output=True, text=True, check=True)
+    assert float(done.stdout) < 200
