@@ -172,6 +172,9 @@ def explore(args):
         variants["grad_w as g@cols.T (256KB)"] = conv_mod._make_kernels(
             np, dict.fromkeys(("fwd", "grad_weight", "grad_input"), 256 << 10),
             half_in_float32=True, gw_cols_first=False)
+        for layout in ("channels_first", "channels_last"):  # the default picks per layer
+            variants[f"{layout} columns"] = conv_mod._make_kernels(
+                np, conv_mod.CPU_BLOCK_BYTES, half_in_float32=True, layout=layout)
         calls = {
             "fwd": lambda k: k["conv2d"](x, w, **GEO),
             "grad_weight": lambda k: k["conv2d_grad_weight"](g, x, weight_shape=w.shape, **GEO),

@@ -82,7 +82,8 @@ def decay_epochs(spec: str, epochs: int) -> list[int]:
 def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The run's settings and, with --resume, the checkpoint to continue from."""
     if args.resume is None:
-        return {name: getattr(args, name) for name in (*SETTINGS, "epochs")}, None
+        settings = {name: getattr(args, name) for name in (*SETTINGS, "epochs")}
+        return {**settings, "processes": _processes(args)}, None
     state = checks.checkpoint(args.resume)
     if "settings" not in state or "epoch" not in state:
         raise UsageError(f"--resume: {args.resume} holds no run to resume (no settings or "
@@ -94,6 +95,12 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] 
         raise UsageError(f"--resume keeps the settings the run started with; drop "
                          f"{', '.join(fixed)} or start a new run")
     settings = json.loads(state["settings"])
+    started = settings.get("processes")  # absent from checkpoints of older versions
+    if started is not None and started != _processes(args):
+        raise UsageError(f"--resume: {args.resume} was trained by {started} process"
+                         f"{'es' if started > 1 else ''}; resume it with --nproc {started} "
+                         f"(another count splits each batch differently, so the run would not "
+                         f"continue the way it started)")
     if "--epochs" in given:
         settings["epochs"] = args.epochs
     if settings["epochs"] <= state["epoch"]:
@@ -102,6 +109,15 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] 
     if "--checkpoint" not in given:
         args.checkpoint = args.resume
     return settings, state
+
+
+def _processes(args: argparse.Namespace) -> int:
+    """How many processes train: --nproc where the job starts, the group's size in a rank."""
+    if args.nproc > 1:
+        return args.nproc
+    from plugrad.distributed import get_world_size
+
+    return get_world_size()
 
 
 def _check(args: argparse.Namespace, settings: dict[str, Any]) -> None:

@@ -207,8 +207,10 @@ def check_broadcast(op: str, a: tuple, b: tuple) -> tuple:
     return a if a == b else _broadcast_shape(op, a, b)
 
 
-def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None) -> Tensor:
-    """A Python scalar, list or array as a tensor on ``like``'s device (weak scalar typing)."""
+def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None,
+                   op: str = "Tensor") -> Tensor:
+    """A Python scalar, list or array as a tensor on ``like``'s device (weak scalar typing);
+    ``op`` names the caller in the error a non-numeric value gets."""
     if isinstance(value, Tensor):
         return value
     if dtype is None:
@@ -222,7 +224,16 @@ def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None) -> T
     except OverflowError:  # NumPy refuses a Python int too big for the dtype
         raise ValueError(f"{value!r} does not fit in the {dtype} of the tensor it is combined "
                          f"with; convert the tensor to a wider dtype first") from None
+    if host.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: cannot combine a Tensor with {type(value).__name__} "
+                        f"{_short_repr(value)}; expected a number, a (nested) list of numbers, "
+                        f"an array or a Tensor")
     return wrap(device.type.from_host(host, device.index), device)  # type: ignore[misc]  # filled in by DeviceType.__post_init__
+
+
+def _short_repr(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
@@ -235,9 +246,9 @@ def promote_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
         if not isinstance(y, Tensor):
             raise TypeError(f"{op}: expected at least one Tensor, got {type(x).__name__} and "
                             f"{type(y).__name__}")
-        x = as_tensor_like(x, y)
+        x = as_tensor_like(x, y, op=op)
     elif not isinstance(y, Tensor):
-        y = as_tensor_like(y, x)
+        y = as_tensor_like(y, x, op=op)
     x_dtype, y_dtype = x._dtype, y._dtype
     if x_dtype != y_dtype:
         target = dtypes.promote(x_dtype, y_dtype)

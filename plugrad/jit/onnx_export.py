@@ -227,7 +227,10 @@ def _getitem(g: _Graph, step: Step, ins: list[str], out: str) -> None:
         start, stop, stride = item.indices(shape[axis])
         if stride < 0 and stop < 0:
             stop = -shape[axis] - 1  # ONNX reads a negative end as counted from the back
-        starts.append(start), ends.append(stop), axes.append(axis), steps.append(stride)
+        starts.append(start)
+        ends.append(stop)
+        axes.append(axis)
+        steps.append(stride)
     sliced = g.node("Slice", [ins[0], g.int64s(starts), g.int64s(ends), g.int64s(axes),
                               g.int64s(steps)], None if squeeze else out)
     if squeeze:

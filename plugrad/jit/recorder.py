@@ -12,6 +12,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from operator import itemgetter
+from types import FrameType
 from typing import Any, Callable
 
 import numpy as np
@@ -193,7 +194,7 @@ class Recorder:
                 f"depend on them. Compute the decision with tensor ops (F.where...), read the "
                 f"value outside the traced function, or trace with symbolic=False")
         slot = self.slot(tensor)
-        expected = np.array(tensor._device.type.to_host(array))
+        expected = np.array(tensor._device.type.to_host(array))  # type: ignore[misc]  # filled in by DeviceType.__post_init__
         self.steps.append(Step(_guard(expected, where, tensor._device), (slot,), {}, SCRATCH,
                                "<read>"))
 
@@ -217,7 +218,7 @@ class Recorder:
                 continue
             synced.grad = grad
             grad_slot = None if grad is None else self.slot_of.get(id(grad._data))
-            if grad_slot is None or grad_slot in self.constants:
+            if grad is None or grad_slot is None or grad_slot in self.constants:
                 self.steps.append(Step(_grad_setter(t, grad), (), {}, SCRATCH, "<set grad>"))
             else:
                 self.steps.append(Step(_grad_wrapper(t, grad._device), (grad_slot,), {},
@@ -304,8 +305,8 @@ def _origin() -> str:
     """The innermost Module whose forward is running, as ``Outer.attr (Type)``, or ''."""
     from plugrad.nn.module import Module
 
-    modules = []
-    frame = sys._getframe(2)
+    modules: list[Module] = []
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, Module) and frame.f_code.co_name == "forward" \

@@ -148,7 +148,8 @@ class trace:
                              "with example inputs before dumping")
         from plugrad.jit.onnx_export import to_onnx
 
-        model = to_onnx(self._last, arg_names, output_names, opset, self.__name__)
+        model = to_onnx(self._last, arg_names, output_names, opset,
+                        getattr(self, "__name__", "traced"))  # from update_wrapper
         data = model.SerializeToString()
         if hasattr(file, "write"):
             file.write(data)

@@ -2,7 +2,7 @@
 ``plugrad.ops.optim``."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from plugrad.core.dispatch import update
 from plugrad.core.tensor import Parameter, Tensor
@@ -18,10 +18,11 @@ def _check(name: str, lr: float, eps: float, weight_decay: float) -> None:
         check_hyperparameter(name, field, value)
 
 
-def _check_betas(name: str, betas: tuple[float, float]) -> tuple[float, float]:
+def _check_betas(name: str, betas: Sequence[float]) -> tuple[float, float]:
     if len(betas) != 2:
         raise ValueError(f"{name}: invalid betas {betas}; expected two values in [0, 1)")
-    return tuple(check_hyperparameter(name, "betas entry", b, high=1.0) for b in betas)
+    first, second = (check_hyperparameter(name, "betas entry", b, high=1.0) for b in betas)
+    return first, second
 
 
 def _count(state: dict[str, Any], param: Parameter) -> Tensor:

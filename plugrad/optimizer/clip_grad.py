@@ -8,13 +8,14 @@ from plugrad.core.tensor import Tensor
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
 
-def _with_grads(op: str, tensors: Tensor | Iterable[Tensor]) -> list[Tensor]:
+def _with_grads(op: str, tensors: Tensor | Iterable[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """The tensors that have a gradient, each with it."""
     items = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     for position, t in enumerate(items):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: expected Tensors (usually model.parameters()); got "
                             f"{type(t).__name__} at position {position}")
-    return [t for t in items if t.grad is not None]
+    return [(t, t.grad) for t in items if t.grad is not None]
 
 
 def clip_grad_norm(tensors: Tensor | Iterable[Tensor], max_norm: float,
@@ -36,12 +37,12 @@ def clip_grad_norm(tensors: Tensor | Iterable[Tensor], max_norm: float,
     grads = _with_grads("clip_grad_norm", tensors)
     if not grads:
         return F.zeros(())
-    norms = [F.norm(F.flatten(t.grad), ord=ord) for t in grads]
+    norms = [F.norm(F.flatten(grad), ord=ord) for _, grad in grads]
     total = norms[0] if len(norms) == 1 else F.norm(F.stack(norms), ord=ord)
     coef = F.minimum(max_norm / (total + 1e-6), 1.0)
-    for t in grads:
+    for t, grad in grads:
         # A new tensor, not an in-place scale: a gradient array may be shared by two tensors.
-        t.grad = t.grad * coef
+        t.grad = grad * coef
     return total
 
 
@@ -51,5 +52,5 @@ def clip_grad_value(tensors: Tensor | Iterable[Tensor], lower: float, upper: flo
 
     if lower > upper:
         raise ValueError(f"clip_grad_value: lower ({lower}) must not exceed upper ({upper})")
-    for t in _with_grads("clip_grad_value", tensors):
-        t.grad = F.clip(t.grad, lower, upper)
+    for t, grad in _with_grads("clip_grad_value", tensors):
+        t.grad = F.clip(grad, lower, upper)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 from plugrad.core import dispatch
 from plugrad.core.tensor import Parameter, Tensor
@@ -50,7 +50,8 @@ class Optimizer:
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
-        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        groups = cast("list[dict[str, Any]]", params) if isinstance(params[0], dict) \
+            else [{"params": params}]
         for group in groups:
             self.add_param_group(group)
 

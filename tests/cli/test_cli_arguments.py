@@ -102,3 +102,16 @@ def test_resume_refuses_settings_that_would_change_the_numbers(tmp_path, option)
                                    f"run")
     finished = plugrad("train", "--resume", "lenet_mnist.pgd", cwd=tmp_path)
     assert finished.returncode == 2 and "already holds 1 of 1 epochs" in finished.stderr
+
+
+def test_resume_refuses_another_process_count(tmp_path):
+    data = small_mnist(tmp_path / "mnist")
+    first = plugrad("train", "--data", str(data), "--epochs", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    done = plugrad("train", "--resume", "lenet_mnist.pgd", "--epochs", "2", "--nproc", "2",
+                   cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("plugrad train: error: --resume: lenet_mnist.pgd was trained "
+                                   "by 1 process; resume it with --nproc 1 (another count "
+                                   "splits each batch differently, so the run would not "
+                                   "continue the way it started)")

@@ -79,3 +79,13 @@ def test_in_range_labels_still_give_the_reference_loss():
     got = F.nn.cross_entropy(Tensor(logits, dtype="float64"), Tensor(labels)).item()
     assert got == pytest.approx(expected, rel=1e-12)
     assert F.nn.one_hot(Tensor([9]), 10).numpy().tolist() == [[0] * 9 + [1]]
+
+
+@pytest.mark.parametrize("operand", ["a", None, {"k": 1}, [1.0, "x"], np.array(["u"])],
+                         ids=["str", "None", "dict", "mixed list", "str array"])
+def test_a_non_numeric_operand_is_a_type_error_naming_the_op(operand):
+    with pytest.raises(TypeError, match=rf"^mul: cannot combine a Tensor with "
+                                        rf"{type(operand).__name__} "):
+        Tensor([1.0]) * operand
+    with pytest.raises(TypeError, match=r"^sub: cannot combine"):
+        operand - Tensor([1.0])

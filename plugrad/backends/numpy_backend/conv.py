@@ -5,7 +5,7 @@ later).  Only API shared by both modules is used: ``as_strided`` views,
 ``ascontiguousarray``, ``matmul``, basic slicing and in-place ``+=``; no
 ``sliding_window_view`` and no scatter-add.
 
-Strategy (all three kernels share the same im2col layout):
+Strategy (the three kernels share one im2col layout, but for the channels-last columns below):
 
 * im2col is one ``as_strided`` view copied into contiguous
   ``(blocks, G, Cg*KH*KW, nb*L)`` arrays, a pass of blocks at a time (below): the
@@ -20,6 +20,17 @@ Strategy (all three kernels share the same im2col layout):
   im2col row copies ``L = (OH-1)*Wp + OW`` contiguous elements (the
   ``Wp - OW`` junk columns per output row are computed and dropped).  This
   replaces many short strided copies by few long ones.
+* Channels-last columns (CPU, one group, no horizontal dilation): the input is copied once as
+  ``(N, Hp, Wp, C)``, where a window row is ``kw * C`` contiguous values, and the columns are
+  ``(nb*OH*OW, kh*kw*C)`` rows; the forward is ``columns @ W^T`` and the weight gradient
+  ``columns^T @ g``, per block. They replace wide rows where those waste a quarter of their
+  columns or more, or cannot be used (stride > 1), and ``kw * C >= 16``
+  (``_channels_last_pays``). Interleaved in one process, one thread, batch 64: LeNet's conv2
+  (6 channels, 12x12, 5x5) forward 0.78-0.89x the wide-row time and weight gradient
+  0.87-0.98x; SmallVGG's strided layer (32 -> 64, 16x16, stride 2) 0.86-0.87x and 0.89-0.90x.
+  They lost on short window rows (LeNet's conv1, C = 1: 2.6x the time; SmallVGG's first layer,
+  C = 3: 1.9x) and were mixed where wide rows waste little (SmallVGG's 16x16 layers: forward
+  0.9x, weight gradient 1.07x; its 32x32 16-channel layer: 1.24x and 0.96x).
 * ``conv2d_grad_weight`` is one batched GEMM of the im2col matrix with the
   (zero-padded, for wide columns) output gradient, summed over batch blocks.
 * ``conv2d_grad_input`` is one batched GEMM ``W^T @ g`` followed by col2im as a
@@ -82,10 +93,24 @@ from typing import Callable
 CPU_BLOCK_BYTES = {"fwd": 256 * 1024, "grad_weight": 256 * 1024, "grad_input": 4 * 1024 * 1024,
                    "pass": 1024 * 1024}
 
+# Channels-last columns (below) are copied when a wide row would be at least this junk (LeNet's
+# conv2: 4 of 12 columns), or the convolution is strided (no wide rows), and a window row of the
+# channels-last input, kw * C values, is at least CHANNELS_LAST_MIN_RUN long.
+CHANNELS_LAST_MIN_JUNK = 0.25
+CHANNELS_LAST_MIN_RUN = 16
+
 # The forward's im2col workspace stays under max(WORKSPACE_FLOOR, input + output bytes): a
 # block of samples is cut down to fit, and a single sample whose columns do not fit is run in
 # bands of output rows (a 31x31 kernel on a 16 MB image would otherwise want 15 GB).
 WORKSPACE_FLOOR = 64 * 1024 * 1024
+
+
+def _channels_last_pays(c: int, kw: int, stride: tuple, wp: int, ow: int) -> bool:
+    """Whether channels-last columns beat wide channels-first ones (both measured on LeNet's
+    and SmallVGG's layers, ``benchmarks/bench_conv_kernels.py --explore``)."""
+    if kw * c < CHANNELS_LAST_MIN_RUN:
+        return False
+    return tuple(stride) != (1, 1) or (wp - ow) / wp >= CHANNELS_LAST_MIN_JUNK
 
 
 def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -115,11 +140,15 @@ def _blocks_per_pass(nblk: int, block_bytes: int, budget: int | None) -> int:
 def kernels(xp) -> dict[str, Callable]:
     """Convolution kernels closed over the array module ``xp``."""
     on_cpu = getattr(xp, "__name__", "") == "numpy"
-    return _make_kernels(xp, CPU_BLOCK_BYTES if on_cpu else {}, half_in_float32=on_cpu)
+    return _make_kernels(xp, CPU_BLOCK_BYTES if on_cpu else {}, half_in_float32=on_cpu,
+                         layout="auto" if on_cpu else "channels_first")
 
 
 def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
-                  gw_cols_first: bool = True) -> dict[str, Callable]:
+                  gw_cols_first: bool = True, layout: str = "auto") -> dict[str, Callable]:
+    """``layout``: the im2col layout of the forward and weight gradient, "channels_first",
+    "channels_last" (where it applies: one group, no horizontal dilation) or "auto", by the
+    geometry (:func:`_channels_last_pays`)."""
     as_strided = xp.lib.stride_tricks.as_strided
     float16 = xp.dtype(xp.float16)
     float32 = xp.dtype(xp.float32)
@@ -130,6 +159,27 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
 
     def blocks_per_pass(nblk, block_bytes):
         return _blocks_per_pass(nblk, block_bytes, pass_budget)
+
+    def channels_last(c, kw, groups, stride, dw, wp, ow):
+        if groups != 1 or dw != 1 or layout == "channels_first":
+            return False
+        return layout == "channels_last" or _channels_last_pays(c, kw, stride, wp, ow)
+
+    def rows_view(x, kh, kw, oh, ow, sh, sw, ph, pw, dh, nb, ct):
+        """im2col as rows over a channels-last padded copy of ``x``: the strided view
+        ``(NB, nb, oh, ow, kh, kw*C)`` whose last axis is one contiguous window row."""
+        n, c, h, w = x.shape
+        xh = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=ct)
+        xh[:, ph:ph + h, pw:pw + w] = x.transpose(0, 2, 3, 1)
+        s0, s1, s2 = xh.strides[:3]
+        return as_strided(xh, (n // nb, nb, oh, ow, kh, kw * c),
+                          (nb * s0, s0, sh * s1, sw * s2, dh * s1, xh.itemsize))
+
+    def rows(view, first, stop):
+        """Blocks ``first:stop`` of a :func:`rows_view`, copied: ``(blocks, nb*oh*ow, K)``,
+        K in (kh, kw, C) order."""
+        cols = xp.ascontiguousarray(view[first:stop])
+        return cols.reshape(stop - first, math.prod(view.shape[1:4]), math.prod(view.shape[4:]))
 
     def compute_dtype(dt):
         # NumPy has no BLAS for float16: run the GEMMs in float32, cast back.
@@ -242,6 +292,9 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         ow = _out_size(wd, kw, sw, pw, dw)
         dt = x.dtype
         ct = compute_dtype(dt)
+        if channels_last(c, kw, groups, stride, dw, wd + 2 * pw, ow):
+            return conv2d_rows(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                               out=out, cap=cap, oh=oh, ow=ow)
         xpad = pad_input(x, ph, pw, ct)
         wp = xpad.shape[3]
         wide = sh == 1 and sw == 1
@@ -271,6 +324,53 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         return in_passes(products, nblk, nb, nb * c * kh * kw * L * ct.itemsize, dt, out,
                          (n, o, oh, ow), bias)
 
+    def conv2d_rows(x, w, b, *, stride, padding, dilation, out, cap, oh, ow):
+        """conv2d (one group) on channels-last columns: each block one GEMM
+        ``(nb*oh*ow, K) @ (K, O)``, laid out as NCHW by the copy that adds the bias."""
+        n, c = x.shape[:2]
+        o, _, kh, kw = w.shape
+        ct = compute_dtype(x.dtype)
+        per_sample = oh * ow * c * kh * kw * ct.itemsize
+        if cap is None:
+            cap = workspace_cap(x, n * o * oh * ow)
+        nb = _pick_block(n, per_sample, cap if fwd_budget is None else min(fwd_budget, cap))
+        view = rows_view(x, kh, kw, oh, ow, *stride, *padding, dilation[0], nb, ct)
+        # (K, O) with K in the columns' (kh, kw, C) order: a transposed view, as BLAS takes it
+        wk = xp.ascontiguousarray(w.transpose(0, 2, 3, 1), dtype=ct).reshape(o, -1).T
+        bias = None if b is None else b.reshape(1, 1, 1, o, 1, 1)
+
+        def products(first, stop):
+            y = xp.matmul(rows(view, first, stop), wk)  # (blocks, nb*oh*ow, O)
+            return y.reshape(stop - first, nb, oh, ow, 1, o).transpose(0, 1, 4, 5, 2, 3)
+
+        return in_passes(products, n // nb, nb, nb * per_sample, x.dtype, out, (n, o, oh, ow),
+                         bias)
+
+    def grad_weight_rows(g, x, *, weight_shape, stride, padding, dilation, share):
+        """grad_weight_blocks on channels-last columns, in the same per-block layout."""
+        n, c = x.shape[:2]
+        o, _, kh, kw = weight_shape
+        oh, ow = g.shape[2], g.shape[3]
+        ct = compute_dtype(x.dtype)
+        per_sample = oh * ow * c * kh * kw * ct.itemsize
+        nb = _pick_block(n, per_sample, gw_budget)
+        first, stop = (n // nb * i // share[1] for i in (share[0], share[0] + 1))
+        nblk = stop - first
+        g, x = g[first * nb:stop * nb], x[first * nb:stop * nb]
+        view = rows_view(x, kh, kw, oh, ow, *stride, *padding, dilation[0], nb, ct)
+        gm = xp.ascontiguousarray(g.transpose(0, 2, 3, 1), dtype=ct)
+        gm = gm.reshape(nblk, nb * oh * ow, o)
+        blocks = xp.empty((nblk, kh * kw * c, o), dtype=ct)
+        step = blocks_per_pass(nblk, nb * per_sample)
+        for begin in range(0, nblk, step):
+            end = min(nblk, begin + step)
+            xp.matmul(rows(view, begin, end).swapaxes(-1, -2), gm[begin:end],
+                      out=blocks[begin:end])
+        # K from (kh, kw, C) to the (C, kh, kw) order grad_weight_total reads
+        blocks = blocks.reshape(nblk, kh, kw, c, o).transpose(0, 3, 1, 2, 4)
+        blocks = blocks.reshape(nblk, 1, c * kh * kw, o)
+        return blocks if gw_cols_first else blocks.swapaxes(-1, -2)
+
     def grad_weight_blocks(g, x, *, weight_shape, stride, padding, dilation, groups,
                            share=(0, 1)):
         """conv2d_grad_weight's per-block products, not yet summed: ``(NB, G, ., .)`` in the
@@ -285,6 +385,9 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         oh, ow = g.shape[2], g.shape[3]
         ct = compute_dtype(x.dtype)
         wp = wd + 2 * pw
+        if channels_last(c, kw, groups, stride, dw, wp, ow):
+            return grad_weight_rows(g, x, weight_shape=weight_shape, stride=stride,
+                                    padding=padding, dilation=dilation, share=share)
         wide = sh == 1 and sw == 1
         L = (oh - 1) * wp + ow if wide else oh * ow
         if kh == kw == 1 and wide and ph == pw == 0:

@@ -124,14 +124,21 @@ def conv_data(case, dtype=np.float64, seed=0):
     return x, wt, gy, dict(stride=s, padding=p, dilation=d, groups=g)
 
 
-# Kernel sets: the default CPU tuning, no batch blocking (one GEMM per group) and
-# blocks of one / two samples, so every layout branch is exercised.
+# Kernel sets: the default CPU tuning, no batch blocking (one GEMM per group), blocks of one /
+# two samples, and each im2col layout wherever it applies, so every layout branch is exercised.
 CONV_SETS = {
     "default": CONV,
     "unblocked": conv_mod._make_kernels(np, {}, half_in_float32=True),
     "nb1": conv_mod._make_kernels(np, dict.fromkeys(("fwd", "grad_weight", "grad_input"), 1),
                                   half_in_float32=True),
     "wcols_last": conv_mod._make_kernels(np, {}, half_in_float32=True, gw_cols_first=False),
+    "channels_first": conv_mod._make_kernels(np, conv_mod.CPU_BLOCK_BYTES, half_in_float32=True,
+                                             layout="channels_first"),
+    "channels_last": conv_mod._make_kernels(np, conv_mod.CPU_BLOCK_BYTES, half_in_float32=True,
+                                            layout="channels_last"),
+    "channels_last_nb1": conv_mod._make_kernels(
+        np, dict.fromkeys(("fwd", "grad_weight", "grad_input", "pass"), 1),
+        half_in_float32=True, layout="channels_last"),
 }
 
 
