@@ -64,7 +64,7 @@ transforms as long contiguous NumPy passes over parity planes of the padded inpu
 SmallVGG's layers with 16-32 channels at batch 64 it took 0.84-1.07x of im2col's time for the
 forward and 0.76-1.09x for the input gradient on one thread (3 -> 16 channels: 2x), but
 0.9-1.3x split over 2 threads, where its extra passes over memory contend; the SmallVGG step
-took 0.96-0.99x with ``PLUGRAD_NUM_THREADS=1`` and 1.00-1.09x on the default 2 threads. Its
+took 0.95-0.99x with ``PLUGRAD_NUM_THREADS=1`` and 1.00-1.09x on the default 2 threads. Its
 float32 error was below im2col's (2-3e-7 against 4-8e-7 of the largest output). Wider layers
 gain more on one thread (forward 0.65-0.77x at 64-128 channels, 8x8 and 16x16).
 
