@@ -21,17 +21,10 @@ samples is copied into four parity planes (padded pixel ``(2r+a, 2q+b)`` at ``(r
 ``(a, b)``) so that every addition is one long contiguous pass (views with short rows ran 2-4x
 slower per element), tile rows carry one junk tile so the column transform is a flat shift,
 and the output is laid out one parity plane at a time (one 6-D copy ran 3.5x slower).
-
-glibc's malloc is set to keep big arrays on the heap (as it happens to be in the training
-step), so that no side pays page faults the other does not: a process that loads the numpy
-plugin before freeing any mid-size array keeps glibc's mmap threshold at 128 KB, and then every
-im2col pass faults its pages in again (measured 11k faults and 24 ms instead of 5 ms per
-16->16-channel 32x32 forward at batch 64).
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
 import functools
 import os
 import statistics
@@ -296,9 +289,6 @@ def main() -> None:
     parser.add_argument("--step-only", action="store_true")
     parser.add_argument("--wide", action="store_true", help="also 64 and 128 channels")
     args = parser.parse_args()
-    libc = ctypes.CDLL(None)
-    libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
     if not args.step_only:
         kernel_rows(args)
     route_step_convolutions()  # before the first op builds the plugin's kernel table
