@@ -58,6 +58,16 @@ took 0.8-1.15x the time on 16-32 channels and 4-11x on LeNet's (few input channe
 with its AVX-512 kernels (``OPENBLAS_CORETYPE=SkylakeX``) ran these GEMMs 0.8-1.05x as long
 as with the Haswell ones it picks on this AMD EPYC.
 
+Winograd F(2x2, 3x3) for the stride-1 3x3 forward and input gradient was measured too and
+rejected (``benchmarks/bench_winograd.py``: 16 batched GEMMs ``(O x C) @ (C x tiles)``, the
+transforms as long contiguous NumPy passes over parity planes of the padded input). On
+SmallVGG's layers with 16-32 channels at batch 64 it took 0.84-1.07x of im2col's time for the
+forward and 0.76-1.09x for the input gradient on one thread (3 -> 16 channels: 2x), but
+0.9-1.3x split over 2 threads, where its extra passes over memory contend; the SmallVGG step
+took 0.95-0.99x with ``PLUGRAD_NUM_THREADS=1`` and 1.00-1.09x on the default 2 threads. Its
+float32 error was below im2col's (2-3e-7 against 4-8e-7 of the largest output). Wider layers
+gain more on one thread (forward 0.65-0.77x at 64-128 channels, 8x8 and 16x16).
+
 Caveat of the wide layout: junk columns read real (finite or not) input
 values and are multiplied by exact zeros in ``conv2d_grad_weight``, so an
 ``inf``/``nan`` *input* may turn additional weight-gradient entries into
