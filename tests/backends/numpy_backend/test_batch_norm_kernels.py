@@ -122,7 +122,8 @@ def test_split_kernels_are_the_same_on_one_and_two_threads(label, shape, axes, u
         results[threads] = run_kernels(*args, axes)
         # stats, forward, grad_params, grad_input: the reductions in two ranges whatever the
         # thread count, the elementwise kernels in one per thread (one: no hand-over at all)
-        assert split_parts == [2, 2, 2, 2] if threads == 2 else [2, 2], split_parts
+        expected = [2, 2, 2, 2] if threads == 2 else [2, 2]
+        assert split_parts == expected, split_parts
         check(*args, axes, rtol=1e-4, atol=1e-5)
     for one, two in zip(results[1], results[2]):
         np.testing.assert_array_equal(one, two)
