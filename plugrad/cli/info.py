@@ -195,7 +195,7 @@ def _duration(seconds: float) -> str:
 
 def blas_lines() -> list[str]:
     """The BLAS and OpenMP libraries loaded, with their thread counts now (threadpoolctl)."""
-    from plugrad.backends.numpy_backend._blas import blas_threads
+    from plugrad.backends.numpy_backend._blas import avx512_hint, blas_threads
 
     try:
         from threadpoolctl import threadpool_info
@@ -207,14 +207,17 @@ def blas_lines() -> list[str]:
         f"plugrad's GEMM kernels use {scoped} while they run, PLUGRAD_BLAS_THREADS changes it):"
         if scoped else "plugrad's GEMM kernels use it too: PLUGRAD_BLAS_THREADS=0 or a "
                        "*_NUM_THREADS variable is set):")]
-    for library in threadpool_info():
+    libraries = threadpool_info()
+    for library in libraries:
         layer = library.get("threading_layer")
+        kernels = library.get("architecture")
         lines.append(f"  {library['internal_api']:<9} {library.get('version') or '?':<12} "
-                     f"{library['num_threads']} threads{f' ({layer})' if layer else ''}  "
-                     f"{library['filepath']}")
+                     f"{library['num_threads']} threads{f' ({layer})' if layer else ''}"
+                     f"{f', {kernels} kernels' if kernels else ''}  {library['filepath']}")
     if len(lines) == 1:
         lines.append("  none loaded")
-    return lines
+    hint = avx512_hint(libraries)
+    return lines if hint is None else [*lines, f"  {hint}"]
 
 
 def run(args: argparse.Namespace) -> int:

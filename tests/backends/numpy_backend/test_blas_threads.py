@@ -1,6 +1,7 @@
 """The numpy backend holds BLAS at one thread only while its GEMM kernels run: the process's
 own setting (the user's NumPy code) is unchanged before, between and after plugrad's ops."""
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -162,7 +163,8 @@ def test_info_lists_the_blas_libraries_and_their_threads(user_setting):
     lines = blas_lines()
     assert "GEMM kernels use 1 while they run" in lines[0]
     libraries = ThreadpoolController().info()
-    assert libraries and len(lines) == 1 + len(libraries)
+    hinted = _blas.avx512_hint(libraries) is not None
+    assert libraries and len(lines) == 1 + len(libraries) + hinted
     for library in libraries:
         row = next(line for line in lines[1:] if library["filepath"] in line)
         assert library["internal_api"] in row and f" {library['num_threads']} threads" in row
@@ -178,3 +180,51 @@ def test_without_threadpoolctl_blas_is_left_alone_and_info_says_so(monkeypatch):
     assert _blas.scoped(table) is table
     assert blas_lines() == ["BLAS: threadpoolctl is not installed (pip install threadpoolctl), "
                             "so plugrad leaves BLAS threads alone and cannot list them"]
+
+
+CPUINFO = "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 avx2 fma {extra}\n"
+
+
+@pytest.mark.parametrize("extra, architecture, hinted", [
+    ("avx512f avx512bw", "Haswell", True),    # AVX2 kernels on an AVX-512 CPU
+    ("avx512f avx512bw", "Zen", True),
+    ("avx512f avx512bw", "SkylakeX", False),  # already the AVX-512 kernels
+    ("", "Haswell", False),                   # an AVX2 CPU: nothing better to pick
+    ("avx512vl", "Haswell", False),           # no avx512f: not an AVX-512 CPU
+])
+def test_the_avx512_hint_needs_an_avx512_cpu_running_avx2_kernels(tmp_path, extra, architecture,
+                                                                   hinted):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO.format(extra=extra))
+    libraries = [{"internal_api": "openblas", "architecture": architecture},
+                 {"internal_api": "openmp"}]
+    hint = _blas.avx512_hint(libraries, str(cpuinfo))
+    assert (hint is not None) == hinted
+    if hinted:
+        assert f"its {architecture} (AVX2) kernels" in hint and "OPENBLAS_CORETYPE=SkylakeX" in hint
+
+
+def test_the_avx512_hint_without_a_cpuinfo_file(tmp_path):
+    assert _blas.avx512_hint([{"internal_api": "openblas", "architecture": "Haswell"}],
+                             str(tmp_path / "missing")) is None
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as file:
+            return next((set(line.split()) for line in file if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+@pytest.mark.parametrize("coretype", ["Haswell", "SkylakeX"])
+def test_plugrad_info_names_the_kernels_openblas_picked(coretype):
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        pytest.skip("OpenBLAS kernel sets named here are x86-64 ones")
+    env = dict(os.environ, OPENBLAS_CORETYPE=coretype)
+    done = subprocess.run([sys.executable, "-m", "plugrad", "info"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f", {coretype} kernels" in done.stdout
+    hinted = "OPENBLAS_CORETYPE=SkylakeX in the environment" in done.stdout
+    assert hinted == (coretype == "Haswell" and "avx512f" in _cpu_flags())
