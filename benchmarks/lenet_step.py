@@ -85,11 +85,11 @@ def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray,
                  table: dict | None = None) -> Callable[[], float]:
     """The same step with the numpy backend's kernels called by hand: no Tensors, no tape.
 
-    ``table`` defaults to the one the backend runs (its BLAS thread limit included)."""
-    from plugrad.backends.numpy_backend._blas import scoped
-    from plugrad.backends.numpy_backend.kernels import kernel_table
+    ``table`` defaults to the one the backend runs (its batch split over threads and its BLAS
+    thread limit included)."""
+    from plugrad.core import registry
 
-    k = table if table is not None else scoped(kernel_table(np))
+    k = table if table is not None else registry.dispatch_table(P.Tensor(0.0).device.type)
     params = {name: value.copy() for name, value in state.items()}
     buffers = {name: np.zeros_like(value) for name, value in state.items()}
     conv = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
