@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/bench_conv_kernels.py [--batch 64] [--rounds 15]
     PYTHONPATH=. python benchmarks/bench_conv_kernels.py --explore   # alternatives
+    PYTHONPATH=. python benchmarks/bench_conv_kernels.py --engines   # NumPy vs onnxruntime
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_conv_kernels.py
 
 Each op is timed in interleaved rounds (ours, torch, ours, ...) so that drift
@@ -266,6 +267,43 @@ def explore(args):
             print(f"  {lab:30s} med {md:7.3f}  min {mn:7.3f} ms")
 
 
+#: (name, x shape without the batch, w shape, stride, padding): LeNet's and SmallVGG's layers
+ENGINE_LAYERS = [
+    ("LeNet conv1", (1, 28, 28), (6, 1, 5, 5), 1, 0),
+    ("LeNet conv2", (6, 12, 12), (16, 6, 5, 5), 1, 0),
+    ("VGG 3->16 32x32", (3, 32, 32), (16, 3, 3, 3), 1, 1),
+    ("VGG 16->16 32x32", (16, 32, 32), (16, 16, 3, 3), 1, 1),
+    ("VGG 16->32 16x16", (16, 16, 16), (32, 16, 3, 3), 1, 1),
+    ("VGG 32->32 16x16", (32, 16, 16), (32, 32, 3, 3), 1, 1),
+    ("VGG 32->64 s2", (32, 16, 16), (64, 32, 3, 3), 2, 1),
+]
+
+
+def engines(args):
+    """The backend's convolution kernels with and without onnxruntime (``ort_conv.py``),
+    interleaved: the forward and the input gradient, on its default threads."""
+    from plugrad.backends.numpy_backend import _blas, ort_conv, parallel
+
+    numpy_table = dict(conv_mod.kernels(np))
+    numpy_table.update(parallel.split_kernels({**numpy_table, **pool_mod.kernels(np)}, np))
+    numpy_table = _blas.scoped(numpy_table)
+    ort_table = ort_conv.kernels(numpy_table)
+    rng = np.random.default_rng(0)
+    print(f"batch {args.batch}, float32, ms per call (median, min)")
+    for name, xs, ws, s, p in ENGINE_LAYERS:
+        x = rng.standard_normal((args.batch, *xs), dtype=np.float32)
+        w = rng.standard_normal(ws, dtype=np.float32) * 0.1
+        geo = dict(stride=(s, s), padding=(p, p), dilation=(1, 1), groups=1)
+        g = rng.standard_normal(numpy_table["conv2d"](x, w, **geo).shape, dtype=np.float32)
+        for op, call in (("forward", lambda k: k["conv2d"](x, w, **geo)),
+                         ("input grad", lambda k: k["conv2d_grad_input"](
+                             g, w, input_shape=x.shape, **geo))):
+            r = timeit_interleaved({"numpy": lambda: call(numpy_table),
+                                    "onnxruntime": lambda: call(ort_table)}, args.rounds)
+            cells = "  ".join(f"{lab} {md:7.3f} ({mn:7.3f})" for lab, (md, mn) in r.items())
+            print(f"  {name:17s} {op:10s} {cells}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -273,9 +311,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--torch-threads", type=int, default=2)
     ap.add_argument("--explore", action="store_true", help="time the alternatives instead")
+    ap.add_argument("--engines", action="store_true",
+                    help="time the NumPy convolutions against onnxruntime's instead")
     args = ap.parse_args()
     import_torch(args.torch_threads)
-    (explore if args.explore else main_table)(args)
+    (explore if args.explore else engines if args.engines else main_table)(args)
 
 
 if __name__ == "__main__":

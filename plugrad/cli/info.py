@@ -108,7 +108,7 @@ def report() -> str:
                      + (f": {', '.join(cover['missing'])}" if cover["missing"] else ""))
         if cover["decomposed"]:
             lines.append(f"         decomposed: {', '.join(cover['decomposed'])}")
-    lines += ["", *blas_lines()]
+    lines += ["", conv_engine_line(), *blas_lines()]
     lines += ["", "one op's declaration and kernels: plugrad info --op NAME"]
     return "\n".join(lines)
 
@@ -191,6 +191,19 @@ def op_report(name: str) -> str:
 
 def _duration(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def conv_engine_line() -> str:
+    """Which kernels run the numpy backend's float32 convolutions."""
+    from plugrad.backends.numpy_backend import ort_conv
+
+    if ort_conv.available():
+        return ("convolutions (cpu, float32): onnxruntime's for the forward and the stride-1 "
+                f"input gradient, NumPy's otherwise ({ort_conv.ENGINE_VARIABLE}=numpy: NumPy's "
+                f"only)")
+    if ort_conv.turned_off():
+        return f"convolutions (cpu): NumPy's ({ort_conv.ENGINE_VARIABLE}=numpy)"
+    return "convolutions (cpu): NumPy's (pip install plugrad[onnx] for onnxruntime's, faster)"
 
 
 def blas_lines() -> list[str]:

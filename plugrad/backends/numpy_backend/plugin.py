@@ -18,7 +18,7 @@ def _namespace() -> ModuleType:
 
 
 def _kernels():
-    from plugrad.backends.numpy_backend import parallel
+    from plugrad.backends.numpy_backend import ort_conv, parallel
     from plugrad.backends.numpy_backend._blas import scoped
     from plugrad.backends.numpy_backend._malloc import keep_freed_memory
     from plugrad.backends.numpy_backend.kernels import kernel_table
@@ -28,6 +28,8 @@ def _kernels():
     # kernel_table wraps every kernel that may into one returning arrays.
     table = kernel_table(np)
     table.update(parallel.split_kernels(table, np))  # big batches split over threads
+    if ort_conv.available():  # onnxruntime's convolutions where they measured faster
+        table.update(ort_conv.kernels(table))
     # one BLAS thread inside its GEMM kernels only: as fast idle, far steadier busy (_blas.py)
     return scoped(table)
 
