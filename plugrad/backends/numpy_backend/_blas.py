@@ -70,12 +70,10 @@ def cpu_has_avx512(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU reports AVX-512 (``avx512f`` among the flags of Linux's cpuinfo)."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as file:
-            for line in file:
-                if line.startswith("flags"):
-                    return "avx512f" in line.split()
-    except OSError:
-        pass
-    return False
+            flags = next((line.split() for line in file if line.startswith("flags")), [])
+    except OSError:  # no cpuinfo (not Linux): nothing known, so no hint
+        return False
+    return "avx512f" in flags
 
 
 def avx512_hint(libraries: list[dict[str, Any]], cpuinfo: str = "/proc/cpuinfo") -> str | None:

@@ -93,15 +93,17 @@ class _Sessions:
 
 
 
-def _session(inputs: tuple[tuple[str, tuple[int, ...]], ...], attrs: tuple) -> Any:
-    """A session of one Conv node over float32 ``inputs`` (name, shape), ``attrs`` its
-    attributes as sorted (name, value) pairs."""
+def _session(inputs: tuple[tuple[str, tuple[int, ...]], ...], kernel: tuple[int, ...],
+             stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+             groups: int) -> Any:
+    """A session of one Conv node over float32 ``inputs`` (name, shape) with these attributes."""
     import onnxruntime
     from onnx import TensorProto, helper
 
     node = helper.make_node("Conv", [name for name, _ in inputs], ["y"],
-                            **{name: list(value) if isinstance(value, tuple) else value
-                               for name, value in attrs})
+                            kernel_shape=list(kernel), strides=list(stride),
+                            pads=[padding[0], padding[1], padding[0], padding[1]],
+                            dilations=list(dilation), group=groups)
     graph = helper.make_graph(
         [node], "conv",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
@@ -120,10 +122,10 @@ def _session(inputs: tuple[tuple[str, tuple[int, ...]], ...], attrs: tuple) -> A
 _sessions = _Sessions()
 
 
-def _conv_attrs(kernel: tuple[int, ...], stride, padding, dilation, groups) -> tuple:
-    return tuple(sorted({"kernel_shape": tuple(kernel), "strides": tuple(stride),
-                         "pads": (padding[0], padding[1], padding[0], padding[1]),
-                         "dilations": tuple(dilation), "group": groups}.items()))
+def _key(feeds: dict[str, np.ndarray], kernel, stride, padding, dilation, groups) -> tuple:
+    """A convolution's geometry: the arguments of :func:`_session`."""
+    return (tuple((name, a.shape) for name, a in feeds.items()), tuple(kernel), tuple(stride),
+            tuple(padding), tuple(dilation), groups)
 
 
 def _float32(*arrays: Any) -> bool:
@@ -142,9 +144,7 @@ def kernels(fallback: dict[str, Callable]) -> dict[str, Callable]:
         feeds = {"x": np.ascontiguousarray(x), "w": np.ascontiguousarray(w)}
         if b is not None:
             feeds["b"] = np.ascontiguousarray(b).reshape(-1)
-        key = (tuple((name, a.shape) for name, a in feeds.items()),
-               _conv_attrs(w.shape[2:], stride, padding, dilation, groups))
-        return _sessions.run(key, feeds)
+        return _sessions.run(_key(feeds, w.shape[2:], stride, padding, dilation, groups), feeds)
 
     def conv2d_grad_input(g, w, *, input_shape, stride, padding, dilation, groups):
         kh, kw = w.shape[2:]
@@ -157,9 +157,7 @@ def kernels(fallback: dict[str, Callable]) -> dict[str, Callable]:
                                     padding=padding, dilation=dilation, groups=groups)
         flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         feeds = {"g": np.ascontiguousarray(g), "w": flipped}
-        key = (tuple((name, a.shape) for name, a in feeds.items()),
-               _conv_attrs((kh, kw), (1, 1), flipped_padding, dilation, 1))
-        return _sessions.run(key, feeds)
+        return _sessions.run(_key(feeds, (kh, kw), (1, 1), flipped_padding, dilation, 1), feeds)
 
     return {"conv2d": conv2d, "conv2d_bias": conv2d, "conv2d_grad_input": conv2d_grad_input}
 
