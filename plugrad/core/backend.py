@@ -103,8 +103,10 @@ class DeviceType:
     namespace: ModuleType | Callable[[], ModuleType] | None = None
     dtypes: tuple[str, ...] | Mapping[str, Any] = ()
     kernels: KernelTable | Callable[[], KernelTable] = field(default_factory=dict)
-    to_host: Callable[[Any], np.ndarray] | None = None
-    from_host: Callable[[np.ndarray, int], Any] | None = None
+    # ``None`` is only the constructor's "not given": __post_init__ puts the namespace's default
+    # in its place or _validate refuses it, so a built DeviceType always has both callables.
+    to_host: Callable[[Any], np.ndarray] = None  # type: ignore[assignment]  # see above
+    from_host: Callable[[np.ndarray, int], Any] = None  # type: ignore[assignment]  # see above
     array_types: tuple[type, ...] = ()
     is_available: Callable[[], bool] = _always_available
     device_count: Callable[[], int] = _one_device

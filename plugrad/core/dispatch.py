@@ -118,7 +118,7 @@ def check(op: str, *inputs: Tensor, **attrs: Any) -> Spec:
     The front end's one check of a call: it runs before :func:`apply`, never inside it, so ops
     calling ops (decompositions, vjps) pay nothing for it.
     """
-    return OPS[op].rule(*[spec_of(t) for t in inputs], **attrs)  # type: ignore[misc]  # declared
+    return OPS[op].rule(*[spec_of(t) for t in inputs], **attrs)
 
 
 def apply(op: str, *inputs: Tensor, **attrs: Any) -> Tensor:
@@ -228,7 +228,7 @@ def as_tensor_like(value: Any, like: Tensor, dtype: np.dtype | None = None,
         raise TypeError(f"{op}: cannot combine a Tensor with {type(value).__name__} "
                         f"{_short_repr(value)}; expected a number, a (nested) list of numbers, "
                         f"an array or a Tensor")
-    return wrap(device.type.from_host(host, device.index), device)  # type: ignore[misc]  # filled in by DeviceType.__post_init__
+    return wrap(device.type.from_host(host, device.index), device)
 
 
 def _short_repr(value: Any, limit: int = 40) -> str:
@@ -264,5 +264,5 @@ def binary(op: str, x: Any, y: Any) -> Tensor:
     if x.__class__ is not Tensor or y.__class__ is not Tensor \
             or x._dtype != y._dtype:
         x, y = promote_pair(op, x, y)
-    OPS[op].rule(spec_of(x), spec_of(y))  # type: ignore[misc]  # every declared op has a rule
+    OPS[op].rule(spec_of(x), spec_of(y))
     return apply(op, x, y)

@@ -395,5 +395,5 @@ def host_array(value: Any) -> np.ndarray:
         return value
     for device_type in _device_types.values():
         if device_type.array_types and isinstance(value, device_type.array_types):
-            return device_type.to_host(value)  # type: ignore[misc]  # filled in by DeviceType.__post_init__
+            return device_type.to_host(value)
     return np.asarray(value)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "OpDef",
+    "DeclaredOp",
     "OPS",
     "ALIASES",
     "Attr",
@@ -101,7 +102,7 @@ ALIASES: dict[str, str] = {
 
 @dataclass(frozen=True, eq=False)
 class OpDef:
-    """One op: its name, whether backends must implement it, and how to differentiate it.
+    """What the tape needs of an op: its name and how to differentiate it.
 
     ``vjp(ctx, g)`` returns one gradient (or ``None``) per input, computed with other ops;
     ``ctx`` holds the inputs, the output and the attributes of the forward call.
@@ -109,11 +110,8 @@ class OpDef:
     ``keep_inputs`` (input positions; ``None`` for all) and ``keep_out`` say which arrays the vjp
     reads: the tape keeps only those, and the other inputs as their shape and dtype, so the
     activations a backward pass never reads are freed during the forward pass.
-    ``signature`` is the kernel's, ``rule(*specs, **attrs)`` maps anything with ``.shape`` and
-    ``.dtype`` (arrays, Tensors, :class:`Spec`) to the output :class:`Spec` or raises the op's
-    TypeError/ValueError, and ``reference(*arrays, **attrs)`` computes the op in float64 NumPy
-    (``None`` for random ops, checked by their statistics instead). ``doc`` says what the kernel
-    returns.
+    An op outside the registry (a collective, whose arrays go through a communicator) is
+    recorded with an OpDef of its own; every op in :data:`OPS` is a :class:`DeclaredOp`.
     """
 
     name: str
@@ -124,29 +122,42 @@ class OpDef:
     doc: str = ""
     keep_inputs: tuple[int, ...] | None = None
     keep_out: bool = True
-    signature: Signature | None = None
-    rule: Callable[..., Any] | None = None
-    reference: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class DeclaredOp(OpDef):
+    """An op of the registry: an :class:`OpDef` with its kernel contract.
+
+    ``signature`` is the kernel's, ``rule(*specs, **attrs)`` maps anything with ``.shape`` and
+    ``.dtype`` (arrays, Tensors, :class:`Spec`) to the output :class:`Spec` or raises the op's
+    TypeError/ValueError, and ``reference(*arrays, **attrs)`` computes the op in float64 NumPy
+    (``None`` for random ops, checked by their statistics instead). ``doc`` says what the kernel
+    returns.
+    """
+
+    signature: Signature
+    rule: Callable[..., Spec]
+    reference: Callable[..., Any] | None
 
     @property
     def aliases(self) -> list[str]:
         return sorted(alias for alias, name in ALIASES.items() if name == self.name)
 
 
-OPS: dict[str, OpDef] = {}
+OPS: dict[str, DeclaredOp] = {}
 #: Composite ops with no vjp of their own: while recording they run their decomposition even
 #: where a backend has a fused kernel, so gradients still flow. Kept as a set for dispatch.
 DECOMPOSE_WHEN_RECORDING: set[str] = set()
 
 
-def _register(op: OpDef) -> OpDef:
+def _register(op: DeclaredOp) -> DeclaredOp:
     if op.name in OPS:
         raise ValueError(f"op {op.name!r} is declared twice")
     OPS[op.name] = op
     return op
 
 
-def lookup(name: str) -> OpDef:
+def lookup(name: str) -> DeclaredOp:
     """The op called ``name`` or one of its :data:`ALIASES`; a KeyError suggests close names."""
     op = OPS.get(ALIASES.get(name, name))
     if op is None:
@@ -156,24 +167,26 @@ def lookup(name: str) -> OpDef:
     return op
 
 
-def primitive(name: str, signature: str, *, rule: Callable[..., Any],
+def primitive(name: str, signature: str, *, rule: Callable[..., Spec],
               reference: Callable[..., Any] | None, vjp: Callable | None = None,
               differentiable: bool = True, doc: str = "",
-              keep_inputs: tuple[int, ...] | None = None, keep_out: bool = True) -> OpDef:
+              keep_inputs: tuple[int, ...] | None = None, keep_out: bool = True) -> DeclaredOp:
     """Declare a primitive op; ``differentiable=False`` ops pass no gradient (comparisons...)."""
-    return _register(OpDef(name, True, vjp, None, differentiable and vjp is not None, doc,
-                           keep_inputs, keep_out, Signature.parse(signature), rule, reference))
+    return _register(DeclaredOp(name, True, vjp, None, differentiable and vjp is not None, doc,
+                                keep_inputs, keep_out, signature=Signature.parse(signature),
+                                rule=rule, reference=reference))
 
 
-def composite(name: str, signature: str, *, rule: Callable[..., Any],
+def composite(name: str, signature: str, *, rule: Callable[..., Spec],
               reference: Callable[..., Any] | None, decomposition: Callable,
               vjp: Callable | None = None, doc: str = "",
-              keep_inputs: tuple[int, ...] | None = None, keep_out: bool = True) -> OpDef:
+              keep_inputs: tuple[int, ...] | None = None, keep_out: bool = True) -> DeclaredOp:
     """Declare a composite op with its decomposition (and optionally a vjp for fused kernels)."""
     if vjp is None:
         DECOMPOSE_WHEN_RECORDING.add(name)
-    return _register(OpDef(name, False, vjp, decomposition, True, doc, keep_inputs, keep_out,
-                           Signature.parse(signature), rule, reference))
+    return _register(DeclaredOp(name, False, vjp, decomposition, True, doc, keep_inputs,
+                                keep_out, signature=Signature.parse(signature), rule=rule,
+                                reference=reference))
 
 
 # Keyed by the DeviceType itself, weakly: an id() key outlived its device type, and a new one

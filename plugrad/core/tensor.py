@@ -27,7 +27,7 @@ def _host(t: Tensor) -> np.ndarray:
     if _dispatch.tracer is not None:  # a traced function reads a value: jit must know
         _dispatch.tracer.read(t)
     device = t._device
-    return device.type.to_host(t._data)  # type: ignore[misc]  # filled in by DeviceType.__post_init__
+    return device.type.to_host(t._data)
 
 
 def _host_array(source: Any) -> np.ndarray:
@@ -59,7 +59,7 @@ def _to_backend_array(data: Any, dtype: np.dtype | None, device: Device) -> Any:
     device_type = device.type
     if device_type.array_types and isinstance(data, device_type.array_types) \
             and not isinstance(data, np.ndarray):
-        source = device_type.to_host(data)  # type: ignore[misc]  # filled in by DeviceType.__post_init__
+        source = device_type.to_host(data)
     else:
         source = data
     host = _host_array(source)
@@ -78,7 +78,7 @@ def _to_backend_array(data: Any, dtype: np.dtype | None, device: Device) -> Any:
         raise TypeError(f"Tensor: backend {device_type.backend!r} (device {device.logical}) does "
                         f"not support dtype {target.name}; supported: "
                         f"{', '.join(device_type.dtypes)}")
-    return device_type.from_host(host, device.index)  # type: ignore[misc]  # filled in by DeviceType.__post_init__
+    return device_type.from_host(host, device.index)
 
 
 class Tensor:

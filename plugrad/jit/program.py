@@ -58,7 +58,7 @@ class Program:
         """A NumPy copy of a loaded state tensor's current value or of a constant."""
         owner = self.loads.get(slot)
         if owner is not None:
-            return np.asarray(owner._device.type.to_host(owner._data))  # type: ignore[misc]  # filled in by DeviceType.__post_init__
+            return np.asarray(owner._device.type.to_host(owner._data))
         return np.asarray(self.constant_devices[slot].type.to_host(self.constants[slot]))
 
     @property

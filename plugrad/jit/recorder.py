@@ -194,7 +194,7 @@ class Recorder:
                 f"depend on them. Compute the decision with tensor ops (F.where...), read the "
                 f"value outside the traced function, or trace with symbolic=False")
         slot = self.slot(tensor)
-        expected = np.array(tensor._device.type.to_host(array))  # type: ignore[misc]  # filled in by DeviceType.__post_init__
+        expected = np.array(tensor._device.type.to_host(array))
         self.steps.append(Step(_guard(expected, where, tensor._device), (slot,), {}, SCRATCH,
                                "<read>"))
 
