@@ -32,9 +32,10 @@ def temp_name_pattern(target: str) -> re.Pattern:
                       r"\.[0-9a-f]+\.tmp")
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object],
                      who: str = "save") -> None:
-    """Call ``write(handle)`` on a temporary file, then rename it over ``path``.
+    """Call ``write(handle)`` on a temporary file (what it returns is ignored), then rename it
+    over ``path``.
 
     ``who`` names the caller in error messages. If ``write`` raises, ``path`` is unchanged and
     the temporary file is removed.

@@ -44,7 +44,7 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from typing import Any, BinaryIO, Callable
+from typing import IO, Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -230,7 +230,7 @@ class _TreeCheck:
         elif kind == "pickle":
             self.pickles.append(self._entry(node, "entry", where))
         elif kind == "float":
-            value = node.get("value")
+            value: Any = node.get("value")  # untrusted JSON: float() itself is the check
             try:
                 float(value)
             except (TypeError, ValueError):
@@ -293,7 +293,7 @@ class _Reader:
                 raise _corrupt(self.name, f"{entry} claims shape {shape} of {dtype} "
                                           f"({nbytes} bytes) but holds {data_size} bytes")
             array = np.empty(shape, dtype, order="F" if fortran_order else "C")
-            _read_into(handle, memoryview(array.reshape(-1, order="A").view(np.uint8)),
+            _read_into(handle, array.reshape(-1, order="A").view(np.uint8).data,
                        lambda: _corrupt(self.name, f"{entry} is truncated"))
         return array
 
@@ -361,10 +361,11 @@ def _stored(archive: zipfile.ZipFile, entry: str, name: str) -> zipfile.ZipInfo:
     return info
 
 
-def _read_into(handle: BinaryIO, view: memoryview, truncated: Callable[[], Exception]) -> None:
+def _read_into(handle: IO[bytes], view: memoryview, truncated: Callable[[], Exception]) -> None:
     """Fill ``view`` from ``handle`` in chunks (a single read would hold a second copy)."""
     while view.nbytes:
-        count = handle.readinto(view[:_READ_CHUNK])
+        # typeshed types ZipFile.open as IO[bytes]; the ZipExtFile it returns has readinto
+        count = handle.readinto(view[:_READ_CHUNK])  # type: ignore[attr-defined]
         if not count:
             raise truncated()
         view = view[count:]

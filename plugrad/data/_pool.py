@@ -136,7 +136,8 @@ class MultiProcessIterator:
                 task_r, task_w = ctx.Pipe(duplex=False)
                 res_r, res_w = ctx.Pipe(duplex=False)
                 prefix = f"{pool.prefix}_{w}"
-                proc = ctx.Process(
+                # each start method's context has Process; typeshed's BaseContext does not
+                proc = ctx.Process(  # type: ignore[attr-defined]
                     target=worker_loop,
                     args=(w, fetcher, task_r, res_w, base_seed + w, prefix, os.getpid()),
                     name=f"plugrad-data-worker-{w}",

@@ -63,6 +63,14 @@ def _strip(obj: Any, arrays: list[tuple[np.ndarray, _ArrayRef]], cursor: list[in
     return obj  # anything else travels inside the (pickled) header
 
 
+def _bytes_of(shm: shared_memory.SharedMemory, count: int = -1) -> np.ndarray:
+    """The segment's first ``count`` bytes (all by default) as a uint8 view."""
+    buf = shm.buf
+    if buf is None:  # like I/O on a closed file
+        raise ValueError(f"shared memory segment {shm.name!r} is closed")
+    return np.frombuffer(buf, dtype=np.uint8, count=count)
+
+
 class SlotWriter:
     """Worker side: writes batches into reusable slots."""
 
@@ -107,7 +115,7 @@ class SlotWriter:
         size = max(cursor[0], 1)
         slot = self._slot_for(size)
         shm = self.slots[slot]
-        flat = np.frombuffer(shm.buf, dtype=np.uint8, count=size)
+        flat = _bytes_of(shm, size)
         try:
             for arr, ref in arrays:
                 dst = flat[ref.offset : ref.offset + arr.nbytes].view(arr.dtype).reshape(arr.shape)
@@ -135,7 +143,7 @@ class _Mapping:
             shm.unlink()  # the mapping stays valid; the name is gone from /dev/shm
         self.name = name
         self._shm = shm
-        self.flat: np.ndarray | None = np.frombuffer(shm.buf, dtype=np.uint8)
+        self.flat: np.ndarray | None = _bytes_of(shm)
 
     def __del__(self) -> None:
         self.flat = None  # drop our export of the buffer before closing it
@@ -224,7 +232,8 @@ def unlink_quietly(name: str) -> None:
 
 def _unlink_name(name: str) -> None:
     try:
-        from _posixshmem import shm_unlink  # what multiprocessing.shared_memory uses
+        # what multiprocessing.shared_memory uses; CPython ships no stub for it
+        from _posixshmem import shm_unlink  # type: ignore[import-not-found]
     except ImportError:  # not POSIX: segments have no names to leave behind
         return
     with contextlib.suppress(OSError):

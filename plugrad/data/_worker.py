@@ -61,10 +61,11 @@ class BatchFetcher:
             return None
         if self.stream:
             items = payload
-        elif self.stacked:
-            return _contiguous(self.transform._apply_stacked(self.dataset._get_stacked(payload)))
         else:
             dataset = self.dataset
+            assert dataset is not None  # only a stream's fetcher goes without its dataset
+            if self.stacked:
+                return _contiguous(self.transform._apply_stacked(dataset._get_stacked(payload)))
             items = [dataset[i] for i in payload]
         try:
             return self.collator.apply(self.transform.apply_batch(items))

@@ -29,7 +29,7 @@ __all__ = [
 
 
 def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value > 0)
 
 
 def _process_group() -> tuple[int, int]:

@@ -45,5 +45,6 @@ def names_itself(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
                 message = f"{name}: {message}"
             raise surface(message).with_traceback(exc.__traceback__) from None
 
-    public.__wrapped_public__ = True
+    # the marker _name_errors skips; mypy does not model attributes set on functions
+    public.__wrapped_public__ = True  # type: ignore[attr-defined]
     return public

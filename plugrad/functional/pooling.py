@@ -63,8 +63,9 @@ def _adaptive_window(op: str, x: Tensor, oshp: Any) -> tuple[tuple[int, int], tu
     if any(o > i for o, i in zip(out_hw, x.shape[2:])):
         raise ValueError(f"{op}: output size {out_hw} is larger than the input's spatial size "
                          f"{x.shape[2:]}")
-    stride = tuple(i // o for i, o in zip(x.shape[2:], out_hw))
-    kernel = tuple(i - (o - 1) * s for i, o, s in zip(x.shape[2:], out_hw, stride))
+    (h, w), (oh, ow) = x.shape[2:], out_hw
+    stride = (h // oh, w // ow)
+    kernel = (h - (oh - 1) * stride[0], w - (ow - 1) * stride[1])
     return kernel, stride
 
 

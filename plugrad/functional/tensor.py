@@ -105,10 +105,10 @@ def reshape(inp: Tensor, target_shape: Any) -> Tensor:
     elif known != size:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {inp.shape} ({size} "
                          f"elements) into {tuple(shape)} ({known} elements)")
-    shape = tuple(shape)
-    if shape == inp._data.shape:
+    target = tuple(shape)
+    if target == inp._data.shape:
         return inp
-    return apply("reshape", inp, shape=shape)
+    return apply("reshape", inp, shape=target)
 
 
 def flatten(inp: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
@@ -334,7 +334,7 @@ def _normalize_index(x: Tensor, index: Any, op: str = "getitem") -> tuple:
     if not isinstance(index, tuple):
         index = (index,)
     device = x._device
-    out = []
+    out: list[Any] = []  # ints, bools, slices, None, Ellipsis and device arrays
     for item in index:
         if item is None or item is Ellipsis or isinstance(item, slice):
             out.append(item)

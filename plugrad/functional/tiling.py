@@ -29,7 +29,7 @@ def _count(op: str, name: str, value: Any) -> int:
     return int(value)
 
 
-def tile(inp: Tensor, reps: Iterable[int]) -> Tensor:
+def tile(inp: Tensor, reps: int | Iterable[int]) -> Tensor:
     """``inp`` repeated ``reps[i]`` times along axis ``i``.
 
     As in MegEngine, ``reps`` has at least ``inp.ndim`` entries; a longer one adds leading

@@ -39,6 +39,7 @@ def _format(names: list[str]) -> str:
 def load_into(model: Module, state_dict: dict | Callable[[str, Tensor], Any],
               strict: bool) -> None:
     """Implementation of :meth:`Module.load_state_dict`."""
+    closure: Callable[[str, Tensor], Any]
     if isinstance(state_dict, dict):
         unused = set(state_dict)
 

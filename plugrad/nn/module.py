@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeGuard, TypeVar
 
 from plugrad.core.tensor import Parameter, Tensor
 
 __all__ = ["Module", "HookHandler"]
 
 _hook_ids = itertools.count()
+_T = TypeVar("_T", bound=Tensor)
 
 
 def _trackable(value: Any) -> bool:
@@ -70,6 +71,14 @@ class Module:
         >>> [name for name, _ in Net().named_parameters()]
         ['fc.weight', 'fc.bias']
     """
+
+    # Set in __init__ with object.__setattr__, past the tracking in __setattr__.
+    _tracked: list[str]  # names of the attributes that may hold tensors or modules
+    _forward_pre_hooks: OrderedDict[int, Callable]
+    _forward_hooks: OrderedDict[int, Callable]
+    _short_name: str | None  # the attribute name a parent first assigned this module to
+    name: str | None
+    training: bool
 
     def __init__(self, name: str | None = None) -> None:
         set_ = object.__setattr__
@@ -170,7 +179,7 @@ class Module:
             yield module
 
     def _named_tensors(self, prefix: str, recursive: bool,
-                       keep: Callable[[Tensor], bool]) -> Iterator[tuple[str, Tensor]]:
+                       keep: Callable[[Tensor], TypeGuard[_T]]) -> Iterator[tuple[str, _T]]:
         seen: set[int] = set()
         for name, value in self._all_tensors(prefix, recursive):
             if keep(value) and id(value) not in seen:
@@ -236,10 +245,10 @@ class Module:
 
     # -- state dicts ----------------------------------------------------------------------------
     def state_dict(self, rst: dict | None = None, prefix: str = "",
-                   keep_var: bool = False) -> OrderedDict[str, Any]:
+                   keep_var: bool = False) -> dict[str, Any]:
         """Every parameter and buffer by dotted name: NumPy copies, or the Tensors themselves
-        with ``keep_var=True``."""
-        out: OrderedDict[str, Any] = OrderedDict() if rst is None else rst
+        with ``keep_var=True``; a new OrderedDict, or ``rst`` filled in."""
+        out: dict[str, Any] = OrderedDict() if rst is None else rst
         for name, value in self._all_tensors(prefix.rstrip("."), True):
             out[name] = value if keep_var else value.numpy()
         return out
@@ -283,14 +292,14 @@ class Module:
         return f"{info} '{name}'" if name else info
 
 
-def _is_parameter(t: Tensor) -> bool:
+def _is_parameter(t: Tensor) -> TypeGuard[Parameter]:
     return isinstance(t, Parameter)
 
 
-def _is_buffer(t: Tensor) -> bool:
+def _is_buffer(t: Tensor) -> TypeGuard[Tensor]:
     return not isinstance(t, Parameter)
 
 
-def _any_tensor(t: Tensor) -> bool:
+def _any_tensor(t: Tensor) -> TypeGuard[Tensor]:
     return True
 

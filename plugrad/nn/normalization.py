@@ -33,6 +33,8 @@ class _BatchNorm(Module):
         self.track_running_stats = track_running_stats
         self.freeze = freeze
         shape = (1, self.num_features, 1, 1)
+        self.weight: Parameter | None
+        self.bias: Parameter | None
         if affine:
             self.weight = Parameter(np.ones(shape, np.float32))
             self.bias = Parameter(np.zeros(shape, np.float32))
@@ -75,11 +77,12 @@ class BatchNorm2d(_BatchNorm):
     _shape_text = "(N, {C}, H, W)"
 
 
-def _reset_affine(module: Module) -> None:
+def _reset_affine(norm: LayerNorm | GroupNorm) -> None:
     """Weight ones and bias zeros, MegEngine's start for a norm's affine parameters."""
-    if module.weight is not None:
-        init.ones_(module.weight)
-        init.zeros_(module.bias)
+    if norm.weight is not None:
+        init.ones_(norm.weight)
+    if norm.bias is not None:
+        init.zeros_(norm.bias)
 
 
 class LayerNorm(Module):

@@ -22,6 +22,8 @@ class Sequential(Module):
         (Linear(in_features=4, out_features=8, bias=True), 3, <class '...Sequential'>)
     """
 
+    _layer_keys: list[str]  # the layers' attribute names, in order (set past __setattr__)
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(**kwargs)
         object.__setattr__(self, "_layer_keys", [])

@@ -59,7 +59,7 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
 def _readinto_full(f: BinaryIO, out: np.ndarray) -> int:
     if not out.size:  # a memoryview of a zero-sized array cannot be cast to bytes
         return 0
-    view = memoryview(out).cast("B")
+    view = out.data.cast("B")
     pos, total = 0, view.nbytes
     while pos < total:
         got = f.readinto(view[pos:])  # type: ignore[attr-defined]

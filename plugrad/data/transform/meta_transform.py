@@ -29,7 +29,7 @@ class Transform(ABC):
     guaranteed to equal transforming sample by sample and collating.
     """
 
-    def apply_batch(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
+    def apply_batch(self, inputs: Sequence[Any]) -> Sequence[Any]:
         """Transform each sample of a batch independently."""
         return tuple(self.apply(x) for x in inputs)
 

@@ -93,6 +93,7 @@ class Pad(VisionTransform):
         order: Sequence[str] | None = None,
     ):
         super().__init__(order)
+        sizes: tuple[int, ...]
         if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
             sizes = (int(size),) * 4
         elif isinstance(size, collections.abc.Sequence) and len(size) == 2:

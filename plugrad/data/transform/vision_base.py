@@ -99,7 +99,8 @@ class VisionTransform(Transform):
         coords = self._apply_coords(coords).reshape((-1, 4, 2))
         return np.concatenate((coords.min(axis=1), coords.max(axis=1)), axis=1)
 
-    def _apply_mask(self, mask: np.ndarray) -> np.ndarray:
+    def _apply_mask(self, mask: np.ndarray, /) -> np.ndarray:
+        # positional-only: a transform whose mask moves like its image aliases _apply_image
         raise NotImplementedError
 
     def _apply_keypoints(self, keypoints: np.ndarray) -> np.ndarray:
