@@ -33,7 +33,12 @@ def _resolve(target: dict[str, Any]) -> Callable:
         found = importlib.import_module(target["module"])
     for part in target["qualname"].split("."):
         found = getattr(found, part)
-    return found.func if isinstance(found, launcher) else found
+    if not isinstance(found, launcher):
+        return found
+    if found.func is None:
+        raise TypeError(f"launcher: {target['qualname']} is a launcher without a function when "
+                        f"the rank imports it; decorate the function itself (@launcher(...))")
+    return found.func
 
 
 def main(run_dir: Path) -> None:

@@ -76,13 +76,14 @@ def _reduce_scatter_vjp(ctx, g):
     return (all_gather(g, ctx.attrs["group"]),)
 
 
-_NO_ARRAYS = dict(primitive=False, keep_inputs=(), keep_out=False)
-_ALL_REDUCE_SUM = OpDef("all_reduce_sum", vjp=_all_reduce_sum_vjp, **_NO_ARRAYS)
-_ALL_REDUCE_MAX = OpDef("all_reduce_max", differentiable=False, **_NO_ARRAYS)
-_ALL_REDUCE_MIN = OpDef("all_reduce_min", differentiable=False, **_NO_ARRAYS)
-_BROADCAST = OpDef("broadcast", vjp=_broadcast_vjp, **_NO_ARRAYS)
-_ALL_GATHER = OpDef("all_gather", vjp=_all_gather_vjp, **_NO_ARRAYS)
-_REDUCE_SCATTER = OpDef("reduce_scatter_sum", vjp=_reduce_scatter_vjp, **_NO_ARRAYS)
+# Their vjps read no array of the forward call: the tape keeps none.
+_no_arrays = functools.partial(OpDef, primitive=False, keep_inputs=(), keep_out=False)
+_ALL_REDUCE_SUM = _no_arrays("all_reduce_sum", vjp=_all_reduce_sum_vjp)
+_ALL_REDUCE_MAX = _no_arrays("all_reduce_max", differentiable=False)
+_ALL_REDUCE_MIN = _no_arrays("all_reduce_min", differentiable=False)
+_BROADCAST = _no_arrays("broadcast", vjp=_broadcast_vjp)
+_ALL_GATHER = _no_arrays("all_gather", vjp=_all_gather_vjp)
+_REDUCE_SCATTER = _no_arrays("reduce_scatter_sum", vjp=_reduce_scatter_vjp)
 
 
 def all_reduce_sum(inp: Tensor, group: Group = WORLD, device: Any = None) -> Tensor:

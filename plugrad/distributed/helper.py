@@ -55,6 +55,10 @@ class _DeferredGrad:
     def get(self) -> Tensor:
         if self.value is None:
             self.owner.flush()
+            if self.value is None:  # its bucket was dropped when an earlier all-reduce raised
+                raise RuntimeError("make_allreduce_cb: this gradient was never all-reduced: "
+                                   "an earlier bucket's all-reduce raised; fix that error and "
+                                   "run the backward pass again")
         return self.value
 
 

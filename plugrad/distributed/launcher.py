@@ -202,6 +202,7 @@ def run_mpiexec(nproc: int, python_args: list[str], run_dir: Path,
     watch = _Watch(nproc, run_dir, process)
     watch.start()
     output = _ReportFilter()
+    assert process.stdout is not None  # stdout=PIPE
     try:
         for line in process.stdout:  # the ranks' output, passed on as it comes
             shown = output.feed(line)
@@ -235,11 +236,11 @@ def _failure(nproc: int, run_dir: Path, report: str, code: int, watch: _Watch) -
     timeouts = _noted(run_dir, "timeout", nproc)
     if timeouts:
         missing = [rank for rank in range(nproc) if rank not in timeouts]
-        first = min(timeouts)
+        reporter = min(timeouts)
         return RankFailed(f"launcher: rank(s) {missing} of {nproc} never arrived at a "
                           f"collective; the others gave up waiting and the job was stopped. "
-                          f"Rank {first}'s report:\n{timeouts[first]}",
-                          missing[0] if missing else first)
+                          f"Rank {reporter}'s report:\n{timeouts[reporter]}",
+                          missing[0] if missing else reporter)
     statuses = _statuses(report)
     pids = {int(pid): rank for rank, pid in _noted(run_dir, "pid", nproc).items()}
     banner = re.search(r"PID (\d+) RUNNING", report)
@@ -284,10 +285,11 @@ def _reference(func: Callable) -> dict[str, Any]:
     if module == "__main__":
         main = sys.modules["__main__"]
         spec = getattr(main, "__spec__", None)
+        main_file = getattr(main, "__file__", None)
         if spec is not None and spec.name:  # run with python -m
             module = spec.name
-        elif getattr(main, "__file__", None):
-            main_path = os.path.abspath(main.__file__)
+        elif main_file:
+            main_path = os.path.abspath(main_file)
         else:
             raise TypeError("launcher: cannot launch a function defined interactively; put it "
                             "in a module or script")
