@@ -137,18 +137,22 @@ def _blocks_per_pass(nblk: int, block_bytes: int, budget: int | None) -> int:
     return max(1, budget // max(block_bytes, 1))
 
 
-def kernels(xp) -> dict[str, Callable]:
-    """Convolution kernels closed over the array module ``xp``."""
+def kernels(xp, gemm: Callable | None = None) -> dict[str, Callable]:
+    """Convolution kernels closed over the array module ``xp``; ``gemm`` (``xp.matmul`` by
+    default) multiplies the weight gradient's columns."""
     on_cpu = getattr(xp, "__name__", "") == "numpy"
     return _make_kernels(xp, CPU_BLOCK_BYTES if on_cpu else {}, half_in_float32=on_cpu,
-                         layout="auto" if on_cpu else "channels_first")
+                         layout="auto" if on_cpu else "channels_first", gemm=gemm)
 
 
 def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
-                  gw_cols_first: bool = True, layout: str = "auto") -> dict[str, Callable]:
+                  gw_cols_first: bool = True, layout: str = "auto",
+                  gemm: Callable | None = None) -> dict[str, Callable]:
     """``layout``: the im2col layout of the forward and weight gradient, "channels_first",
     "channels_last" (where it applies: one group, no horizontal dilation) or "auto", by the
-    geometry (:func:`_channels_last_pays`)."""
+    geometry (:func:`_channels_last_pays`). ``gemm``: ``matmul``'s stand-in for the weight
+    gradient's products, called with contiguous columns and a transposed view of the (smaller)
+    output gradient or the columns' transposed view, and ``out=``."""
     as_strided = xp.lib.stride_tricks.as_strided
     float16 = xp.dtype(xp.float16)
     float32 = xp.dtype(xp.float32)
@@ -156,6 +160,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
     gw_budget = block_bytes.get("grad_weight")
     gi_budget = block_bytes.get("grad_input")
     pass_budget = block_bytes.get("pass")
+    gw_matmul = gemm or xp.matmul
 
     def blocks_per_pass(nblk, block_bytes):
         return _blocks_per_pass(nblk, block_bytes, pass_budget)
@@ -364,7 +369,7 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         step = blocks_per_pass(nblk, nb * per_sample)
         for begin in range(0, nblk, step):
             end = min(nblk, begin + step)
-            xp.matmul(rows(view, begin, end).swapaxes(-1, -2), gm[begin:end],
+            gw_matmul(rows(view, begin, end).swapaxes(-1, -2), gm[begin:end],
                       out=blocks[begin:end])
         # K from (kh, kw, C) to the (C, kh, kw) order grad_weight_total reads
         blocks = blocks.reshape(nblk, kh, kw, c, o).transpose(0, 3, 1, 2, 4)
@@ -411,8 +416,8 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         def products(begin, end, out=None):
             cols, gs = columns(view, begin, end), gm[begin:end]
             if gw_cols_first:
-                return xp.matmul(cols, gs.swapaxes(-1, -2), out=out)  # (NB, G, Cg*kh*kw, Og)
-            return xp.matmul(gs, cols.swapaxes(-1, -2), out=out)  # (NB, G, Og, Cg*kh*kw)
+                return gw_matmul(cols, gs.swapaxes(-1, -2), out=out)  # (NB, G, Cg*kh*kw, Og)
+            return gw_matmul(gs, cols.swapaxes(-1, -2), out=out)  # (NB, G, Og, Cg*kh*kw)
 
         step = blocks_per_pass(nblk, nb * c * kh * kw * L * ct.itemsize)
         if step >= nblk:

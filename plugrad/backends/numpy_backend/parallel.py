@@ -24,7 +24,7 @@ from typing import Any, Callable
 from plugrad.backends.numpy_backend._threads import bounds, num_threads, run_parts
 from plugrad.backends.numpy_backend.conv import _out_size
 
-__all__ = ["split_kernels", "MIN_SPLIT_MACS", "MIN_SPLIT_ELEMENTS"]
+__all__ = ["split_kernels", "split_grad_weight", "MIN_SPLIT_MACS", "MIN_SPLIT_ELEMENTS"]
 
 #: Multiply-adds below which a convolution runs on one thread (LeNet at batch 16: conv1 1.9 M,
 #: conv2 3.8 M).
@@ -58,7 +58,6 @@ def _into_slices(xp: Any, kernel: Callable, parts: int, shape: tuple, dtype: Any
 def split_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
     """Batch-split forms of the convolution and max-pooling kernels in ``kernels``."""
     conv2d, grad_input = kernels["conv2d"], kernels["conv2d_grad_input"]
-    grad_weight = kernels["conv2d_grad_weight"]
     max_pool2d, max_pool2d_grad = kernels["max_pool2d"], kernels["max_pool2d_grad"]
 
     def conv2d_split(x, w, b=None, *, stride, padding, dilation, groups):
@@ -83,23 +82,6 @@ def split_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
 
         return _into_slices(xp, run, parts, tuple(input_shape), g.dtype, (g,))
 
-    def grad_weight_split(g, x, *, weight_shape, stride, padding, dilation, groups):
-        attrs = dict(weight_shape=weight_shape, stride=stride, padding=padding,
-                     dilation=dilation, groups=groups)
-        macs = g.size * weight_shape[1] * weight_shape[2] * weight_shape[3]
-        parts = _parts(g.shape[0], macs, MIN_SPLIT_MACS, g.dtype)
-        if parts == 1 or not hasattr(grad_weight, "blocks"):
-            return grad_weight(g, x, **attrs)
-        # Each thread computes its share of the per-block products; their sum, in block order,
-        # is the one-thread kernel's to the bit, whatever the thread count.
-        shares: list[Any] = [None] * parts
-
-        def part(i: int) -> None:
-            shares[i] = grad_weight.blocks(g, x, share=(i, parts), **attrs)
-
-        run_parts(part, parts)
-        return grad_weight.total(xp.concatenate(shares), x.dtype, weight_shape)
-
     def max_pool2d_split(x, *, kernel_size, stride, padding):
         attrs = dict(kernel_size=kernel_size, stride=stride, padding=padding)
         parts = _parts(x.shape[0], x.size, MIN_SPLIT_ELEMENTS, x.dtype)
@@ -119,5 +101,29 @@ def split_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
 
     return {"conv2d": conv2d_split, "conv2d_bias": conv2d_split,
             "conv2d_grad_input": grad_input_split,
-            "conv2d_grad_weight": grad_weight_split, "max_pool2d": max_pool2d_split,
+            "conv2d_grad_weight": split_grad_weight(kernels["conv2d_grad_weight"], xp),
+            "max_pool2d": max_pool2d_split,
             "max_pool2d_grad": max_pool2d_grad_split}
+
+
+def split_grad_weight(grad_weight: Callable, xp: Any) -> Callable:
+    """``conv2d_grad_weight`` with its per-block products split over the backend's threads."""
+
+    def grad_weight_split(g, x, *, weight_shape, stride, padding, dilation, groups):
+        attrs = dict(weight_shape=weight_shape, stride=stride, padding=padding,
+                     dilation=dilation, groups=groups)
+        macs = g.size * weight_shape[1] * weight_shape[2] * weight_shape[3]
+        parts = _parts(g.shape[0], macs, MIN_SPLIT_MACS, g.dtype)
+        if parts == 1 or not hasattr(grad_weight, "blocks"):
+            return grad_weight(g, x, **attrs)
+        # Each thread computes its share of the per-block products; their sum, in block order,
+        # is the one-thread kernel's to the bit, whatever the thread count.
+        shares: list[Any] = [None] * parts
+
+        def part(i: int) -> None:
+            shares[i] = grad_weight.blocks(g, x, share=(i, parts), **attrs)
+
+        run_parts(part, parts)
+        return grad_weight.total(xp.concatenate(shares), x.dtype, weight_shape)
+
+    return grad_weight_split
