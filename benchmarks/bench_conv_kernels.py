@@ -281,13 +281,13 @@ ENGINE_LAYERS = [
 
 def engines(args):
     """The backend's convolution kernels with and without onnxruntime (``ort_conv.py``),
-    interleaved: the forward and the input gradient, on its default threads."""
+    interleaved: the forward and both gradients, on its default threads."""
     from plugrad.backends.numpy_backend import _blas, ort_conv, parallel
 
     numpy_table = dict(conv_mod.kernels(np))
     numpy_table.update(parallel.split_kernels({**numpy_table, **pool_mod.kernels(np)}, np))
     numpy_table = _blas.scoped(numpy_table)
-    ort_table = ort_conv.kernels(numpy_table)
+    ort_table = _blas.scoped(ort_conv.kernels(numpy_table))
     rng = np.random.default_rng(0)
     print(f"batch {args.batch}, float32, ms per call (median, min)")
     for name, xs, ws, s, p in ENGINE_LAYERS:
@@ -297,11 +297,13 @@ def engines(args):
         g = rng.standard_normal(numpy_table["conv2d"](x, w, **geo).shape, dtype=np.float32)
         for op, call in (("forward", lambda k: k["conv2d"](x, w, **geo)),
                          ("input grad", lambda k: k["conv2d_grad_input"](
-                             g, w, input_shape=x.shape, **geo))):
+                             g, w, input_shape=x.shape, **geo)),
+                         ("weight grad", lambda k: k["conv2d_grad_weight"](
+                             g, x, weight_shape=w.shape, **geo))):
             r = timeit_interleaved({"numpy": lambda: call(numpy_table),
                                     "onnxruntime": lambda: call(ort_table)}, args.rounds)
             cells = "  ".join(f"{lab} {md:7.3f} ({mn:7.3f})" for lab, (md, mn) in r.items())
-            print(f"  {name:17s} {op:10s} {cells}")
+            print(f"  {name:17s} {op:11s} {cells}")
 
 
 def main():

@@ -198,9 +198,9 @@ def conv_engine_line() -> str:
     from plugrad.backends.numpy_backend import ort_conv
 
     if ort_conv.available():
-        return ("convolutions (cpu, float32): onnxruntime's for the forward and the stride-1 "
-                f"input gradient, NumPy's otherwise ({ort_conv.ENGINE_VARIABLE}=numpy: NumPy's "
-                f"only)")
+        return ("convolutions (cpu, float32): onnxruntime's for the forward and the input "
+                f"gradient, and its GEMM for the weight gradient from {ort_conv.MIN_CHANNELS} "
+                f"input channels ({ort_conv.ENGINE_VARIABLE}=numpy: NumPy's only)")
     if ort_conv.turned_off():
         return f"convolutions (cpu): NumPy's ({ort_conv.ENGINE_VARIABLE}=numpy)"
     return "convolutions (cpu): NumPy's (pip install plugrad[onnx] for onnxruntime's, faster)"

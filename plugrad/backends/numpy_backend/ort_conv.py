@@ -1,30 +1,40 @@
 """Convolutions on onnxruntime's CPU kernels, where onnxruntime is installed (``plugrad[onnx]``).
 
 The numpy backend's own convolutions (``conv.py``) are im2col copies and OpenBLAS GEMMs.
-onnxruntime's CPU convolution (MLAS: blocked channel layouts and its own AVX-512 GEMM kernels)
-ran the float32 forward faster on every layer measured, and the stride-1 input gradient, written
-as a forward convolution of ``g`` with the flipped, transposed weight, faster from 16 input
-channels. Two runs of ``benchmarks/bench_conv_kernels.py --engines`` (batch 64, 2 threads each
-side, interleaved; medians in ms, NumPy -> onnxruntime):
+onnxruntime's CPU kernels (MLAS, with AVX-512 where the CPU has it) are faster where measured:
 
-layer                  forward                  input gradient
-LeNet conv1 1->6 5x5   0.79 -> 0.22             (the input's: never needed in training)
-LeNet conv2 6->16 5x5  0.34-0.36 -> 0.20        0.60 -> 0.60 (6 input channels: kept)
-3x3, 3->16 at 32x32    0.77 -> 0.49             (the input's)
-3x3, 16->16 at 32x32   2.84-2.89 -> 2.01-2.04   2.95-3.00 -> 2.04
-3x3, 16->32 at 16x16   1.40-1.41 -> 0.77        1.35-1.37 -> 1.18-1.19
-3x3, 32->32 at 16x16   2.45-2.54 -> 1.49-1.50   2.47-2.49 -> 1.52
-3x3, 32->64 stride 2   1.02-1.06 -> 0.59-0.61   1.62-1.67 -> 1.72-1.73 (strided: kept)
+* The float32 forward is MLAS's blocked direct convolution (the NCHWc kernels onnxruntime
+  substitutes for ``Conv`` when it optimises a model with constant weights): ``x`` reordered into
+  blocks of channels (16 with AVX-512, 8 with AVX2) unless it has fewer than a block, the weight
+  into the layout ``_blocked_filter`` writes, the output reordered back. Where that does not
+  apply (several groups, input channels neither fewer than a block nor whole blocks) it is ONNX's
+  ``Conv`` (im2col and MLAS's GEMM).
+* The stride-1 input gradient from 16 input channels is the same forward convolution of ``g`` by
+  the flipped, transposed weight; the others are ``ConvTranspose`` (its output padded by the rows
+  and columns the forward's floor dropped).
+* The weight gradient from 16 input channels is ``conv.py``'s, with its GEMMs on MLAS
+  (:func:`matmul`); below that OpenBLAS's GEMMs were as fast. As a convolution (the batch as
+  channels, ``g`` as a kernel the size of the output) onnxruntime took 1-5x its time.
 
-The weight gradient stays NumPy's: as a convolution (the batch as channels, ``g`` as a kernel
-the size of the output) onnxruntime took 1-5x its time.
+``benchmarks/bench_conv_kernels.py --engines``, batch 64, 2 threads, medians in ms, NumPy's
+kernels -> these:
 
-Each geometry gets one ``InferenceSession`` of a single node, built on its first call and kept
-(the last ``MAX_SESSIONS``): this path's compile time, 1-1.5 ms a geometry, and 58 ms for the
-process's first, which imports onnx and onnxruntime. Sessions use the
-backend's thread count (``PLUGRAD_NUM_THREADS``) without spinning threads, so a busy machine
-costs a wait, not a core. ``PLUGRAD_CONV_ENGINE=numpy`` turns this off; other dtypes, an empty
-batch and the geometries above run the NumPy kernels. Results match those to float32 rounding.
+layer                  forward        input gradient   weight gradient
+LeNet conv1 1->6 5x5   0.31 -> 0.18   (never needed)   0.38 (NumPy's)
+LeNet conv2 6->16 5x5  0.27 -> 0.12   0.51 -> 0.28     0.26 (NumPy's)
+3x3, 3->16 at 32x32    0.64 -> 0.36   (never needed)   0.75 (NumPy's)
+3x3, 16->16 at 32x32   2.62 -> 1.17   2.78 -> 1.16     2.35 -> 2.29
+3x3, 16->32 at 16x16   1.19 -> 0.47   1.25 -> 0.63     1.15 -> 0.94
+3x3, 32->32 at 16x16   2.21 -> 0.86   2.39 -> 0.89     2.21 -> 1.68
+3x3, 32->64 stride 2   0.99 -> 0.52   1.58 -> 1.57     1.13 -> 1.07
+
+Each graph gets one ``InferenceSession``, built on its first call for those input shapes and
+kept (the last ``MAX_SESSIONS``): this path's compile time, 1-1.5 ms a geometry, and 58 ms for
+the process's first, which imports onnx and onnxruntime. Sessions use the backend's thread
+count (``PLUGRAD_NUM_THREADS``; the weight gradient's GEMMs one thread each, as its batch is
+split over those threads already) without spinning threads, so a busy machine costs a wait, not
+a core. ``PLUGRAD_CONV_ENGINE=numpy`` turns this off; other dtypes and an empty batch run the
+NumPy kernels. Results match those to float32 rounding.
 
 Once onnxruntime is imported (1.32 at least), a child made by a bare ``os.fork()`` hangs if it
 leaves through Python's normal exit (onnxruntime's exit handlers wait for threads the child
@@ -33,25 +43,33 @@ DataLoader's workers) do. A forked child builds sessions of its own.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, Callable
 
 import numpy as np
 
+from plugrad.backends.numpy_backend import conv
 from plugrad.backends.numpy_backend._threads import num_threads
+from plugrad.backends.numpy_backend.parallel import split_grad_weight
 
-__all__ = ["ENGINE_VARIABLE", "MIN_GRAD_INPUT_CHANNELS", "available", "kernels",
-           "sessions_built", "turned_off"]
+__all__ = ["ENGINE_VARIABLE", "MIN_CHANNELS", "NCHWC_CONV", "available", "kernels", "matmul",
+           "nchwc_block", "sessions_built", "turned_off"]
 
 ENGINE_VARIABLE = "PLUGRAD_CONV_ENGINE"
-#: Input channels from which the stride-1 input gradient runs on onnxruntime (LeNet's 6 lost).
-MIN_GRAD_INPUT_CHANNELS = 16
+#: Input channels from which the stride-1 input gradient is the flipped convolution (below, the
+#: transposed one measured faster) and the weight gradient's GEMMs run on onnxruntime's (below,
+#: OpenBLAS's were as fast or faster).
+MIN_CHANNELS = 16
 MAX_SESSIONS = 64
 _F32 = np.dtype(np.float32)
 _OPSET = 17
+_NCHWC_DOMAIN = "com.microsoft.nchwc"
+#: The op name under which sessions of MLAS's blocked convolution (three nodes) are cached.
+NCHWC_CONV = "nchwc.Conv"
 
 
 def turned_off() -> bool:
@@ -67,14 +85,15 @@ def available() -> bool:
 
 
 class _Sessions:
-    """One InferenceSession per convolution geometry, built once, the newest MAX_SESSIONS kept."""
+    """One InferenceSession per node and input shapes, built once, the newest MAX_SESSIONS kept."""
 
     def __init__(self) -> None:
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
-        self.built = 0  # sessions built so far: the path's compile count
+        self.built: Counter[str] = Counter()  # sessions built so far, per op: compile counts
 
     def run(self, key: tuple, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The output of the session ``key`` (the arguments of :func:`_session`) on ``feeds``."""
         session = self._cache.get(key)
         if session is None:
             session = self._build(key)
@@ -86,32 +105,33 @@ class _Sessions:
             if session is None:
                 session = _session(*key)
                 self._cache[key] = session
-                self.built += 1
+                self.built[key[0]] += 1
                 while len(self._cache) > MAX_SESSIONS:
                     self._cache.popitem(last=False)
             return session
 
 
-
-def _session(inputs: tuple[tuple[str, tuple[int, ...]], ...], kernel: tuple[int, ...],
-             stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
-             groups: int) -> Any:
-    """A session of one Conv node over float32 ``inputs`` (name, shape) with these attributes."""
+def _session(op: str, inputs: tuple[tuple[str, tuple[int, ...]], ...],
+             attributes: tuple[tuple[str, Any], ...], threads: int) -> Any:
+    """A session of one ``op`` node (or :data:`NCHWC_CONV`'s graph) over float32 ``inputs``
+    (name, shape), on ``threads``."""
     import onnxruntime
     from onnx import TensorProto, helper
 
-    node = helper.make_node("Conv", [name for name, _ in inputs], ["y"],
-                            kernel_shape=list(kernel), strides=list(stride),
-                            pads=[padding[0], padding[1], padding[0], padding[1]],
-                            dilations=list(dilation), group=groups)
+    names = [name for name, _ in inputs]
+    if op == NCHWC_CONV:
+        nodes = _nchwc_nodes(helper, names, dict(attributes), inputs[0][1][1])
+    else:
+        nodes = [helper.make_node(op, names, ["y"], **dict(attributes))]
     graph = helper.make_graph(
-        [node], "conv",
+        nodes, op,
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
          for name, shape in inputs],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET),
+                                                    helper.make_opsetid(_NCHWC_DOMAIN, 1)])
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = num_threads()
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -119,13 +139,123 @@ def _session(inputs: tuple[tuple[str, tuple[int, ...]], ...], kernel: tuple[int,
                                         providers=["CPUExecutionProvider"])
 
 
+def _nchwc_nodes(helper: Any, names: list[str], attributes: dict[str, Any],
+                 channels: int) -> list[Any]:
+    """MLAS's blocked convolution of NCHW ``x`` by a :func:`_blocked_filter` weight: ``x``
+    reordered into channel blocks (unless it has fewer channels than a block, which the
+    convolution reads as they are), convolved, and its output reordered back to NCHW."""
+    out_channels = attributes.pop("channels")
+    nodes = []
+    if channels >= nchwc_block():
+        nodes.append(helper.make_node("ReorderInput", [names[0]], ["xb"], domain=_NCHWC_DOMAIN))
+        names = ["xb", *names[1:]]
+    nodes.append(helper.make_node("Conv", names, ["yb"], domain=_NCHWC_DOMAIN, **attributes))
+    nodes.append(helper.make_node("ReorderOutput", ["yb"], ["y"], domain=_NCHWC_DOMAIN,
+                                  channels=out_channels))
+    return nodes
+
+
+@functools.cache
+def nchwc_block() -> int:
+    """MLAS's NCHWc channel block on this CPU (16 with AVX-512, 8 with AVX2; 0: none), read off
+    the channels ``ReorderInput`` pads 4 to."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    try:
+        node = helper.make_node("ReorderInput", ["x"], ["y"], domain=_NCHWC_DOMAIN)
+        graph = helper.make_graph(
+            [node], "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 1, 1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET),
+                                                        helper.make_opsetid(_NCHWC_DOMAIN, 1)])
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4
+        session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                               providers=["CPUExecutionProvider"])
+        block = session.run(None, {"x": np.zeros((1, 4, 1, 1), _F32)})[0].shape[1]
+    except Exception:  # an onnxruntime build without the NCHWc kernels
+        return 0
+    return block if block >= 4 and block & (block - 1) == 0 else 0
+
+
+def _blocked_filter(w: np.ndarray, block: int) -> np.ndarray:
+    """An OIHW weight in the layout MLAS's blocked convolution reads, its output (and, from a
+    block of input channels on, input) channels zero-padded to whole blocks: ``(O/B, I, H, W,
+    B)`` for fewer input channels than a block, else ``(O/B, I/B, H, W, B_in, B_out)``, shaped
+    ``(O', I', H, W)``."""
+    o, c, kh, kw = w.shape
+    ob = -(-o // block)
+    if c < block:
+        padded = np.zeros((ob * block, c, kh, kw), _F32)
+        padded[:o] = w
+        blocked = padded.reshape(ob, block, c, kh, kw).transpose(0, 2, 3, 4, 1)
+        return np.ascontiguousarray(blocked).reshape(ob * block, c, kh, kw)
+    cb = -(-c // block)
+    padded = np.zeros((ob * block, cb * block, kh, kw), _F32)
+    padded[:o, :c] = w
+    blocked = padded.reshape(ob, block, cb, block, kh, kw).transpose(0, 2, 4, 5, 3, 1)
+    return np.ascontiguousarray(blocked).reshape(ob * block, cb * block, kh, kw)
+
+
 _sessions = _Sessions()
 
 
-def _key(feeds: dict[str, np.ndarray], kernel, stride, padding, dilation, groups) -> tuple:
-    """A convolution's geometry: the arguments of :func:`_session`."""
-    return (tuple((name, a.shape) for name, a in feeds.items()), tuple(kernel), tuple(stride),
-            tuple(padding), tuple(dilation), groups)
+def _run(op: str, feeds: dict[str, np.ndarray], threads: int | None = None,
+         **attributes: Any) -> np.ndarray:
+    """``op`` with these ``attributes`` (hashable values) on ``feeds`` (contiguous float32
+    arrays), by the session for their shapes; ``threads`` defaults to the backend's."""
+    key = (op, tuple((name, a.shape) for name, a in feeds.items()), tuple(attributes.items()),
+           num_threads() if threads is None else threads)
+    return _sessions.run(key, feeds)
+
+
+def _conv_attributes(kernel, stride, padding, dilation, groups) -> dict[str, Any]:
+    """ONNX Conv / ConvTranspose attributes of a convolution's geometry."""
+    return dict(kernel_shape=tuple(kernel), strides=tuple(stride),
+                pads=(padding[0], padding[1], padding[0], padding[1]),
+                dilations=tuple(dilation), group=groups)
+
+
+def _convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, kernel, stride, padding,
+              dilation, groups) -> np.ndarray:
+    """The float32 convolution of ``x`` by ``w`` (+ ``b``, ``(O,)``) on onnxruntime: MLAS's
+    blocked direct convolution where it applies (one group, input channels fewer than a block or
+    whole blocks), its im2col ``Conv`` otherwise."""
+    attributes = _conv_attributes(kernel, stride, padding, dilation, groups)
+    block = nchwc_block()
+    c = x.shape[1]
+    if groups == 1 and block and (c < block or c % block == 0):
+        del attributes["group"]
+        feeds = {"x": np.ascontiguousarray(x), "w": _blocked_filter(w, block)}
+        if b is not None:
+            feeds["b"] = np.zeros(feeds["w"].shape[0], _F32)
+            feeds["b"][:len(b)] = b
+        return _run(NCHWC_CONV, feeds, channels=w.shape[0], **attributes)
+    feeds = {"x": np.ascontiguousarray(x), "w": np.ascontiguousarray(w)}
+    if b is not None:
+        feeds["b"] = np.ascontiguousarray(b)
+    return _run("Conv", feeds, **attributes)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul`` on onnxruntime's GEMM (MLAS) for float32, on one thread (the weight
+    gradient's batch is split over the backend's threads already).
+
+    ``MatMul`` takes contiguous operands: of ``a`` and ``b``, where one is a transposed view,
+    the other is transposed instead (``a @ b = (b^T @ a^T)^T``) when it is the smaller copy."""
+    if not _float32(a, b):
+        return np.matmul(a, b, out=out)
+    at, bt = a.swapaxes(-1, -2), b.swapaxes(-1, -2)
+    if (not a.flags.c_contiguous and at.flags.c_contiguous and b.size < a.size):
+        y = _run("MatMul", {"a": np.ascontiguousarray(bt), "b": at}, threads=1).swapaxes(-1, -2)
+    else:
+        y = _run("MatMul", {"a": np.ascontiguousarray(a), "b": np.ascontiguousarray(b)},
+                 threads=1)
+    if out is None:
+        return y
+    out[...] = y
+    return out
 
 
 def _float32(*arrays: Any) -> bool:
@@ -133,38 +263,55 @@ def _float32(*arrays: Any) -> bool:
 
 
 def kernels(fallback: dict[str, Callable]) -> dict[str, Callable]:
-    """``conv2d``, ``conv2d_bias`` and ``conv2d_grad_input`` on onnxruntime where it pays,
-    ``fallback``'s kernels of the same names elsewhere."""
+    """``conv2d``, ``conv2d_bias`` and ``conv2d_grad_input`` on onnxruntime for float32,
+    ``fallback``'s kernels of the same names for other dtypes and empty batches."""
     numpy_conv2d, numpy_grad_input = fallback["conv2d"], fallback["conv2d_grad_input"]
 
     def conv2d(x, w, b=None, *, stride, padding, dilation, groups):
         if x.shape[0] == 0 or not _float32(x, w, b):
             return numpy_conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation,
                                 groups=groups)
-        feeds = {"x": np.ascontiguousarray(x), "w": np.ascontiguousarray(w)}
-        if b is not None:
-            feeds["b"] = np.ascontiguousarray(b).reshape(-1)
-        return _sessions.run(_key(feeds, w.shape[2:], stride, padding, dilation, groups), feeds)
+        return _convolve(x, w, None if b is None else b.reshape(-1), w.shape[2:], stride,
+                         padding, dilation, groups)
 
     def conv2d_grad_input(g, w, *, input_shape, stride, padding, dilation, groups):
+        if g.size == 0 or not _float32(g, w):
+            return numpy_grad_input(g, w, input_shape=input_shape, stride=stride,
+                                    padding=padding, dilation=dilation, groups=groups)
         kh, kw = w.shape[2:]
         # the flipped convolution's padding: d * (k - 1) - p on each side
         flipped_padding = (dilation[0] * (kh - 1) - padding[0],
                            dilation[1] * (kw - 1) - padding[1])
-        if (tuple(stride) != (1, 1) or groups != 1 or g.shape[0] == 0 or not _float32(g, w)
-                or input_shape[1] < MIN_GRAD_INPUT_CHANNELS or min(flipped_padding) < 0):
-            return numpy_grad_input(g, w, input_shape=input_shape, stride=stride,
-                                    padding=padding, dilation=dilation, groups=groups)
-        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        feeds = {"g": np.ascontiguousarray(g), "w": flipped}
-        return _sessions.run(_key(feeds, (kh, kw), (1, 1), flipped_padding, dilation, 1), feeds)
+        if (tuple(stride) == (1, 1) and groups == 1 and min(flipped_padding) >= 0
+                and input_shape[1] >= MIN_CHANNELS):
+            flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+            return _convolve(g, flipped, None, (kh, kw), (1, 1), flipped_padding, dilation, 1)
+        # The transposed convolution, its output padded by the rows and columns the forward's
+        # floor dropped (fewer than a stride), so it has the input's shape.
+        attributes = _conv_attributes((kh, kw), stride, padding, dilation, groups)
+        attributes["output_padding"] = tuple(
+            input_shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1
+            - stride[i] * (g.shape[2 + i] - 1) for i in range(2))
+        feeds = {"g": np.ascontiguousarray(g), "w": np.ascontiguousarray(w)}
+        return _run("ConvTranspose", feeds, **attributes)
 
-    return {"conv2d": conv2d, "conv2d_bias": conv2d, "conv2d_grad_input": conv2d_grad_input}
+    numpy_grad_weight = fallback["conv2d_grad_weight"]
+    gemm_grad_weight = split_grad_weight(conv.kernels(np, gemm=matmul)["conv2d_grad_weight"], np)
+
+    def conv2d_grad_weight(g, x, *, weight_shape, stride, padding, dilation, groups):
+        mlas = x.shape[1] >= MIN_CHANNELS and _float32(g, x)
+        kernel = gemm_grad_weight if mlas else numpy_grad_weight
+        return kernel(g, x, weight_shape=weight_shape, stride=stride, padding=padding,
+                      dilation=dilation, groups=groups)
+
+    return {"conv2d": conv2d, "conv2d_bias": conv2d, "conv2d_grad_input": conv2d_grad_input,
+            "conv2d_grad_weight": conv2d_grad_weight}
 
 
-def sessions_built() -> int:
-    """How many convolution sessions this process has built (one per geometry)."""
-    return _sessions.built
+def sessions_built(op: str | None = None) -> int:
+    """How many sessions this process has built (one per node and input shapes), of ``op``'s
+    or all."""
+    return _sessions.built[op] if op is not None else sum(_sessions.built.values())
 
 
 #: Sessions a forked child inherited: kept, since destroying one would join thread-pool threads

@@ -62,39 +62,139 @@ def test_the_forward_runs_on_onnxruntime_within_float32_rounding(case, with_bias
     assert ort_conv.sessions_built() == before + 1  # and reused
 
 
+BLOCK = ort_conv.nchwc_block()
+
+
+@pytest.mark.skipif(not BLOCK, reason="this onnxruntime has no NCHWc convolution")
+@pytest.mark.parametrize("channels, groups, blocked", [
+    (3, 1, True),               # fewer than a block: read as they are
+    (2 * BLOCK, 1, True),       # whole blocks: reordered into them
+    (BLOCK + 4, 1, False),      # neither: ONNX's Conv
+    (2 * BLOCK, 2, False),      # grouped: ONNX's Conv
+])
+def test_the_blocked_convolution_runs_where_mlas_has_it(channels, groups, blocked):
+    x, w = _inputs((2, channels, 9, 8), (12, channels // groups, 3, 3), seed=4)
+    b = np.linspace(-1, 1, 12, dtype=np.float32).reshape(1, -1, 1, 1)
+    attrs = dict(stride=(2, 1), padding=(1, 1), dilation=(1, 2), groups=groups)
+    before = ort_conv.sessions_built(ort_conv.NCHWC_CONV), ort_conv.sessions_built("Conv")
+    y = ORT["conv2d_bias"](x, w, b, **attrs)
+    after = ort_conv.sessions_built(ort_conv.NCHWC_CONV), ort_conv.sessions_built("Conv")
+    assert after == ((before[0] + 1, before[1]) if blocked else (before[0], before[1] + 1))
+    _close(y, ref_conv2d(x.astype(np.float64), w.astype(np.float64), **attrs) + b)
+
+
+def test_the_blocked_filter_holds_every_weight_once():
+    # 20 output channels: a whole block and a zero-padded one; 2 blocks of input channels
+    block = 16
+    w = np.arange(1, 20 * 32 * 3 * 2 + 1, dtype=np.float32).reshape(20, 32, 3, 2)
+    blocked = ort_conv._blocked_filter(w, block).reshape(2, 2, 3, 2, block, block)
+    for o, i, h, k in [(0, 0, 0, 0), (19, 31, 2, 1), (17, 5, 1, 0), (3, 20, 2, 1)]:
+        assert blocked[o // block, i // block, h, k, i % block, o % block] == w[o, i, h, k]
+    assert np.count_nonzero(blocked) == w.size
+    few = ort_conv._blocked_filter(w[:, :3], block).reshape(2, 3, 3, 2, block)
+    assert few[1, 2, 1, 1, 3] == w[19, 2, 1, 1] and np.count_nonzero(few) == 20 * 3 * 3 * 2
+
+
+def _convolutions_built() -> int:
+    """Sessions of forward convolutions built so far: MLAS's blocked one or ONNX's Conv."""
+    return ort_conv.sessions_built("Conv") + ort_conv.sessions_built(ort_conv.NCHWC_CONV)
+
+
+def _output_gradient(x, w, attrs, seed=1):
+    shape = NUMPY["conv2d"](x, w, **attrs).shape
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _reference_grads(g, x, w, attrs):
+    """(input gradient, weight gradient) in float64."""
+    return ref_conv_grads(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                          **attrs)
+
+
 @pytest.mark.parametrize("case", [
     ((2, 16, 10, 10), (8, 16, 3, 3), (1, 1), (1, 1)),
     ((2, 16, 12, 11), (4, 16, 5, 3), (0, 2), (1, 1)),
     ((2, 24, 13, 13), (5, 24, 3, 3), (2, 1), (2, 1)),  # dilated
 ])
-def test_the_stride_one_input_gradient_runs_on_onnxruntime(case):
+def test_the_stride_one_input_gradient_from_16_channels_is_the_flipped_convolution(case):
     x_shape, w_shape, padding, dilation = case
     x, w = _inputs(x_shape, w_shape)
     attrs = dict(stride=(1, 1), padding=padding, dilation=dilation, groups=1)
-    g = np.random.default_rng(1).standard_normal(
-        NUMPY["conv2d"](x, w, **attrs).shape).astype(np.float32)
-    before = ort_conv.sessions_built()
+    g = _output_gradient(x, w, attrs)
+    before = _convolutions_built()
     gx = ORT["conv2d_grad_input"](g, w, input_shape=x.shape, **attrs)
-    assert ort_conv.sessions_built() == before + 1
-    expected, _ = ref_conv_grads(g.astype(np.float64), x.astype(np.float64),
-                                 w.astype(np.float64), **attrs)
-    _close(gx, expected)
+    assert _convolutions_built() == before + 1
+    _close(gx, _reference_grads(g, x, w, attrs)[0])
 
 
-@pytest.mark.parametrize("x_shape, w_shape, stride, groups", [
-    ((2, 6, 12, 12), (16, 6, 5, 5), (1, 1), 1),    # too few input channels (LeNet's conv2)
-    ((2, 16, 10, 10), (8, 16, 3, 3), (2, 2), 1),   # strided
-    ((2, 16, 10, 10), (8, 8, 3, 3), (1, 1), 2),    # grouped
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", [
+    ((2, 6, 12, 12), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1), 1),   # few channels (LeNet's conv2)
+    ((2, 16, 10, 10), (8, 16, 3, 3), (2, 2), (1, 1), (1, 1), 1),  # strided
+    ((2, 16, 11, 10), (8, 8, 3, 3), (1, 1), (1, 1), (1, 1), 2),   # grouped
+    ((2, 8, 11, 9), (6, 8, 3, 2), (2, 1), (1, 0), (1, 2), 1),     # the floor drops a row
+    ((2, 4, 13, 12), (6, 2, 3, 3), (3, 2), (2, 0), (2, 1), 2),    # drops two rows, a column
 ])
-def test_other_input_gradients_are_the_numpy_kernels(x_shape, w_shape, stride, groups):
+def test_other_input_gradients_are_the_transposed_convolution(x_shape, w_shape, stride,
+                                                              padding, dilation, groups):
     x, w = _inputs(x_shape, w_shape)
-    attrs = dict(stride=stride, padding=(1, 1), dilation=(1, 1), groups=groups)
-    g = np.ones(NUMPY["conv2d"](x, w, **attrs).shape, np.float32)
-    before = ort_conv.sessions_built()
+    attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    g = _output_gradient(x, w, attrs)
+    before = ort_conv.sessions_built("ConvTranspose")
     gx = ORT["conv2d_grad_input"](g, w, input_shape=x.shape, **attrs)
+    assert ort_conv.sessions_built("ConvTranspose") == before + 1
+    _close(gx, _reference_grads(g, x, w, attrs)[0])
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", [
+    ((3, 16, 10, 10), (8, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # wide im2col rows
+    ((3, 32, 10, 10), (8, 32, 3, 3), (2, 2), (1, 1), (1, 1), 1),   # channels-last rows
+    ((2, 32, 9, 9), (8, 16, 3, 3), (1, 1), (1, 1), (1, 1), 2),     # grouped
+    ((2, 16, 11, 9), (6, 16, 3, 2), (2, 1), (1, 0), (1, 2), 1),    # strided, dilated, uneven
+])
+def test_the_weight_gradient_from_16_channels_multiplies_on_onnxruntime(
+        x_shape, w_shape, stride, padding, dilation, groups):
+    x, w = _inputs(x_shape, w_shape)
+    attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    g = _output_gradient(x, w, attrs)
+    before = ort_conv.sessions_built("MatMul")
+    gw = ORT["conv2d_grad_weight"](g, x, weight_shape=w.shape, **attrs)
+    assert ort_conv.sessions_built("MatMul") > before
+    _close(gw, _reference_grads(g, x, w, attrs)[1])
+
+
+def test_the_weight_gradient_below_16_channels_is_the_numpy_kernel():
+    x, w = _inputs((3, 6, 12, 12), (16, 6, 5, 5))  # LeNet's conv2
+    attrs = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
+    g = _output_gradient(x, w, attrs)
+    before = ort_conv.sessions_built()
+    gw = ORT["conv2d_grad_weight"](g, x, weight_shape=w.shape, **attrs)
     assert ort_conv.sessions_built() == before
-    np.testing.assert_array_equal(gx, NUMPY["conv2d_grad_input"](g, w, input_shape=x.shape,
-                                                                 **attrs))
+    np.testing.assert_array_equal(gw, NUMPY["conv2d_grad_weight"](g, x, weight_shape=w.shape,
+                                                                   **attrs))
+
+
+@pytest.mark.parametrize("a_shape, b_shape, transpose", [
+    ((5, 7), (7, 3), None),
+    ((2, 3, 40, 6), (2, 3, 6, 4), "b"),   # a transposed view of the smaller operand
+    ((2, 40, 6), (2, 40, 5), "a"),        # a transposed view of the larger operand
+])
+def test_matmul_multiplies_views_like_numpy(a_shape, b_shape, transpose):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    if transpose == "a":
+        a = a.swapaxes(-1, -2)  # (2, 6, 40) @ (2, 40, 5): b is transposed instead
+    elif transpose == "b":
+        b = np.ascontiguousarray(b.swapaxes(-1, -2)).swapaxes(-1, -2)
+    expected = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    out = np.empty(expected.shape, np.float32)
+    before = ort_conv.sessions_built("MatMul")
+    assert ort_conv.matmul(a, b, out=out) is out
+    assert ort_conv.sessions_built("MatMul") == before + 1
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    a64 = a.astype(np.float64)  # other dtypes are NumPy's
+    np.testing.assert_array_equal(ort_conv.matmul(a64, b), np.matmul(a64, b))
+    assert ort_conv.sessions_built("MatMul") == before + 1
 
 
 def test_float64_and_empty_batches_are_the_numpy_kernels():
@@ -149,8 +249,8 @@ def test_the_backend_uses_onnxruntime_unless_told_not_to(engine, module):
 
 
 @pytest.mark.parametrize("engine, line", [
-    (None, "convolutions (cpu, float32): onnxruntime's for the forward and the stride-1 input "
-           "gradient, NumPy's otherwise"),
+    (None, "convolutions (cpu, float32): onnxruntime's for the forward and the input gradient, "
+           "and its GEMM for the weight gradient from 16 input channels"),
     ("numpy", "convolutions (cpu): NumPy's (PLUGRAD_CONV_ENGINE=numpy)")])
 def test_plugrad_info_says_which_convolutions_run(engine, line):
     env = {k: v for k, v in os.environ.items() if k != ort_conv.ENGINE_VARIABLE}
