@@ -137,11 +137,14 @@ def _blocks_per_pass(nblk: int, block_bytes: int, budget: int | None) -> int:
     return max(1, budget // max(block_bytes, 1))
 
 
-def kernels(xp, gemm: Callable | None = None) -> dict[str, Callable]:
+def kernels(xp, gemm: Callable | None = None,
+            block_bytes: dict[str, int] | None = None) -> dict[str, Callable]:
     """Convolution kernels closed over the array module ``xp``; ``gemm`` (``xp.matmul`` by
-    default) multiplies the weight gradient's columns."""
+    default) multiplies the weight gradient's columns, and ``block_bytes`` replaces entries of
+    :data:`CPU_BLOCK_BYTES` (on the CPU)."""
     on_cpu = getattr(xp, "__name__", "") == "numpy"
-    return _make_kernels(xp, CPU_BLOCK_BYTES if on_cpu else {}, half_in_float32=on_cpu,
+    budgets = {**CPU_BLOCK_BYTES, **(block_bytes or {})} if on_cpu else {}
+    return _make_kernels(xp, budgets, half_in_float32=on_cpu,
                          layout="auto" if on_cpu else "channels_first", gemm=gemm)
 
 
