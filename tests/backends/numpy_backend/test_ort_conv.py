@@ -23,6 +23,7 @@ from tests.helpers.numerics import ref_conv2d, ref_conv_grads  # noqa: E402
 
 NUMPY = conv.kernels(np)
 ORT = ort_conv.kernels(NUMPY)
+BLOCK = ort_conv.nchwc_block()  # MLAS's channel block on this CPU; 0 where it has none
 
 
 def _inputs(x_shape, w_shape, seed=0, dtype=np.float32):
@@ -60,9 +61,6 @@ def test_the_forward_runs_on_onnxruntime_within_float32_rounding(case, with_bias
     _close(y, expected if b is None else expected + b)
     ORT["conv2d_bias"](x, w, b, **attrs)
     assert ort_conv.sessions_built() == before + 1  # and reused
-
-
-BLOCK = ort_conv.nchwc_block()
 
 
 @pytest.mark.skipif(not BLOCK, reason="this onnxruntime has no NCHWc convolution")
@@ -129,10 +127,9 @@ def test_the_stride_one_input_gradient_from_16_channels_is_the_flipped_convoluti
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", [
     ((2, 6, 12, 12), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1), 1),   # few channels (LeNet's conv2)
-    ((2, 16, 10, 10), (8, 16, 3, 3), (2, 2), (1, 1), (1, 1), 1),  # strided
     ((2, 16, 11, 10), (8, 8, 3, 3), (1, 1), (1, 1), (1, 1), 2),   # grouped
-    ((2, 8, 11, 9), (6, 8, 3, 2), (2, 1), (1, 0), (1, 2), 1),     # the floor drops a row
-    ((2, 4, 13, 12), (6, 2, 3, 3), (3, 2), (2, 0), (2, 1), 2),    # drops two rows, a column
+    ((2, 4, 13, 12), (6, 2, 3, 3), (3, 2), (2, 0), (2, 1), 2),    # grouped, strided, uneven
+    ((2, 8, 11, 9), (BLOCK + 4 or 20, 8, 3, 2), (2, 1), (1, 0), (1, 2), 1),  # g's channels
 ])
 def test_other_input_gradients_are_the_transposed_convolution(x_shape, w_shape, stride,
                                                               padding, dilation, groups):
@@ -142,6 +139,25 @@ def test_other_input_gradients_are_the_transposed_convolution(x_shape, w_shape, 
     before = ort_conv.sessions_built("ConvTranspose")
     gx = ORT["conv2d_grad_input"](g, w, input_shape=x.shape, **attrs)
     assert ort_conv.sessions_built("ConvTranspose") == before + 1
+    _close(gx, _reference_grads(g, x, w, attrs)[0])
+
+
+@pytest.mark.skipif(not BLOCK, reason="this onnxruntime has no NCHWc convolution")
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, phases", [
+    ((2, 32, 16, 16), (16, 32, 3, 3), (2, 2), (1, 1), (1, 1), 4),   # SmallVGG's strided layer
+    ((2, 8, 11, 9), (16, 8, 3, 2), (2, 1), (1, 0), (1, 2), 2),      # the floor drops a row
+    ((2, 8, 13, 12), (8, 8, 3, 3), (3, 2), (2, 0), (2, 1), 6),      # stride 3, dilated
+    ((2, 8, 10, 10), (8, 8, 5, 5), (3, 3), (2, 2), (1, 1), 9),      # taps 2 or 1 per phase
+    ((2, 8, 9, 9), (8, 8, 1, 1), (2, 2), (0, 0), (1, 1), 1),        # 3 phases no tap reaches
+])
+def test_strided_input_gradients_are_blocked_convolutions_per_phase(
+        x_shape, w_shape, stride, padding, dilation, phases):
+    x, w = _inputs(x_shape, w_shape)
+    attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=1)
+    g = _output_gradient(x, w, attrs)
+    before = ort_conv.sessions_built(ort_conv.NCHWC_CONV)
+    gx = ORT["conv2d_grad_input"](g, w, input_shape=x.shape, **attrs)
+    assert 1 <= ort_conv.sessions_built(ort_conv.NCHWC_CONV) - before <= phases
     _close(gx, _reference_grads(g, x, w, attrs)[0])
 
 
