@@ -32,13 +32,16 @@ LeNet conv2 6->16 5x5  0.27 -> 0.12   0.51 -> 0.28     0.26 (NumPy's)
 3x3, 32->32 at 16x16   2.21 -> 0.86   2.39 -> 0.89     2.21 -> 1.68
 3x3, 32->64 stride 2   0.99 -> 0.52   1.68 -> 1.29     1.23 -> 0.82
 
-Each graph gets one ``InferenceSession``, built on its first call for those input shapes and
-kept (the last ``MAX_SESSIONS``): this path's compile time, 1-1.5 ms a geometry, and 58 ms for
-the process's first, which imports onnx and onnxruntime. Sessions use the backend's thread
-count (``PLUGRAD_NUM_THREADS``; the weight gradient's GEMMs one thread each, as its batch is
-split over those threads already) without spinning threads, so a busy machine costs a wait, not
-a core. ``PLUGRAD_CONV_ENGINE=numpy`` turns this off; other dtypes and an empty batch run the
-NumPy kernels. Results match those to float32 rounding.
+Each graph (an op and its attributes: a convolution's geometry) gets one ``InferenceSession``,
+built on its first call and kept (the last ``MAX_SESSIONS``); its inputs' shapes are left
+symbolic, so every batch and image size shares it (a model has a few geometries, not a few per
+batch size: SmallVGG's step builds 10, and static shapes measured no faster). This path's
+compile time is 1-1.5 ms a geometry, and 58 ms for the process's first, which imports onnx and
+onnxruntime. Sessions use the backend's thread count (``PLUGRAD_NUM_THREADS``; the weight
+gradient's GEMMs one thread each, as its batch is split over those threads already) without
+spinning threads, so a busy machine costs a wait, not a core (spinning ones took LeNet's step
+from 3.4-3.6 to 8.0-8.5 ms). ``PLUGRAD_CONV_ENGINE=numpy`` turns this off; other dtypes and an
+empty batch run the NumPy kernels. Results match those to float32 rounding.
 
 Once onnxruntime is imported (1.32 at least), a child made by a bare ``os.fork()`` hangs if it
 leaves through Python's normal exit (onnxruntime's exit handlers wait for threads the child
@@ -94,7 +97,7 @@ def available() -> bool:
 
 
 class _Sessions:
-    """One InferenceSession per node and input shapes, built once, the newest MAX_SESSIONS kept."""
+    """One InferenceSession per graph, built once, the newest MAX_SESSIONS kept."""
 
     def __init__(self) -> None:
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
@@ -120,22 +123,23 @@ class _Sessions:
             return session
 
 
-def _session(op: str, inputs: tuple[tuple[str, tuple[int, ...]], ...],
+def _session(op: str, inputs: tuple[tuple[str, int], ...],
              attributes: tuple[tuple[str, Any], ...], threads: int) -> Any:
     """A session of one ``op`` node (or :data:`NCHWC_CONV`'s graph) over float32 ``inputs``
-    (name, shape), on ``threads``."""
+    (name, rank) of any shape, on ``threads``."""
     import onnxruntime
     from onnx import TensorProto, helper
 
     names = [name for name, _ in inputs]
     if op == NCHWC_CONV:
-        nodes = _nchwc_nodes(helper, names, dict(attributes), inputs[0][1][1])
+        nodes = _nchwc_nodes(helper, names, dict(attributes))
     else:
         nodes = [helper.make_node(op, names, ["y"], **dict(attributes))]
     graph = helper.make_graph(
         nodes, op,
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
-         for name, shape in inputs],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                       [f"{name}{axis}" for axis in range(rank)])
+         for name, rank in inputs],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET),
                                                     helper.make_opsetid(_NCHWC_DOMAIN, 1)])
@@ -148,14 +152,13 @@ def _session(op: str, inputs: tuple[tuple[str, tuple[int, ...]], ...],
                                         providers=["CPUExecutionProvider"])
 
 
-def _nchwc_nodes(helper: Any, names: list[str], attributes: dict[str, Any],
-                 channels: int) -> list[Any]:
+def _nchwc_nodes(helper: Any, names: list[str], attributes: dict[str, Any]) -> list[Any]:
     """MLAS's blocked convolution of NCHW ``x`` by a :func:`_blocked_filter` weight: ``x``
-    reordered into channel blocks (unless it has fewer channels than a block, which the
-    convolution reads as they are), convolved, and its output reordered back to NCHW."""
+    reordered into channel blocks (``reorder``; an input of fewer channels than a block is read
+    as it is), convolved, and its output's ``channels`` reordered back to NCHW."""
     out_channels = attributes.pop("channels")
     nodes = []
-    if channels >= nchwc_block():
+    if attributes.pop("reorder"):
         nodes.append(helper.make_node("ReorderInput", [names[0]], ["xb"], domain=_NCHWC_DOMAIN))
         names = ["xb", *names[1:]]
     nodes.append(helper.make_node("Conv", names, ["yb"], domain=_NCHWC_DOMAIN, **attributes))
@@ -213,8 +216,9 @@ _sessions = _Sessions()
 def _run(op: str, feeds: dict[str, np.ndarray], threads: int | None = None,
          **attributes: Any) -> np.ndarray:
     """``op`` with these ``attributes`` (hashable values) on ``feeds`` (contiguous float32
-    arrays), by the session for their shapes; ``threads`` defaults to the backend's."""
-    key = (op, tuple((name, a.shape) for name, a in feeds.items()), tuple(attributes.items()),
+    arrays), by its session, which takes inputs of any shape; ``threads`` defaults to the
+    backend's."""
+    key = (op, tuple((name, a.ndim) for name, a in feeds.items()), tuple(attributes.items()),
            num_threads() if threads is None else threads)
     return _sessions.run(key, feeds)
 
@@ -246,7 +250,8 @@ def _convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, paddin
         if b is not None:
             feeds["b"] = np.zeros(feeds["w"].shape[0], _F32)
             feeds["b"][:len(b)] = b
-        return _run(NCHWC_CONV, feeds, channels=w.shape[0], **attributes)
+        return _run(NCHWC_CONV, feeds, channels=w.shape[0],
+                    reorder=x.shape[1] >= nchwc_block(), **attributes)
     feeds = {"x": np.ascontiguousarray(x), "w": np.ascontiguousarray(w)}
     if b is not None:
         feeds["b"] = np.ascontiguousarray(b)
@@ -320,8 +325,9 @@ def _float32(*arrays: Any) -> bool:
 
 
 def kernels(fallback: dict[str, Callable]) -> dict[str, Callable]:
-    """``conv2d``, ``conv2d_bias`` and ``conv2d_grad_input`` on onnxruntime for float32,
-    ``fallback``'s kernels of the same names for other dtypes and empty batches."""
+    """The convolution kernels (``conv2d``, ``conv2d_bias`` and both gradients) on onnxruntime
+    for float32, ``fallback``'s kernels of the same names for other dtypes, empty batches and,
+    for the weight gradient, fewer than :data:`MIN_CHANNELS` input channels."""
     numpy_conv2d, numpy_grad_input = fallback["conv2d"], fallback["conv2d_grad_input"]
 
     def conv2d(x, w, b=None, *, stride, padding, dilation, groups):
@@ -369,8 +375,8 @@ def kernels(fallback: dict[str, Callable]) -> dict[str, Callable]:
 
 
 def sessions_built(op: str | None = None) -> int:
-    """How many sessions this process has built (one per node and input shapes), of ``op``'s
-    or all."""
+    """How many sessions this process has built (one per graph: op and attributes), of ``op``'s
+    or all: the path's compile count."""
     return _sessions.built[op] if op is not None else sum(_sessions.built.values())
 
 
