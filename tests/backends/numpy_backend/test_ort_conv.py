@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from plugrad.backends.numpy_backend import conv, ort_conv  # noqa: E402
+from plugrad.backends.numpy_backend import _threads, conv, ort_conv, parallel  # noqa: E402
 from tests.helpers.numerics import ref_conv2d, ref_conv_grads  # noqa: E402
 
 NUMPY = conv.kernels(np)
@@ -198,6 +198,25 @@ def test_the_weight_gradient_below_16_channels_is_the_numpy_kernel(ran):
     assert ran == []
     np.testing.assert_array_equal(gw, NUMPY["conv2d_grad_weight"](g, x, weight_shape=w.shape,
                                                                    **attrs))
+
+
+def test_the_weight_gradient_split_over_two_threads_is_one_threads_to_the_bit(monkeypatch,
+                                                                               ran):
+    # Each thread multiplies its blocks on MLAS sessions of their own thread; the blocks are
+    # summed in order, so the split changes nothing.
+    monkeypatch.setattr(_threads, "_threads", 2)
+    parts: list[int] = []
+    monkeypatch.setattr(parallel, "run_parts",
+                        lambda fn, n: (parts.append(n), _threads.run_parts(fn, n)))
+    x, w = _inputs((64, 16, 16, 16), (16, 16, 3, 3), seed=6)
+    attrs = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    g = _output_gradient(x, w, attrs)
+    split = ORT["conv2d_grad_weight"](g, x, weight_shape=w.shape, **attrs)
+    assert parts == [2] and set(ran) == {"MatMul"}
+    one_thread = conv.kernels(np, gemm=ort_conv.matmul, block_bytes=ort_conv.GEMM_BLOCK_BYTES)
+    np.testing.assert_array_equal(
+        split, one_thread["conv2d_grad_weight"](g, x, weight_shape=w.shape, **attrs))
+    _close(split, _reference_grads(g, x, w, attrs)[1])
 
 
 @pytest.mark.parametrize("a_shape, b_shape, transpose", [
