@@ -17,31 +17,33 @@ onnxruntime's CPU kernels (MLAS, with AVX-512 where the CPU has it) are faster w
   the strided write). The others (fewer input channels, groups) are ``ConvTranspose``, its
   output padded by the rows and columns the forward's floor dropped.
 * The weight gradient from 16 input channels is ``conv.py``'s, with its GEMMs on MLAS
-  (:func:`matmul`); below that OpenBLAS's GEMMs were as fast. As a convolution (the batch as
-  channels, ``g`` as a kernel the size of the output) onnxruntime took 1-5x its time.
+  (:func:`matmul`, in 4 MB column blocks); below that OpenBLAS's GEMMs were as fast. As a
+  convolution (the batch as channels, ``g`` as a kernel the size of the output) it took 1.3-3.9x
+  as long blocked (LeNet's conv2 alone 0.77x) and 1-5x with ONNX's ``Conv``.
 
-``benchmarks/bench_conv_kernels.py --engines``, batch 64, 2 threads, medians in ms, NumPy's
-kernels -> these:
+``benchmarks/bench_conv_kernels.py --engines``, two runs, batch 64, 2 threads, medians in ms,
+NumPy's kernels -> these (the input gradients of first layers are never needed in training):
 
-layer                  forward        input gradient   weight gradient
-LeNet conv1 1->6 5x5   0.31 -> 0.18   (never needed)   0.38 (NumPy's)
-LeNet conv2 6->16 5x5  0.27 -> 0.12   0.51 -> 0.28     0.26 (NumPy's)
-3x3, 3->16 at 32x32    0.64 -> 0.36   (never needed)   0.75 (NumPy's)
-3x3, 16->16 at 32x32   2.62 -> 1.17   2.78 -> 1.16     2.35 -> 2.29
-3x3, 16->32 at 16x16   1.19 -> 0.47   1.25 -> 0.63     1.15 -> 0.94
-3x3, 32->32 at 16x16   2.21 -> 0.86   2.39 -> 0.89     2.21 -> 1.68
-3x3, 32->64 stride 2   0.99 -> 0.52   1.68 -> 1.29     1.23 -> 0.82
+layer                  forward                 input gradient            weight gradient
+LeNet conv1 1->6 5x5   0.31-0.37 -> 0.16-0.18  (0.34-0.40 -> 0.24-0.26)  0.38-0.42 (NumPy's)
+LeNet conv2 6->16 5x5  0.26-0.30 -> 0.12-0.13  0.51-0.53 -> 0.29         0.26-0.33 (NumPy's)
+3x3, 3->16 at 32x32    0.64-0.75 -> 0.36-0.39  (0.75-0.80 -> 0.69-0.71)  0.74-0.77 (NumPy's)
+3x3, 16->16 at 32x32   2.66-2.80 -> 1.14-1.27  2.75-2.95 -> 1.13-1.27    2.39-2.58 -> 1.83-2.10
+3x3, 16->32 at 16x16   1.24-1.37 -> 0.50-0.53  1.30-1.44 -> 0.64-0.68    1.19-1.24 -> 0.85-0.89
+3x3, 32->32 at 16x16   2.25-2.51 -> 0.88-0.89  2.42-2.59 -> 0.90-0.91    2.23-2.34 -> 1.47-1.58
+3x3, 32->64 stride 2   0.98-1.07 -> 0.51-0.56  1.64-1.71 -> 1.09-1.35    1.08-1.18 -> 0.75-0.83
 
 Each graph (an op and its attributes: a convolution's geometry) gets one ``InferenceSession``,
 built on its first call and kept (the last ``MAX_SESSIONS``); its inputs' shapes are left
 symbolic, so every batch and image size shares it (a model has a few geometries, not a few per
 batch size: SmallVGG's step builds 10, and static shapes measured no faster). This path's
-compile time is 1-1.5 ms a geometry, and 58 ms for the process's first, which imports onnx and
-onnxruntime. Sessions use the backend's thread count (``PLUGRAD_NUM_THREADS``; the weight
-gradient's GEMMs one thread each, as its batch is split over those threads already) without
-spinning threads, so a busy machine costs a wait, not a core (spinning ones took LeNet's step
-from 3.4-3.6 to 8.0-8.5 ms). ``PLUGRAD_CONV_ENGINE=numpy`` turns this off; other dtypes and an
-empty batch run the NumPy kernels. Results match those to float32 rounding.
+compile time is 0.5-1.2 ms a graph, and about 60 ms for the process's first, which imports onnx
+and onnxruntime and reads MLAS's channel block. Sessions use the backend's thread count
+(``PLUGRAD_NUM_THREADS``; the weight gradient's GEMMs one thread each, as its batch is split
+over those threads already) without spinning threads, so a busy machine costs a wait, not a core
+(spinning ones took LeNet's step from 3.4-3.6 to 8.0-8.5 ms). ``PLUGRAD_CONV_ENGINE=numpy``
+turns this off; other dtypes and an empty batch run the NumPy kernels. Results match those to
+float32 rounding.
 
 Once onnxruntime is imported (1.32 at least), a child made by a bare ``os.fork()`` hangs if it
 leaves through Python's normal exit (onnxruntime's exit handlers wait for threads the child
