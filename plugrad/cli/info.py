@@ -198,9 +198,12 @@ def conv_engine_line() -> str:
     from plugrad.backends.numpy_backend import ort_conv
 
     if ort_conv.available():
-        return ("convolutions (cpu, float32): onnxruntime's for the forward and the input "
-                f"gradient, and its GEMM for the weight gradient from {ort_conv.MIN_CHANNELS} "
-                f"input channels ({ort_conv.ENGINE_VARIABLE}=numpy: NumPy's only)")
+        block = ort_conv.nchwc_block()
+        kind = f"MLAS's direct kernels in {block}-channel blocks" if block else "im2col"
+        return (f"convolutions (cpu, float32): onnxruntime's ({kind}) for the forward and the "
+                f"input gradient, and its GEMM for the weight gradient from "
+                f"{ort_conv.MIN_CHANNELS} input channels ({ort_conv.ENGINE_VARIABLE}=numpy: "
+                f"NumPy's only)")
     if ort_conv.turned_off():
         return f"convolutions (cpu): NumPy's ({ort_conv.ENGINE_VARIABLE}=numpy)"
     return "convolutions (cpu): NumPy's (pip install plugrad[onnx] for onnxruntime's, faster)"

@@ -293,8 +293,10 @@ def test_the_backend_uses_onnxruntime_unless_told_not_to(engine, module):
 
 
 @pytest.mark.parametrize("engine, line", [
-    (None, "convolutions (cpu, float32): onnxruntime's for the forward and the input gradient, "
-           "and its GEMM for the weight gradient from 16 input channels"),
+    (None, "convolutions (cpu, float32): onnxruntime's ("
+           + (f"MLAS's direct kernels in {BLOCK}-channel blocks" if BLOCK else "im2col")
+           + ") for the forward and the input gradient, and its GEMM for the weight gradient "
+           "from 16 input channels"),
     ("numpy", "convolutions (cpu): NumPy's (PLUGRAD_CONV_ENGINE=numpy)")])
 def test_plugrad_info_says_which_convolutions_run(engine, line):
     env = {k: v for k, v in os.environ.items() if k != ort_conv.ENGINE_VARIABLE}
