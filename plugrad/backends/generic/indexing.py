@@ -75,7 +75,7 @@ def kernels(xp: Any) -> dict[str, Callable]:
         first, sizes = axes[0], [y.shape[a] for a in axes]
         indices = [xp.asarray(items[i], dtype=xp.int64) for i in advanced]
         indices = xp.broadcast_arrays(*indices) if len(indices) > 1 else indices
-        flat = None
+        flat: Any = None  # an array once the loop ran (there is at least one index)
         for size, idx in zip(sizes, indices):
             idx = xp.where(idx < 0, idx + size, idx)
             flat = idx if flat is None else flat * size + idx

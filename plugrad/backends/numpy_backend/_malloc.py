@@ -56,6 +56,6 @@ def keep_freed_memory() -> int:
 
 def _is_glibc() -> bool:
     try:
-        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")  # None: not set
     except (AttributeError, ValueError, OSError):
         return False

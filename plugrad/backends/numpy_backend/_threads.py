@@ -46,7 +46,7 @@ class _Pool:
     """
 
     def __init__(self, workers: int):
-        self._jobs = [queue.SimpleQueue() for _ in range(workers)]
+        self._jobs: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(workers)]
         self._finished: queue.SimpleQueue = queue.SimpleQueue()  # one token per worker part
         self._busy = threading.Lock()  # one job at a time; other callers run serially
         for index, jobs in enumerate(self._jobs):
@@ -72,6 +72,7 @@ class _Pool:
                 fn(part)
             return
         try:
+            errors: list[BaseException]
             claims, errors = itertools.count(), []
             job = (fn, parts, claims, errors)
             for jobs in self._jobs:

@@ -212,6 +212,8 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         n, c, hp, wp = xpad.shape
         cg = c // groups
         sn, sc, s_h, s_w = xpad.strides
+        shape: tuple[int, ...]
+        strides: tuple[int, ...]
         if wide:
             L = (oh - 1) * wp + ow
             shape = (n // nb, groups, cg, kh, kw, nb, L)
@@ -332,7 +334,8 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         return in_passes(products, nblk, nb, nb * c * kh * kw * L * ct.itemsize, dt, out,
                          (n, o, oh, ow), bias)
 
-    def conv2d_rows(x, w, b, *, stride, padding, dilation, out, cap, oh, ow):
+    def conv2d_rows(x, w, b, *, stride: tuple[int, int], padding: tuple[int, int], dilation,
+                    out, cap, oh, ow):
         """conv2d (one group) on channels-last columns: each block one GEMM
         ``(nb*oh*ow, K) @ (K, O)``, laid out as NCHW by the copy that adds the bias."""
         n, c = x.shape[:2]
@@ -354,7 +357,8 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         return in_passes(products, n // nb, nb, nb * per_sample, x.dtype, out, (n, o, oh, ow),
                          bias)
 
-    def grad_weight_rows(g, x, *, weight_shape, stride, padding, dilation, share):
+    def grad_weight_rows(g, x, *, weight_shape, stride: tuple[int, int],
+                         padding: tuple[int, int], dilation, share):
         """grad_weight_blocks on channels-last columns, in the same per-block layout."""
         n, c = x.shape[:2]
         o, _, kh, kw = weight_shape
@@ -446,8 +450,9 @@ def _make_kernels(xp, block_bytes: dict, *, half_in_float32: bool,
         return grad_weight_total(blocks, x.dtype, weight_shape)
 
     # Its two stages, for a caller that splits the batch over threads (parallel.py).
-    conv2d_grad_weight.blocks = grad_weight_blocks
-    conv2d_grad_weight.total = grad_weight_total
+    # (mypy cannot type attributes set on a function)
+    conv2d_grad_weight.blocks = grad_weight_blocks  # type: ignore[attr-defined]
+    conv2d_grad_weight.total = grad_weight_total  # type: ignore[attr-defined]
 
     def conv2d_grad_input(g, w, *, input_shape, stride, padding, dilation, groups, out=None):
         n, c, h, wd = input_shape

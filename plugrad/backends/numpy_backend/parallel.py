@@ -124,6 +124,8 @@ def split_grad_weight(grad_weight: Callable, xp: Any) -> Callable:
             shares[i] = grad_weight.blocks(g, x, share=(i, parts), **attrs)
 
         run_parts(part, parts)
-        return grad_weight.total(xp.concatenate(shares), x.dtype, weight_shape)
+        # .total comes with .blocks (conv.py); mypy's hasattr narrowing covers only .blocks
+        return grad_weight.total(  # type: ignore[attr-defined]
+            xp.concatenate(shares), x.dtype, weight_shape)
 
     return grad_weight_split
