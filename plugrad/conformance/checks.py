@@ -8,7 +8,7 @@ central differences of that reference, so nothing expected depends on the backen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -53,6 +53,13 @@ class Case:
     def __repr__(self) -> str:
         return f"<{self.check} case {self.id}>"
 
+    def require_sample(self) -> Sample:
+        """``sample``; a ValueError for a property case, which has none to run."""
+        if self.sample is None:
+            raise ValueError(f"conformance: {self!r} has no sample; expected a forward, gradient "
+                             f"or fused case (property cases go through check_property)")
+        return self.sample
+
 
 def materialize(arg: Arg, device: Device) -> Tensor:
     """A tensor on ``device`` holding ``arg.value``, laid out as ``arg.layout`` asks."""
@@ -88,12 +95,14 @@ def reference_inputs(sample: Sample) -> list[Any]:
 
 
 def _reference(record: OpRecord, sample: Sample) -> np.ndarray:
+    reference = record.require_reference()
     with np.errstate(all="ignore"):
-        return np.asarray(record.reference(*reference_inputs(sample), **sample.kwargs))
+        return np.asarray(reference(*reference_inputs(sample), **sample.kwargs))
 
 
-def numeric_gradient(reference, args: Sequence[Any], kwargs: dict, cotangent: np.ndarray,
-                     positions: Sequence[int], eps: float = 1e-6) -> list[np.ndarray]:
+def numeric_gradient(reference: Callable[..., Any], args: Sequence[Any], kwargs: dict,
+                     cotangent: np.ndarray, positions: Sequence[int],
+                     eps: float = 1e-6) -> list[np.ndarray]:
     """d/d(args[p]) of sum(reference(*args) * cotangent) by central differences in float64."""
     args = list(args)
 
@@ -170,13 +179,13 @@ def _reaches_kernel(case: Case, spy: KernelSpy) -> None:
     op = case.record.op
     if op in spy.native and spy.calls[op] == 0:
         raise ConformanceFailure(
-            f"{op}: record {case.record.name!r} case {case.sample.label!r} never called the "
-            f"{op!r} kernel; the conformance table must exercise the op it names")
+            f"{op}: record {case.record.name!r} case {case.require_sample().label!r} never "
+            f"called the {op!r} kernel; the conformance table must exercise the op it names")
 
 
 def check_forward(case: Case, device: Device, spy: KernelSpy) -> None:
     """Output shape, dtype, device, then values against the float64 reference."""
-    record, sample = case.record, case.sample
+    record, sample = case.record, case.require_sample()
     out = record.fn(*_inputs(sample, device), **sample.kwargs)
     spy.raise_first()
     expected = _reference(record, sample)
@@ -188,7 +197,7 @@ def check_forward(case: Case, device: Device, spy: KernelSpy) -> None:
 
 def _run_with_grads(case: Case, device: Device) -> tuple[Tensor, list[Tensor | None],
                                                           np.ndarray, list[Tensor], list[int]]:
-    record, sample = case.record, case.sample
+    record, sample = case.record, case.require_sample()
     inputs = _inputs(sample, device)
     positions = [i for i, a in sample.tensor_args() if a.differentiable]
     gm = GradManager().attach([inputs[i] for i in positions])
@@ -203,11 +212,11 @@ def _run_with_grads(case: Case, device: Device) -> tuple[Tensor, list[Tensor | N
 
 def check_gradient(case: Case, device: Device, spy: KernelSpy) -> None:
     """Each input's gradient: shape, dtype, then values against central differences."""
-    record, sample = case.record, case.sample
+    record, sample = case.record, case.require_sample()
     out, grads, cotangent, inputs, positions = _run_with_grads(case, device)
     spy.raise_first()
-    numeric = numeric_gradient(record.reference, reference_inputs(sample), dict(sample.kwargs),
-                               cotangent.astype(np.float64), positions)
+    numeric = numeric_gradient(record.require_reference(), reference_inputs(sample),
+                               dict(sample.kwargs), cotangent.astype(np.float64), positions)
     tolerance = record.grad_tolerance(case.dtype)
     for position, grad, expected in zip(positions, grads, numeric):
         what = f"gradient of input {position}"
@@ -224,13 +233,13 @@ def check_gradient(case: Case, device: Device, spy: KernelSpy) -> None:
 
 def check_fused(case: Case, device: Device, spy: KernelSpy, gradient: bool) -> None:
     """A composite op's native kernel against its decomposition (forward, and gradient)."""
-    record, op = case.record, case.record.op
+    record, op, sample = case.record, case.record.op, case.require_sample()
     seed = case_seed(case.id, "random")
     R.seed(seed)  # random ops (dropout) must draw the same numbers in both runs
     if gradient:
         fused, fused_grads, *_ = _run_with_grads(case, device)
     else:
-        fused, fused_grads = record.fn(*_inputs(case.sample, device), **case.sample.kwargs), []
+        fused, fused_grads = record.fn(*_inputs(sample, device), **sample.kwargs), []
     spy.raise_first()
     if spy.calls[op] == 0:
         raise ConformanceFailure(f"{op}: the backend's fused kernel was never called; expected "
@@ -240,8 +249,7 @@ def check_fused(case: Case, device: Device, spy: KernelSpy, gradient: bool) -> N
         if gradient:
             plain, plain_grads, *_ = _run_with_grads(case, device)
         else:
-            plain, plain_grads = record.fn(*_inputs(case.sample, device),
-                                           **case.sample.kwargs), []
+            plain, plain_grads = record.fn(*_inputs(sample, device), **sample.kwargs), []
     spy.raise_first()
     against = f"the decomposition of {op!r} into primitives"
     _check_meta(op, "the fused output", fused, plain.shape, np.dtype(plain.dtype).name, device)
@@ -252,14 +260,19 @@ def check_fused(case: Case, device: Device, spy: KernelSpy, gradient: bool) -> N
         if (a is None) != (b is None):
             raise ConformanceFailure(f"{op}: the fused and decomposed runs disagree on whether "
                                      f"input {i} gets a gradient")
-        if a is not None:
-            _check_meta(op, f"the fused gradient of input {i}", a, b.shape,
-                        np.dtype(b.dtype).name, device)
-            compare(op, f"fused gradient of input {i}", a.numpy(), b.numpy(), case.dtype,
-                    grad_tolerance, against)
+        if a is None or b is None:
+            continue  # neither run computed one
+        _check_meta(op, f"the fused gradient of input {i}", a, b.shape, np.dtype(b.dtype).name,
+                    device)
+        compare(op, f"fused gradient of input {i}", a.numpy(), b.numpy(), case.dtype,
+                grad_tolerance, against)
 
 
 def check_property(case: Case, device: Device, spy: KernelSpy) -> None:
     """Ops without a reference (random numbers) are checked by their record's own function."""
-    case.record.check(device, np.dtype(case.dtype))
+    check = case.record.check
+    if check is None:
+        raise ValueError(f"conformance: {case!r}: record {case.record.name!r} has no check "
+                         f"function; expected one for a property case")
+    check(device, np.dtype(case.dtype))
     spy.raise_first()

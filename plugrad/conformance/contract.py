@@ -9,7 +9,7 @@ float64 reference. ``docs/backends.md`` shows the tables :func:`markdown_table` 
 from __future__ import annotations
 
 import plugrad.ops  # noqa: F401  (the declarations fill OPS)
-from plugrad.core.registry import OPS, OpDef
+from plugrad.core.registry import OPS, DeclaredOp
 
 __all__ = ["signature", "markdown_table", "undeclared_ops"]
 
@@ -24,7 +24,7 @@ def undeclared_ops() -> list[str]:
     return sorted(name for name, op in OPS.items() if op.signature is None or op.rule is None)
 
 
-def _row(op: OpDef) -> str:
+def _row(op: DeclaredOp) -> str:
     aliases = ", ".join(f"`{a}`" for a in op.aliases)
     cells = (f"`{op.name}`", f"`{signature(op.name)}`", op.doc, aliases)
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"

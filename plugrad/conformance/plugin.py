@@ -92,8 +92,8 @@ def _cases(target: Target, check: str) -> list[Case]:
         if check == "forward":
             dtypes = [d for d in record.dtypes if d in declared]
         elif check == "gradient":
-            dtypes = [target.grad_dtype] if record.grad and target.grad_dtype in record.dtypes \
-                else []
+            grad_dtype = target.grad_dtype  # None: the backend declares no float dtype
+            dtypes = [d for d in record.dtypes if d == grad_dtype] if record.grad else []
         else:
             from plugrad.core.registry import OPS
 

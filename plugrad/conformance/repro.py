@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from plugrad.conformance.checks import Case, materialize, reference_inputs
-from plugrad.conformance.table import Arg, OpRecord, records
+from plugrad.conformance.table import Arg, OpRecord, Sample, records
 
 __all__ = ["describe", "find_case", "show"]
 
@@ -74,12 +74,12 @@ def find_case(check: str, case_id: str) -> Case:
     raise KeyError(f"no conformance case {case_id!r}; ids read <record>-<dtype>-<sample>")
 
 
-def _run(record: OpRecord, case: Case, device: str) -> Any:
+def _run(record: OpRecord, sample: Sample, device: str) -> tuple[list[Any], Any]:
     from plugrad.core.device import get_device
 
     target = get_device(device)
-    inputs = [materialize(a, target) if isinstance(a, Arg) else a for a in case.sample.args]
-    return inputs, record.fn(*inputs, **case.sample.kwargs)
+    inputs = [materialize(a, target) if isinstance(a, Arg) else a for a in sample.args]
+    return inputs, record.fn(*inputs, **sample.kwargs)
 
 
 def show(check: str, case_id: str, device: str, plugins: list[str] | None = None) -> None:
@@ -89,12 +89,12 @@ def show(check: str, case_id: str, device: str, plugins: list[str] | None = None
 
     load_plugin_modules(list(plugins or []))
     case = find_case(check, case_id)
-    record = case.record
+    record, sample = case.record, case.require_sample()
     np.set_printoptions(precision=6, suppress=True)
     with using_device(device):
-        inputs, out = _run(record, case, device)
+        inputs, out = _run(record, sample, device)
         for i, x in enumerate(inputs):
             print(f"x{i} =", x.numpy() if hasattr(x, "numpy") else x, sep="\n")
         print(f"{record.op} on {device} =", out.numpy(), sep="\n")
-    expected = record.reference(*reference_inputs(case.sample), **case.sample.kwargs)
+    expected = record.require_reference()(*reference_inputs(sample), **sample.kwargs)
     print("float64 reference =", np.asarray(expected), sep="\n")

@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "Arg", "Sample", "OpRecord", "register", "records", "records_for", "uncovered_ops",
+    "declared_reference",
     "FLOATS", "SIGNED_INTS", "INTS", "NUMERIC", "ALL_DTYPES", "DEFAULT_TOLERANCE",
     "GRAD_TOLERANCE",
 ]
@@ -151,6 +152,13 @@ class OpRecord:
         if bad:
             raise ValueError(f"OpRecord {self.name!r}: unknown dtypes {bad}; known: {ALL_DTYPES}")
 
+    def require_reference(self) -> Callable[..., Any]:
+        """``reference``; a ValueError for a record checked by its ``check`` instead."""
+        if self.reference is None:
+            raise ValueError(f"OpRecord {self.name!r}: no reference to compare with; the record "
+                             f"is checked by its check function (check_property)")
+        return self.reference
+
     def tolerance(self, dtype: str) -> tuple[float, float]:
         return self.tol.get(dtype, DEFAULT_TOLERANCE.get(dtype, (0.0, 0.0)))
 
@@ -172,6 +180,18 @@ class OpRecord:
         if len(set(labels)) != len(labels):
             raise ValueError(f"OpRecord {self.name!r}: sample labels repeat for {dtype}: {labels}")
         return made
+
+
+def declared_reference(op: str) -> Callable[..., Any]:
+    """The float64 reference ``op`` declares in :mod:`plugrad.ops`; a ValueError for an op
+    without one (random ops, checked by their statistics)."""
+    from plugrad.core.registry import OPS
+
+    reference = OPS[op].reference
+    if reference is None:
+        raise ValueError(f"conformance: op {op!r} declares no float64 reference; expected one "
+                         f"of the ops that do (random ops are checked by their statistics)")
+    return reference
 
 
 def case_seed(*parts: str) -> int:

@@ -161,7 +161,11 @@ def _hinge_reference(pred: np.ndarray, label: np.ndarray, norm: str,
                      reduction: str) -> np.ndarray:
     margin = np.maximum(1.0 - pred * label, 0.0)
     per_sample = np.sum(margin if norm == "L1" else margin ** 2, axis=1)
-    return {"mean": np.mean, "sum": np.sum}.get(reduction, lambda a: a)(per_sample)
+    if reduction == "mean":
+        return np.mean(per_sample)
+    if reduction == "sum":
+        return np.sum(per_sample)
+    return per_sample  # "none"
 
 
 # -- layer_norm and group_norm --------------------------------------------------------------
@@ -227,7 +231,7 @@ def _conv1d_samples(bias: bool):
                 ("strided-padded", (1, 2, 8), (3, 2, 2), {"stride": 2, "padding": 1}),
                 ("dilated", (2, 2, 9), (2, 2, 3), {"dilation": 2}),
                 ("grouped", (1, 4, 6), (2, 2, 2, 3), {"groups": 2, "padding": 1})):
-            args = (Arg(small(rng, xs, dtype)), Arg(small(rng, ws, dtype)))
+            args: tuple[Arg, ...] = (Arg(small(rng, xs, dtype)), Arg(small(rng, ws, dtype)))
             out_channels = ws[0] * ws[1] if len(ws) == 4 else ws[0]
             if bias:
                 args += (Arg(small(rng, (out_channels,), dtype)),)

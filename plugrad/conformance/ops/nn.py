@@ -11,9 +11,8 @@ from plugrad import random as R
 from plugrad.autodiff import GradManager
 from plugrad.conformance import samples as S
 from plugrad.conformance.ops.conv import applied, small
-from plugrad.conformance.table import Arg, OpRecord, Sample, register
+from plugrad.conformance.table import Arg, OpRecord, Sample, declared_reference, register
 from plugrad.core.device import Device
-from plugrad.core.registry import OPS
 from plugrad.core.tensor import Tensor
 
 _FLOATS = ("float16", "float32", "float64")
@@ -40,8 +39,8 @@ def _batch_norm(x, weight, bias, *, eps):
 
 def _batch_norm_reference(x, weight, bias, *, eps):
     axes = (0,) + tuple(range(2, x.ndim))
-    stats = OPS["batch_norm_stats"].reference(x, axes=axes)
-    return OPS["batch_norm"].reference(x, weight, bias, stats, axes=axes, eps=eps)
+    stats = declared_reference("batch_norm_stats")(x, axes=axes)
+    return declared_reference("batch_norm")(x, weight, bias, stats, axes=axes, eps=eps)
 
 
 def _batch_norm_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
@@ -82,6 +81,8 @@ def _check_dropout(device: Device, dtype: np.dtype) -> None:
     assert np.allclose(values[kept], 2.0 / (1 - p), rtol=2e-3), (
         f"dropout: kept values {np.unique(values[kept])[:3]}; expected x / (1 - p) = "
         f"{2.0 / (1 - p):.4f}")
+    assert x.grad is not None, (
+        "dropout: x got no gradient; expected the upstream gradient through the mask, scaled")
     grad = x.grad.numpy().astype(np.float64)
     assert np.allclose(grad, np.where(kept, 3.0 / (1 - p), 0.0), rtol=2e-3), (
         "dropout: the gradient must be the upstream gradient through the same mask, scaled")
