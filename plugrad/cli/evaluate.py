@@ -50,15 +50,16 @@ def plot_confusion(confusion: np.ndarray, path: str) -> None:
 
     fig, axes = plt.subplots(figsize=(6, 5.5))
     image = axes.imshow(np.log1p(confusion), cmap="Blues")
+    shade = np.asarray(image.norm(np.log1p(confusion)))  # each cell's place on the colour map
     classes = range(len(confusion))
     axes.set(xticks=list(classes), yticks=list(classes), xlabel="predicted", ylabel="true",
              title="Confusion matrix (MNIST test set)")
-    threshold = image.norm(np.log1p(confusion).max()) / 2
+    threshold = shade.max() / 2
     for true in classes:
         for guess in classes:
             count = int(confusion[true, guess])
             if count:
-                dark = image.norm(np.log1p(count)) > threshold
+                dark = shade[true, guess] > threshold
                 axes.text(guess, true, str(count), ha="center", va="center", fontsize=7,
                           color="white" if dark else "black")
     fig.tight_layout()
