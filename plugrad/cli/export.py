@@ -38,12 +38,12 @@ def run(args: argparse.Namespace) -> int:
     model = job.lenet(checks.checkpoint(args.checkpoint)["model"])
     model.eval()
 
-    def forward(data: plugrad.Tensor) -> plugrad.Tensor:
+    def infer(data: plugrad.Tensor) -> plugrad.Tensor:
         return model(data)
 
-    infer = trace(forward, symbolic=True, capture_as_const=True)
-    infer(plugrad.Tensor(np.zeros((args.batch_size, 1, 32, 32), np.float32)))
-    infer.dump(str(output), arg_names=["data"], output_names=["logits"], opset=args.opset)
+    traced = trace(infer, symbolic=True, capture_as_const=True)  # the graph is named "infer"
+    traced(plugrad.Tensor(np.zeros((args.batch_size, 1, 32, 32), np.float32)))
+    traced.dump(str(output), arg_names=["data"], output_names=["logits"], opset=args.opset)
     print(f"wrote {output}: input 'data' ({args.batch_size}, 1, 32, 32) float32, output "
           f"'logits' ({args.batch_size}, 10)")
     return 0
