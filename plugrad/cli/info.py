@@ -108,7 +108,7 @@ def report() -> str:
                      + (f": {', '.join(cover['missing'])}" if cover["missing"] else ""))
         if cover["decomposed"]:
             lines.append(f"         decomposed: {', '.join(cover['decomposed'])}")
-    lines += ["", conv_engine_line(), *blas_lines()]
+    lines += ["", conv_engine_line(), compiled_kernels_line(), *blas_lines()]
     lines += ["", "one op's declaration and kernels: plugrad info --op NAME"]
     return "\n".join(lines)
 
@@ -207,6 +207,19 @@ def conv_engine_line() -> str:
     if ort_conv.turned_off():
         return f"convolutions (cpu): NumPy's ({ort_conv.ENGINE_VARIABLE}=numpy)"
     return "convolutions (cpu): NumPy's (pip install plugrad[onnx] for onnxruntime's, faster)"
+
+
+def compiled_kernels_line() -> str:
+    """Whether the numpy backend's batch norm, ReLU and max pooling run as compiled loops."""
+    from plugrad.backends.numpy_backend import compiled
+
+    if compiled.available():
+        return (f"batch norm, ReLU, 2x2 max pooling (cpu, float32/float64): numba's compiled "
+                f"loops ({compiled.VARIABLE}=0: NumPy's)")
+    if compiled.turned_off():
+        return f"batch norm, ReLU, max pooling (cpu): NumPy's ({compiled.VARIABLE}=0)"
+    return ("batch norm, ReLU, max pooling (cpu): NumPy's (pip install plugrad[numba] for "
+            "compiled loops, faster)")
 
 
 def blas_lines() -> list[str]:

@@ -12,6 +12,9 @@ stride per axis and measured about 6x slower, ``einsum`` 2x. Each kernel is a fe
 * parameter gradients: ``sum(g)`` and ``sum(g * (x - mean))``.
 * input gradient: ``a * g + b * x + c`` with per-channel ``a, b, c``.
 
+Those passes are :class:`NumpyLoops`' methods; with numba installed, ``compiled.CompiledLoops``
+runs each as one compiled loop instead, and everything else here stays the same.
+
 Large inputs are split over the batch (rows of the ``(N, C, M)`` view) and run on the backend's
 threads (``_threads.run_parts``, as the convolutions are): the elementwise kernels from
 :data:`MIN_SPLIT_ELEMENTS` on, one range per thread; the reductions from
@@ -37,7 +40,7 @@ import numpy as np
 
 from plugrad.backends.numpy_backend._threads import bounds, num_threads, run_parts
 
-__all__ = ["kernels", "MIN_SPLIT_ELEMENTS", "MIN_SPLIT_REDUCTION", "REDUCTION_PARTS"]
+__all__ = ["kernels", "NumpyLoops", "MIN_SPLIT_ELEMENTS", "MIN_SPLIT_REDUCTION", "REDUCTION_PARTS"]
 
 #: Elements of x from which the elementwise kernels (the forward, the input gradient) split
 #: over the threads. Measured on 2 shared cores against one thread (median wall time):
@@ -124,38 +127,60 @@ def _over_ranges(ranges: list[tuple[int, int]], fn: Callable[[int, int, int], No
         run_parts(lambda i: fn(i, *ranges[i]), len(ranges))
 
 
-def _elementwise(a: np.ndarray, fn: Callable[[int, int, int], None]) -> None:
-    """``fn(i, start, stop)`` over row ranges of ``a``, one per thread when ``a`` is large."""
-    _over_ranges(_split(a, num_threads(), MIN_SPLIT_ELEMENTS), fn)
+class NumpyLoops:
+    """The passes over a range of rows of ``(N, C, M)`` arrays, in NumPy and BLAS calls.
+
+    :class:`compiled.CompiledLoops` has the same methods as compiled loops; ``kernels(loops)``
+    splits the rows, merges the ranges' results and keeps the layouts, whichever runs.
+    Per-channel arguments and results are ``(C,)`` vectors.
+    """
+
+    #: Elements from which the elementwise passes, and the reductions, split over threads.
+    split_elements = MIN_SPLIT_ELEMENTS
+    split_reduction = MIN_SPLIT_REDUCTION
+
+    @staticmethod
+    def mean_squares(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and sum of squared deviations: two passes."""
+        mean = _channel_sum(x) / x.dtype.type(max(x.shape[0] * x.shape[2], 1))
+        centred = x - mean[:, None]
+        return mean, _channel_dot(centred, centred)
+
+    @staticmethod
+    def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, out: np.ndarray) -> None:
+        """``out = x * scale + shift`` per channel."""
+        np.multiply(x, scale[:, None], out=out)
+        out += shift[:, None]
+
+    @staticmethod
+    def centred_dot_sum(g: np.ndarray, x: np.ndarray,
+                        mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel ``sum(g * (x - mean))`` and ``sum(g)``."""
+        return _channel_dot(g, x - mean[:, None]), _channel_sum(g)
+
+    @staticmethod
+    def affine2(g: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray,
+                out: np.ndarray) -> None:
+        """``out = a * g + b * x + c`` per channel: four passes, where
+        ``a * (g - mean(g)) + b * (x - mean)`` takes five."""
+        np.multiply(x, b[:, None], out=out)
+        out += c[:, None]
+        out += g * a[:, None]
 
 
-def _range_sums(a: np.ndarray, shape: tuple[int, ...],
-                fn: Callable[[int, int], object]) -> np.ndarray:
-    """The sum of ``fn(start, stop)`` (an array of ``shape``) over row ranges of ``a``, added in
-    range order."""
-    ranges = _split(a, REDUCTION_PARTS, MIN_SPLIT_REDUCTION)
-    partial = np.empty((len(ranges),) + shape, dtype=a.dtype)
-
-    def part(i: int, start: int, stop: int) -> None:
-        partial[i] = fn(start, stop)
-
-    _over_ranges(ranges, part)
-    return partial.sum(axis=0)
-
-
-def _mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mean_var(x: np.ndarray, loops: type[NumpyLoops]) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``(mean, biased variance)`` of an ``(N, C, M)`` array.
 
-    Each range of rows takes two passes (its mean, then the squares of ``x - mean``); the
-    ranges' means and sums of squares are then merged in order (Chan, Golub and LeVeque's
-    pairwise update), so a split costs one hand-over to the threads, not one per pass.
+    Each range of rows gets its mean and sum of squared deviations; the ranges' are then merged
+    in order (Chan, Golub and LeVeque's pairwise update), so a split costs one hand-over to the
+    threads, not one per pass.
     """
-    ranges = _split(x, REDUCTION_PARTS, MIN_SPLIT_REDUCTION)
+    ranges = _split(x, REDUCTION_PARTS, loops.split_reduction)
     per_row = x.shape[2]
     partial = np.empty((len(ranges), 2, x.shape[1]), dtype=x.dtype)
 
     def part(i: int, start: int, stop: int) -> None:
-        partial[i] = _mean_squares(x[start:stop])
+        partial[i] = loops.mean_squares(x[start:stop])
 
     _over_ranges(ranges, part)
     (mean, squares), count = partial[0], (ranges[0][1] - ranges[0][0]) * per_row
@@ -169,20 +194,17 @@ def _mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, squares / x.dtype.type(max(count, 1))
 
 
-def _mean_squares(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and sum of squared deviations of an ``(N, C, M)`` array: two passes."""
-    mean = _channel_sum(x) / x.dtype.type(max(x.shape[0] * x.shape[2], 1))
-    centred = x - mean[:, None]
-    return mean, _channel_dot(centred, centred)
-
-
 def _per_channel(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A ``(1, C, 1, ...)`` parameter or statistic as a ``(C, 1)`` column in ``dtype``."""
-    return a.reshape(-1, 1).astype(dtype, copy=False)
+    """A ``(1, C, 1, ...)`` parameter or statistic as a contiguous ``(C,)`` vector in ``dtype``."""
+    return np.ascontiguousarray(a.reshape(-1), dtype=dtype)
 
 
-def kernels() -> dict[str, Callable]:
-    """The batch-norm kernels of the numpy backend."""
+def kernels(loops: type[NumpyLoops] = NumpyLoops) -> dict[str, Callable]:
+    """The batch-norm kernels of the numpy backend, their passes run by ``loops``."""
+
+    def elementwise(a: np.ndarray, fn: Callable[[int, int, int], None]) -> None:
+        """``fn(i, start, stop)`` over row ranges of ``a``, one per thread when ``a`` is large."""
+        _over_ranges(_split(a, num_threads(), loops.split_elements), fn)
 
     def batch_norm(x, weight, bias, stats, *, axes, eps):
         layout = _Layout(x.shape, axes)
@@ -192,18 +214,13 @@ def kernels() -> dict[str, Callable]:
         scale = _per_channel(weight, ct) / np.sqrt(var + ct.type(eps))
         shift = _per_channel(bias, ct) - mean * scale
         out = np.empty_like(x3)
-
-        def part(_: int, start: int, stop: int) -> None:
-            rows = out[start:stop]
-            np.multiply(x3[start:stop], scale, out=rows)
-            rows += shift
-
-        _elementwise(x3, part)
+        elementwise(x3, lambda _, start, stop: loops.affine(
+            x3[start:stop], scale, shift, out[start:stop]))
         return layout.restore(out, x.dtype)
 
     def batch_norm_stats(x, *, axes):
         ct = _compute_dtype(x.dtype)
-        mean, var = _mean_var(_Layout(x.shape, axes).view(x, ct))
+        mean, var = _mean_var(_Layout(x.shape, axes).view(x, ct), loops)
         shape = (2,) + tuple(1 if i in axes else size for i, size in enumerate(x.shape))
         return np.stack([mean, var]).astype(x.dtype, copy=False).reshape(shape)
 
@@ -212,14 +229,15 @@ def kernels() -> dict[str, Callable]:
         ct = _compute_dtype(x.dtype)
         g3, x3 = layout.view(g, ct), layout.view(x, ct)
         mean, var = (_per_channel(row, ct) for row in stats)
-        inv_std = 1 / np.sqrt(var[:, 0] + ct.type(eps))
+        ranges = _split(x3, REDUCTION_PARTS, loops.split_reduction)
+        partial = np.empty((len(ranges), 2, x3.shape[1]), dtype=ct)
 
-        def both(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-            gs = g3[start:stop]
-            return _channel_dot(gs, x3[start:stop] - mean), _channel_sum(gs)
+        def part(i: int, start: int, stop: int) -> None:
+            partial[i] = loops.centred_dot_sum(g3[start:stop], x3[start:stop], mean)
 
-        g_dot, g_sum = _range_sums(x3, (2, x3.shape[1]), both)
-        g_xhat = g_dot * inv_std
+        _over_ranges(ranges, part)
+        g_dot, g_sum = partial.sum(axis=0)  # in range order: the same bits on any thread count
+        g_xhat = g_dot * (1 / np.sqrt(var + ct.type(eps)))
         out = np.stack([g_xhat, g_sum]).astype(x.dtype, copy=False)
         return out.reshape(stats.shape)
 
@@ -235,15 +253,8 @@ def kernels() -> dict[str, Callable]:
         b = -a * inv_std * (g_xhat / count)
         c = -b * mean - a * (g_sum / count)
         out = np.empty_like(x3)
-
-        def part(_: int, start: int, stop: int) -> None:
-            # a * (g - mean(g)) + b * (x - mean) as a * g + b * x + c: four passes, not five
-            rows = out[start:stop]
-            np.multiply(x3[start:stop], b, out=rows)
-            rows += c
-            rows += g3[start:stop] * a
-
-        _elementwise(x3, part)
+        elementwise(x3, lambda _, start, stop: loops.affine2(
+            g3[start:stop], x3[start:stop], a, b, c, out[start:stop]))
         return layout.restore(out, x.dtype)
 
     return {"batch_norm": batch_norm, "batch_norm_stats": batch_norm_stats,

@@ -18,7 +18,7 @@ def _namespace() -> ModuleType:
 
 
 def _kernels():
-    from plugrad.backends.numpy_backend import ort_conv, parallel
+    from plugrad.backends.numpy_backend import compiled, ort_conv, parallel
     from plugrad.backends.numpy_backend._blas import scoped
     from plugrad.backends.numpy_backend._malloc import keep_freed_memory
     from plugrad.backends.numpy_backend.kernels import kernel_table
@@ -27,6 +27,8 @@ def _kernels():
     # The whole table, generic kernels included: NumPy returns scalars for 0-d results, and
     # kernel_table wraps every kernel that may into one returning arrays.
     table = kernel_table(np)
+    if compiled.available():  # numba's one-pass loops: batch norm, ReLU, max pooling
+        table.update(compiled.kernels(table))
     table.update(parallel.split_kernels(table, np))  # big batches split over threads
     if ort_conv.available():  # onnxruntime's convolutions where they measured faster
         table.update(ort_conv.kernels(table))

@@ -2,17 +2,20 @@
 formulas written here: the forward, its statistics and both gradients, in each layout the
 kernels take (channels on axis 1 as (N, C, M), 2-D features (M = 1), other reduced axes moved to
 the front), float16 computed in float32, strided inputs and a mean far from zero; and split
-over the backend's threads, the same to the bit on one thread and on two.
+over the backend's threads, the same to the bit on one thread and on two. Every test runs the
+kernels twice: with NumPy's passes and with the compiled loops of ``compiled.py`` (numba).
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
 
-from plugrad.backends.numpy_backend import _threads, batch_norm
+from plugrad.backends.numpy_backend import _threads, batch_norm, compiled
 
-KERNELS = batch_norm.kernels()
 EPS = 1e-5
+KERNELS: dict = {}  # the kernels of the running test's loops (the autouse fixture below)
 
 # (label, shape, axes, channels-first layout?)
 CASES = [
@@ -22,6 +25,18 @@ CASES = [
     ("other-axes", (4, 3, 5, 2), (0, 1, 3), False),
     ("last-axis", (6, 5, 3), (0, 1), False),
 ]
+
+
+@pytest.fixture(autouse=True, params=["numpy", "compiled"])
+def loops(request, monkeypatch):
+    """The loops class the kernels under test run; the compiled one needs numba."""
+    if request.param == "compiled":
+        pytest.importorskip("numba")
+        chosen = compiled.CompiledLoops
+    else:
+        chosen = batch_norm.NumpyLoops
+    monkeypatch.setattr(sys.modules[__name__], "KERNELS", batch_norm.kernels(chosen))
+    return chosen
 
 
 def reference(x, w, b, g, axes):
@@ -97,10 +112,10 @@ def test_float16_computes_in_float32():
 
 
 @pytest.fixture
-def split_parts(monkeypatch) -> list[int]:
+def split_parts(monkeypatch, loops) -> list[int]:
     """Every kernel splits (whatever its size); the parts of each run_parts call are recorded."""
-    monkeypatch.setattr(batch_norm, "MIN_SPLIT_ELEMENTS", 0)
-    monkeypatch.setattr(batch_norm, "MIN_SPLIT_REDUCTION", 0)
+    monkeypatch.setattr(loops, "split_elements", 0)
+    monkeypatch.setattr(loops, "split_reduction", 0)
     seen: list[int] = []
 
     def recording_run_parts(fn, parts):

@@ -1,0 +1,122 @@
+"""The numpy backend's compiled kernels (numba) against its NumPy ones, and their compile time.
+
+    PYTHONPATH=. python benchmarks/bench_compiled_kernels.py [--rounds 15]
+
+Per kernel, on the activations of SmallVGG (benchmarks/vgg_step.py) and LeNet at batch 64, one
+thread (the backend's batch split off): batch norm's four kernels, ReLU and its gradient, 2x2
+max pooling and its gradient. Each side is timed in interleaved rounds; the table shows medians
+in ms and compiled / NumPy. Then the compile time, in fresh processes with an empty numba cache
+directory: the first float32 call of every loop (compiling), then the same in a second process
+(loading numba's cache), each beside ``import numba`` alone.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from timing import median_min_ms, time_rounds
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ["PLUGRAD_NUM_THREADS"] = "1"  # kernels on one thread: the loops, not the split
+
+from plugrad.backends.numpy_backend import compiled, kernels  # noqa: E402
+
+#: (model, shape of the activation) at batch 64: SmallVGG's conv outputs, LeNet's.
+SHAPES = [("SmallVGG", (64, 16, 32, 32)), ("SmallVGG", (64, 32, 16, 16)),
+          ("SmallVGG", (64, 64, 4, 4)), ("LeNet", (64, 6, 24, 24)), ("LeNet", (64, 16, 8, 8))]
+AXES = (0, 2, 3)
+POOL = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+
+FIRST_CALLS = """
+import time
+start = time.perf_counter()
+import numba
+imported = time.perf_counter()
+import numpy as np
+from plugrad.backends.numpy_backend import compiled, kernels
+table = compiled.kernels(kernels.kernel_table(np))
+x = np.ones((2, 3, 4, 4), np.float32); w = np.ones((1, 3, 1, 1), np.float32)
+stats = table["batch_norm_stats"](x, axes=(0, 2, 3))
+table["batch_norm"](x, w, w, stats, axes=(0, 2, 3), eps=1e-5)
+params = table["batch_norm_grad_params"](x, x, stats, axes=(0, 2, 3), eps=1e-5)
+table["batch_norm_grad_input"](x, x, w, stats, params, axes=(0, 2, 3), eps=1e-5)
+y = table["relu"](x); table["relu_grad"](x, y)
+pool = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+p = table["max_pool2d"](x, **pool); table["max_pool2d_grad"](p, x, p, **pool)
+print(imported - start, time.perf_counter() - imported)
+"""
+
+
+def sides(table: dict, shape: tuple) -> dict[str, dict]:
+    """kernel -> {'numpy': call, 'compiled': call} on one activation shape."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    c = shape[1]
+    w = rng.random((1, c, 1, 1)).astype(np.float32) + 0.5
+    b = rng.standard_normal((1, c, 1, 1)).astype(np.float32)
+    stats = table["batch_norm_stats"](x, axes=AXES)
+    params = table["batch_norm_grad_params"](g, x, stats, axes=AXES, eps=1e-5)
+    y = table["relu"](x)
+    pooled = table["max_pool2d"](x, **POOL)
+    gp = rng.standard_normal(pooled.shape).astype(np.float32)
+    return {
+        "batch_norm_stats": lambda t: t["batch_norm_stats"](x, axes=AXES),
+        "batch_norm": lambda t: t["batch_norm"](x, w, b, stats, axes=AXES, eps=1e-5),
+        "batch_norm_grad_params": lambda t: t["batch_norm_grad_params"](
+            g, x, stats, axes=AXES, eps=1e-5),
+        "batch_norm_grad_input": lambda t: t["batch_norm_grad_input"](
+            g, x, w, stats, params, axes=AXES, eps=1e-5),
+        "relu": lambda t: t["relu"](x),
+        "relu_grad": lambda t: t["relu_grad"](g, y),
+        "max_pool2d": lambda t: t["max_pool2d"](x, **POOL),
+        "max_pool2d_grad": lambda t: t["max_pool2d_grad"](gp, x, pooled, **POOL),
+    }
+
+
+def kernel_table(rounds: int) -> None:
+    numpy_table = kernels.kernel_table(np)
+    compiled_table = {**numpy_table, **compiled.kernels(numpy_table)}
+    print(f"{'model':<9} {'shape':<18} {'kernel':<24} {'numpy ms':>9} {'compiled':>9} "
+          f"{'ratio':>6}")
+    totals = {"numpy": 0.0, "compiled": 0.0}
+    for model, shape in SHAPES:
+        for name, call in sides(numpy_table, shape).items():
+            contenders = {"numpy": lambda c=call: c(numpy_table),
+                          "compiled": lambda c=call: c(compiled_table)}
+            times = time_rounds(contenders, rounds * 5, warmup=3, per_round=5)
+            med = {side: median_min_ms(t)[0] for side, t in times.items()}
+            for side in totals:
+                totals[side] += med[side]
+            print(f"{model:<9} {str(shape):<18} {name:<24} {med['numpy']:9.3f} "
+                  f"{med['compiled']:9.3f} {med['compiled'] / med['numpy']:6.2f}")
+    print(f"{'all':<52} {totals['numpy']:9.3f} {totals['compiled']:9.3f} "
+          f"{totals['compiled'] / totals['numpy']:6.2f}")
+
+
+def compile_times() -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("first process (compiles)", "second process (numba's cache)"):
+            done = subprocess.run([sys.executable, "-c", FIRST_CALLS], capture_output=True,
+                                  text=True, env=env, check=True)
+            imported, first_calls = (float(v) for v in done.stdout.split())
+            print(f"{label:<32} import numba {imported:.2f} s, first call of every loop "
+                  f"{first_calls:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    kernel_table(args.rounds)
+    print()
+    compile_times()
+
+
+if __name__ == "__main__":
+    main()

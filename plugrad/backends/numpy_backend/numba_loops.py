@@ -1,0 +1,157 @@
+"""The compiled loops behind :mod:`compiled`: batch norm, ReLU and max pooling in one pass each.
+
+Importing this module imports numba; :mod:`compiled` does so the first time one of its kernels
+runs. Every function is compiled for the dtypes it is called with, on first use, and cached on
+disk (numba's ``cache=True``), so later processes load it instead of compiling again.
+
+Loops over batch-norm layouts take ``(N, C, M)`` arrays (``batch_norm._Layout``): each
+``(n, c)`` row of ``M`` values is read while it sits in the L1 cache, and its per-channel
+results are merged into float64 accumulators. ``fastmath`` allows only reassociation and fused
+multiply-adds, so sums vectorise while nan and inf keep IEEE semantics.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["bn_mean_squares", "bn_affine", "bn_centred_dot_sum", "bn_affine2", "relu",
+           "relu_grad", "max_pool_2x2", "max_pool_2x2_grad"]
+
+_jit = numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+
+
+@_jit
+def bn_mean_squares(x):
+    """Per-channel mean and sum of squared deviations of an ``(N, C, M)`` array, in one pass:
+    each row's own two passes from L1, merged into the channel's running values (Chan, Golub
+    and LeVeque's pairwise update)."""
+    n, c, m = x.shape
+    zero = np.zeros(1, x.dtype)[0]
+    inverse = np.full(1, 1 / max(m, 1), x.dtype)[0]  # row sums and means stay in x's dtype
+    mean = np.zeros(c)
+    squares = np.zeros(c)
+    for i in range(n):
+        seen, total = float(i * m), float((i + 1) * m)
+        for j in range(c):
+            row = x[i, j]
+            s = zero
+            for k in range(m):
+                s += row[k]
+            row_mean = s * inverse
+            q = zero
+            for k in range(m):
+                d = row[k] - row_mean
+                q += d * d
+            delta = row_mean - mean[j]
+            mean[j] += delta * (m / total)
+            squares[j] += q + delta * delta * (seen * m / total)
+    return mean.astype(x.dtype), squares.astype(x.dtype)
+
+
+@_jit
+def bn_affine(x, scale, shift, out):
+    """``out = x * scale + shift`` per channel of ``(N, C, M)`` arrays."""
+    n, c, m = x.shape
+    for i in range(n):
+        for j in range(c):
+            a, b = scale[j], shift[j]
+            xs, outs = x[i, j], out[i, j]
+            for k in range(m):
+                outs[k] = xs[k] * a + b
+
+
+@_jit
+def bn_centred_dot_sum(g, x, mean):
+    """Per-channel ``sum(g * (x - mean))`` and ``sum(g)`` of ``(N, C, M)`` arrays."""
+    n, c, m = x.shape
+    zero = np.zeros(1, x.dtype)[0]
+    dot = np.zeros(c)
+    total = np.zeros(c)
+    for i in range(n):
+        for j in range(c):
+            mu = mean[j]
+            gs, xs = g[i, j], x[i, j]
+            d = zero
+            s = zero
+            for k in range(m):
+                s += gs[k]
+                d += gs[k] * (xs[k] - mu)
+            dot[j] += d
+            total[j] += s
+    return dot.astype(x.dtype), total.astype(x.dtype)
+
+
+@_jit
+def bn_affine2(g, x, a, b, c, out):
+    """``out = a * g + b * x + c`` per channel of ``(N, C, M)`` arrays."""
+    n, channels, m = x.shape
+    for i in range(n):
+        for j in range(channels):
+            aj, bj, cj = a[j], b[j], c[j]
+            gs, xs, outs = g[i, j], x[i, j], out[i, j]
+            for k in range(m):
+                outs[k] = aj * gs[k] + bj * xs[k] + cj
+
+
+@_jit
+def relu(x, out):
+    """``max(x, 0)`` of flat arrays, nan kept (as ``np.maximum``)."""
+    for k in range(x.size):
+        v = x[k]
+        out[k] = v if v > 0 or v != v else 0
+
+
+@_jit
+def relu_grad(g, y, out):
+    """``g`` where ReLU's output ``y`` is positive, else 0, of flat arrays."""
+    for k in range(y.size):
+        out[k] = g[k] if y[k] > 0 else 0
+
+
+@_jit
+def _first_max(a, b):
+    """``max(a, b)`` as ``np.maximum``: a nan wins."""
+    return a if a > b or a != a else b
+
+
+@_jit
+def max_pool_2x2(x, out):
+    """2x2 max pooling with stride 2 of NCHW ``x`` into ``out``; a nan in a window wins."""
+    n, c = x.shape[:2]
+    oh, ow = out.shape[2], out.shape[3]
+    for i in range(n):
+        for j in range(c):
+            for r in range(oh):
+                top, bottom, row = x[i, j, 2 * r], x[i, j, 2 * r + 1], out[i, j, r]
+                for q in range(ow):
+                    row[q] = _first_max(_first_max(top[2 * q], top[2 * q + 1]),
+                                        _first_max(bottom[2 * q], bottom[2 * q + 1]))
+
+
+@_jit
+def max_pool_2x2_grad(g, x, y, out):
+    """The input gradient of :func:`max_pool_2x2` into ``out``: each window's ``g`` goes to its
+    first element (row-major) equal to its maximum ``y``; a window whose maximum is nan routes
+    none. Every element of ``out`` is written, a row or column outside the windows with 0."""
+    n, c, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    zero = np.zeros(1, out.dtype)[0]
+    if h > 2 * oh:
+        out[:, :, 2 * oh:, :] = 0
+    if w > 2 * ow:
+        out[:, :, :, 2 * ow:] = 0
+    for i in range(n):
+        for j in range(c):
+            for r in range(oh):
+                top, bottom = x[i, j, 2 * r], x[i, j, 2 * r + 1]
+                into_top, into_bottom = out[i, j, 2 * r], out[i, j, 2 * r + 1]
+                peak, share = y[i, j, r], g[i, j, r]
+                for q in range(ow):
+                    v, gv = peak[q], share[q]
+                    a, b = top[2 * q] == v, top[2 * q + 1] == v
+                    d, e = bottom[2 * q] == v, bottom[2 * q + 1] == v
+                    # "e > (a | b | d)": e and none before it (booleans, branch-free)
+                    into_top[2 * q] = gv if a else zero
+                    into_top[2 * q + 1] = gv if b > a else zero
+                    into_bottom[2 * q] = gv if d > (a | b) else zero
+                    into_bottom[2 * q + 1] = gv if e > (a | b | d) else zero

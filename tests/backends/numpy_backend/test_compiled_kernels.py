@@ -1,0 +1,168 @@
+"""The numpy backend's compiled kernels (compiled.py, numba): ReLU, its gradient and 2x2 max
+pooling against float64 references and hand-derived values, the inputs they leave to NumPy's
+kernels, and how the backend turns them on (numba installed, ``PLUGRAD_NUMBA``). Batch norm's
+compiled loops are checked beside NumPy's in test_batch_norm_kernels.py.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from plugrad.backends.numpy_backend import compiled, kernels, pool
+from tests.backends.numpy_backend.test_conv_pool_kernels import ref_max_pool, ref_max_pool_grad
+
+pytest.importorskip("numba")
+
+NUMPY = kernels.kernel_table(np)
+COMPILED = compiled.kernels(NUMPY)
+TWO_BY_TWO = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+
+@pytest.fixture
+def loop_calls(monkeypatch) -> Counter:
+    """Calls of each compiled loop, counted (the loops still run)."""
+    calls: Counter = Counter()
+    module = compiled.loops()
+    for name in ("relu", "relu_grad", "max_pool_2x2", "max_pool_2x2_grad"):
+        loop = getattr(module, name)
+
+        def counted(*args, _loop=loop, _name=name):
+            calls[_name] += 1
+            return _loop(*args)
+
+        monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_and_its_gradient_against_float64(dtype, loop_calls):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 5, 7)).astype(dtype)
+    x.flat[:4] = [np.nan, np.inf, -np.inf, 0.0]
+    y = COMPILED["relu"](x)
+    expected = np.maximum(x.astype(np.float64), 0)  # nan stays nan, inf stays inf
+    assert y.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_array_equal(y.astype(np.float64), expected)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    g.flat[4:6] = np.nan
+    gx = COMPILED["relu_grad"](g, y)
+    positive = expected > 0
+    want = np.where(positive, g.astype(np.float64), 0.0)
+    np.testing.assert_array_equal(gx.astype(np.float64), want)
+    assert loop_calls == Counter(relu=1, relu_grad=1)
+
+
+def test_relu_gradient_is_zero_where_the_output_is_not_positive_even_for_nan_g():
+    y = np.array([0.0, 2.0, np.nan, 0.0], np.float32)
+    g = np.array([np.nan, 3.0, 5.0, np.inf], np.float32)
+    np.testing.assert_array_equal(COMPILED["relu_grad"](g, y), [0.0, 3.0, 0.0, 0.0])
+
+
+def test_other_dtypes_and_layouts_keep_numpys_kernels(loop_calls):
+    ints = np.arange(-3, 3, dtype=np.int32).reshape(2, 3)
+    np.testing.assert_array_equal(COMPILED["relu"](ints), [[0, 0, 0], [0, 1, 2]])
+    half = np.array([-1.0, 2.0], np.float16)
+    assert COMPILED["relu"](half).dtype == np.float16
+    strided = np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6)[:, ::2]
+    np.testing.assert_array_equal(COMPILED["relu"](strided), np.maximum(strided, 0))
+    x = np.random.default_rng(1).standard_normal((2, 2, 6, 6)).astype(np.float32)
+    geometry = dict(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+    y = COMPILED["max_pool2d"](x, **geometry)
+    np.testing.assert_array_equal(y, ref_max_pool(x, (3, 3), (1, 1), (1, 1))[0])
+    assert loop_calls == Counter()  # every one of these ran NumPy's kernel
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (3, 2, 7, 9), (1, 1, 2, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_against_float64(shape, dtype, loop_calls):
+    rng = np.random.default_rng(2)
+    x = rng.integers(-3, 4, shape).astype(dtype)  # small integers: many ties in a window
+    y = COMPILED["max_pool2d"](x, **TWO_BY_TWO)
+    y_ref, _ = ref_max_pool(x, (2, 2), (2, 2), (0, 0))
+    np.testing.assert_array_equal(y.astype(np.float64), y_ref)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gx = COMPILED["max_pool2d_grad"](g, x, y, **TWO_BY_TWO)
+    assert gx.shape == x.shape and gx.dtype == x.dtype
+    # the whole window's g on its first maximum (row-major), 0 elsewhere and outside windows
+    np.testing.assert_array_equal(gx.astype(np.float64),
+                                  ref_max_pool_grad(g, x, (2, 2), (2, 2), (0, 0)))
+    assert loop_calls == Counter(max_pool_2x2=1, max_pool_2x2_grad=1)
+
+
+def test_max_pool_2x2_nan_and_infinities():
+    x = np.array([[[[np.nan, 1.0, -np.inf, -np.inf],
+                    [5.0, 2.0, -np.inf, -np.inf]]]], np.float32)
+    y = COMPILED["max_pool2d"](x, **TWO_BY_TWO)
+    np.testing.assert_array_equal(y, [[[[np.nan, -np.inf]]]])  # a nan wins, as np.maximum's
+    np.testing.assert_array_equal(y, pool.kernels(np)["max_pool2d"](x, **TWO_BY_TWO))
+    gx = COMPILED["max_pool2d_grad"](np.array([[[[7.0, 3.0]]]], np.float32), x, y, **TWO_BY_TWO)
+    # the nan window routes nothing; the all -inf window routes to its first element
+    np.testing.assert_array_equal(gx, [[[[0, 0, 3, 0], [0, 0, 0, 0]]]])
+
+
+def test_a_split_batch_writes_its_slices(monkeypatch):
+    """The backend's table runs the compiled pooling inside parallel.py's batch split."""
+    from plugrad.backends.numpy_backend import _threads, parallel
+
+    monkeypatch.setattr(_threads, "_threads", 2)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_ELEMENTS", 0)
+    split = parallel.split_kernels({**NUMPY, **COMPILED}, np)
+    x = np.random.default_rng(3).standard_normal((5, 2, 6, 6)).astype(np.float32)
+    y = split["max_pool2d"](x, **TWO_BY_TWO)
+    np.testing.assert_array_equal(y, ref_max_pool(x, (2, 2), (2, 2), (0, 0))[0])
+    g = np.ones_like(y)
+    np.testing.assert_array_equal(split["max_pool2d_grad"](g, x, y, **TWO_BY_TWO),
+                                  ref_max_pool_grad(g, x, (2, 2), (2, 2), (0, 0)))
+
+
+def _run(code: str, **env: str) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if k != compiled.VARIABLE}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**base, **env}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+PROBE = """
+import sys
+import numpy as np
+import plugrad as P
+import plugrad.functional as F
+from plugrad.core import plugins, registry
+x = P.tensor(np.ones((2, 3), np.float32))
+(x + x).numpy()
+before = "numba" in sys.modules
+F.relu(x).numpy()
+table = registry.dispatch_table(plugins.device_types()["cpu"])
+print(before, "numba" in sys.modules, table["relu"].__module__.rsplit(".", 1)[-1])
+"""
+
+
+def test_the_backend_imports_numba_at_the_first_compiled_kernel():
+    before, after, module = _run(PROBE)
+    assert (before, after, module) == ("False", "True", "compiled")
+
+
+def test_plugrad_numba_0_keeps_numpys_kernels():
+    before, after, module = _run(PROBE, PLUGRAD_NUMBA="0")
+    assert (before, after) == ("False", "False") and module == "kernels"
+
+
+@pytest.mark.parametrize("setting, line", [
+    (None, "batch norm, ReLU, 2x2 max pooling (cpu, float32/float64): numba's compiled loops "
+           "(PLUGRAD_NUMBA=0: NumPy's)"),
+    ("0", "batch norm, ReLU, max pooling (cpu): NumPy's (PLUGRAD_NUMBA=0)")])
+def test_plugrad_info_says_which_kernels_run(setting, line):
+    env = {k: v for k, v in os.environ.items() if k != compiled.VARIABLE}
+    if setting is not None:
+        env[compiled.VARIABLE] = setting
+    done = subprocess.run([sys.executable, "-m", "plugrad", "info"], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert line in done.stdout.splitlines()
