@@ -27,9 +27,9 @@ def _kernels():
     # The whole table, generic kernels included: NumPy returns scalars for 0-d results, and
     # kernel_table wraps every kernel that may into one returning arrays.
     table = kernel_table(np)
+    table.update(parallel.split_kernels(table, np))  # big batches split over threads
     if compiled.available():  # numba's one-pass loops: batch norm, ReLU, max pooling
         table.update(compiled.kernels(table))
-    table.update(parallel.split_kernels(table, np))  # big batches split over threads
     if ort_conv.available():  # onnxruntime's convolutions where they measured faster
         table.update(ort_conv.kernels(table))
     # one BLAS thread inside its GEMM kernels only: as fast idle, far steadier busy (_blas.py)

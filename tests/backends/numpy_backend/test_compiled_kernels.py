@@ -106,19 +106,31 @@ def test_max_pool_2x2_nan_and_infinities():
     np.testing.assert_array_equal(gx, [[[[0, 0, 3, 0], [0, 0, 0, 0]]]])
 
 
-def test_a_split_batch_writes_its_slices(monkeypatch):
-    """The backend's table runs the compiled pooling inside parallel.py's batch split."""
-    from plugrad.backends.numpy_backend import _threads, parallel
+def test_large_relus_split_over_the_threads(monkeypatch, loop_calls):
+    from plugrad.backends.numpy_backend import _threads
 
     monkeypatch.setattr(_threads, "_threads", 2)
-    monkeypatch.setattr(parallel, "MIN_SPLIT_ELEMENTS", 0)
-    split = parallel.split_kernels({**NUMPY, **COMPILED}, np)
-    x = np.random.default_rng(3).standard_normal((5, 2, 6, 6)).astype(np.float32)
-    y = split["max_pool2d"](x, **TWO_BY_TWO)
+    monkeypatch.setattr(compiled, "MIN_SPLIT_ELEMENTS", 10)
+    x = np.random.default_rng(4).standard_normal((3, 7)).astype(np.float32)  # 21: 11 + 10
+    y = COMPILED["relu"](x)
+    g = np.arange(21, dtype=np.float32).reshape(3, 7)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    np.testing.assert_array_equal(COMPILED["relu_grad"](g, y), np.where(x > 0, g, 0))
+    assert loop_calls == Counter(relu=2, relu_grad=2)  # one range per thread
+
+
+def test_a_large_pooling_splits_its_batch_over_the_threads(monkeypatch, loop_calls):
+    from plugrad.backends.numpy_backend import _threads
+
+    monkeypatch.setattr(_threads, "_threads", 2)
+    monkeypatch.setattr(compiled, "MIN_SPLIT_ELEMENTS", 0)
+    x = np.random.default_rng(3).integers(-2, 3, (5, 2, 6, 6)).astype(np.float32)
+    y = COMPILED["max_pool2d"](x, **TWO_BY_TWO)
     np.testing.assert_array_equal(y, ref_max_pool(x, (2, 2), (2, 2), (0, 0))[0])
-    g = np.ones_like(y)
-    np.testing.assert_array_equal(split["max_pool2d_grad"](g, x, y, **TWO_BY_TWO),
+    g = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(COMPILED["max_pool2d_grad"](g, x, y, **TWO_BY_TWO),
                                   ref_max_pool_grad(g, x, (2, 2), (2, 2), (0, 0)))
+    assert loop_calls == Counter(max_pool_2x2=2, max_pool_2x2_grad=2)  # samples 0-2 and 3-4
 
 
 def _run(code: str, **env: str) -> list[str]:
