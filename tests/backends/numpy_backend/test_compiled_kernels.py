@@ -24,6 +24,12 @@ TWO_BY_TWO = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
 
+@pytest.fixture(autouse=True)
+def small_arrays_compiled(monkeypatch):
+    """The tests' small arrays take the compiled loops (from 1 element, not 4 K)."""
+    monkeypatch.setattr(compiled, "MIN_ELEMENTS", 1)
+
+
 @pytest.fixture
 def loop_calls(monkeypatch) -> Counter:
     """Calls of each compiled loop, counted (the loops still run)."""
@@ -76,6 +82,15 @@ def test_other_dtypes_and_layouts_keep_numpys_kernels(loop_calls):
     y = COMPILED["max_pool2d"](x, **geometry)
     np.testing.assert_array_equal(y, ref_max_pool(x, (3, 3), (1, 1), (1, 1))[0])
     assert loop_calls == Counter()  # every one of these ran NumPy's kernel
+
+
+def test_arrays_under_min_elements_keep_numpys_kernels(monkeypatch, loop_calls):
+    monkeypatch.setattr(compiled, "MIN_ELEMENTS", 64)
+    small = np.linspace(-1, 1, 63, dtype=np.float32)
+    np.testing.assert_array_equal(COMPILED["relu"](small), np.maximum(small, 0))
+    assert loop_calls == Counter()
+    COMPILED["relu"](np.linspace(-1, 1, 64, dtype=np.float32))
+    assert loop_calls == Counter(relu=1)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 8, 8), (3, 2, 7, 9), (1, 1, 2, 2)])
@@ -147,7 +162,7 @@ import numpy as np
 import plugrad as P
 import plugrad.functional as F
 from plugrad.core import plugins, registry
-x = P.tensor(np.ones((2, 3), np.float32))
+x = P.tensor(np.ones((64, 64), np.float32))  # 4 K elements: compiled ReLU
 (x + x).numpy()
 before = "numba" in sys.modules
 F.relu(x).numpy()
