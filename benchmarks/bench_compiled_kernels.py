@@ -4,10 +4,12 @@
 
 Per kernel, on the activations of SmallVGG (benchmarks/vgg_step.py) and LeNet at batch 64, one
 thread (the backend's batch split off): batch norm's four kernels, ReLU and its gradient, 2x2
-max pooling and its gradient. Each side is timed in interleaved rounds; the table shows medians
-in ms and compiled / NumPy. Then the compile time, in fresh processes with an empty numba cache
-directory: the first float32 call of every loop (compiling), then the same in a second process
-(loading numba's cache), each beside ``import numba`` alone.
+max pooling and its gradient; and LeNet's conv1 weight gradient (one input channel), against
+NumPy's im2col kernel and onnxruntime's (what runs without numba). Each side is timed in
+interleaved rounds; the table shows medians in ms and compiled / NumPy. Then the compile time,
+in fresh processes with an empty numba cache directory: the first float32 call of every loop
+(compiling), then the same in a second process (loading numba's cache), each beside
+``import numba`` alone.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from timing import median_min_ms, time_rounds
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ["PLUGRAD_NUM_THREADS"] = "1"  # kernels on one thread: the loops, not the split
 
-from plugrad.backends.numpy_backend import compiled, kernels  # noqa: E402
+from plugrad.backends.numpy_backend import compiled, kernels, ort_conv  # noqa: E402
 
 #: (model, shape of the activation) at batch 64: SmallVGG's conv outputs, LeNet's.
 SHAPES = [("SmallVGG", (64, 16, 32, 32)), ("SmallVGG", (64, 32, 16, 16)),
@@ -47,6 +49,9 @@ table["batch_norm_grad_input"](x, x, w, stats, params, axes=(0, 2, 3), eps=1e-5)
 y = table["relu"](x); table["relu_grad"](x, y)
 pool = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
 p = table["max_pool2d"](x, **pool); table["max_pool2d_grad"](p, x, p, **pool)
+x = np.ones((2, 1, 28, 28), np.float32); g = np.ones((2, 6, 24, 24), np.float32)
+table["conv2d_grad_weight"](g, x, weight_shape=(6, 1, 5, 5), stride=(1, 1), padding=(0, 0),
+                            dilation=(1, 1), groups=1)
 print(imported - start, time.perf_counter() - imported)
 """
 
@@ -78,6 +83,24 @@ def sides(table: dict, shape: tuple) -> dict[str, dict]:
     }
 
 
+def grad_weight_row(rounds: int, numpy_table: dict, compiled_table: dict) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    g = rng.standard_normal((64, 6, 24, 24)).astype(np.float32)
+    attrs = dict(weight_shape=(6, 1, 5, 5), stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                 groups=1)
+    contenders = {"numpy": lambda: numpy_table["conv2d_grad_weight"](g, x, **attrs),
+                  "compiled": lambda: compiled_table["conv2d_grad_weight"](g, x, **attrs)}
+    if ort_conv.available():
+        ort = ort_conv.kernels(numpy_table)["conv2d_grad_weight"]
+        contenders["onnxruntime"] = lambda: ort(g, x, **attrs)
+    times = time_rounds(contenders, rounds * 5, warmup=3, per_round=5)
+    med = {side: median_min_ms(t)[0] for side, t in times.items()}
+    print(f"{'LeNet':<9} {'conv1 (64,1,28,28)':<18} {'conv2d_grad_weight':<24} "
+          f"{med['numpy']:9.3f} {med['compiled']:9.3f} {med['compiled'] / med['numpy']:6.2f}"
+          + (f"   (onnxruntime's {med['onnxruntime']:.3f})" if "onnxruntime" in med else ""))
+
+
 def kernel_table(rounds: int) -> None:
     numpy_table = kernels.kernel_table(np)
     compiled_table = {**numpy_table, **compiled.kernels(numpy_table)}
@@ -96,6 +119,7 @@ def kernel_table(rounds: int) -> None:
                   f"{med['compiled']:9.3f} {med['compiled'] / med['numpy']:6.2f}")
     print(f"{'all':<52} {totals['numpy']:9.3f} {totals['compiled']:9.3f} "
           f"{totals['compiled'] / totals['numpy']:6.2f}")
+    grad_weight_row(rounds, numpy_table, compiled_table)
 
 
 def compile_times() -> None:

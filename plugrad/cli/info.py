@@ -210,12 +210,12 @@ def conv_engine_line() -> str:
 
 
 def compiled_kernels_line() -> str:
-    """Whether the numpy backend's batch norm, ReLU and max pooling run as compiled loops."""
+    """Whether the numpy backend's memory-bound kernels run as compiled loops (compiled.py)."""
     from plugrad.backends.numpy_backend import compiled
 
     if compiled.available():
-        return (f"batch norm, ReLU, 2x2 max pooling (cpu, float32/float64): numba's compiled "
-                f"loops ({compiled.VARIABLE}=0: NumPy's)")
+        return (f"batch norm, ReLU, 2x2 max pooling, one-channel conv weight gradients (cpu, "
+                f"float32/float64): numba's compiled loops ({compiled.VARIABLE}=0: NumPy's)")
     if compiled.turned_off():
         return f"batch norm, ReLU, max pooling (cpu): NumPy's ({compiled.VARIABLE}=0)"
     return ("batch norm, ReLU, max pooling (cpu): NumPy's (pip install plugrad[numba] for "

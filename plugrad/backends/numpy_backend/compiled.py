@@ -1,4 +1,5 @@
-"""Compiled kernels of the numpy backend: batch norm, ReLU and max pooling (``plugrad[numba]``).
+"""Compiled kernels of the numpy backend (``plugrad[numba]``): batch norm, ReLU, max pooling,
+and the weight gradient of a convolution over one input channel.
 
 These kernels do little arithmetic per byte they touch, and NumPy runs each as several
 whole-array passes with temporaries: batch norm's four kernels take 2-10 passes each, ReLU's
@@ -6,11 +7,12 @@ gradient a mask then a product, max pooling two passes per window offset. The lo
 :mod:`numba_loops` make one pass each. On SmallVGG's and LeNet's activations at batch 64, one
 thread (benchmarks/bench_compiled_kernels.py), they take 0.2-0.5x NumPy's time for batch norm,
 0.2-0.3x for ReLU, 0.45-0.5x for its gradient, 0.2-0.3x for 2x2 max pooling and 0.6-0.8x for
-its gradient.
+its gradient. A first layer's weight gradient (one input channel, as on MNIST) is long dot
+products of shifted rows instead of im2col and a GEMM: LeNet's conv1 0.24 ms against 0.52.
 
 On when numba is installed (``pip install plugrad[numba]``), unless ``PLUGRAD_NUMBA=0``.
 ``import plugrad`` never imports numba: the first kernel call does (0.2 s). Each loop compiles
-for a dtype on its first call (about 2 s for all of them in float32) and numba caches the
+for a dtype on its first call (1.5-2 s for all of them in float32) and numba caches the
 machine code on disk, so a later process loads them in about 0.3 s. Only float32 and float64
 C-contiguous arrays of 4 K elements or more take these loops (ReLU and pooling; batch norm's
 always run compiled), and only 2x2 pooling with stride 2; other inputs keep NumPy's kernels.
@@ -43,6 +45,15 @@ MIN_SPLIT_ELEMENTS = 1 << 19
 #: loop costs about 1 us more than a NumPy ufunc's, which NumPy's speed repays from about 4 K
 #: elements on (ReLU of 1 K elements: NumPy 1.1 us, compiled 1.9; of 16 K: 5.6 and 2.5).
 MIN_ELEMENTS = 4096
+#: The weight gradient runs as :func:`numba_loops.conv_grad_weight_rows` up to this many input
+#: channels, from :data:`MIN_ROW_LENGTH` (output rows times the padded input's width) on.
+#: Measured at batch 64, one thread: LeNet's conv1 (1 channel, 672) 0.18 ms against 0.51 for
+#: NumPy's im2col; LeNet's conv2 (6 channels, 96) 0.55 against 0.33.
+MAX_ROWS_CHANNELS = 1
+MIN_ROW_LENGTH = 256
+#: Ranges of the batch the weight gradient sums separately, whatever the thread count: the
+#: same bits on one thread or two.
+GRAD_WEIGHT_PARTS = 2
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -121,6 +132,38 @@ def _two_by_two(kernel_size: tuple, stride: tuple, padding: tuple) -> bool:
     return tuple(kernel_size) == (2, 2) and tuple(stride) == (2, 2) and tuple(padding) == (0, 0)
 
 
+def _grad_weight_by_rows(g: np.ndarray, x: np.ndarray, weight_shape: tuple, padding: tuple,
+                         stride: tuple, dilation: tuple, groups: int) -> bool:
+    """Whether a weight gradient runs as dot products of rows: stride 1, few input channels."""
+    c, kh, kw = weight_shape[1:]
+    length = g.shape[2] * (x.shape[3] + 2 * padding[1])
+    return (groups == 1 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and c <= MAX_ROWS_CHANNELS and length >= MIN_ROW_LENGTH and _compiles(g, x))
+
+
+def _conv_grad_weight_rows(g: np.ndarray, x: np.ndarray, weight_shape: tuple,
+                           padding: tuple) -> np.ndarray:
+    """The weight gradient of a stride-1 convolution from :func:`numba_loops.
+    conv_grad_weight_rows`, the batch in :data:`GRAD_WEIGHT_PARTS` ranges summed in order."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight_shape
+    ph, pw = padding
+    oh, ow = g.shape[2], g.shape[3]
+    hp, wp = h + 2 * ph, w + 2 * pw
+    # the last tap's last read ends at hp * wp + kw - 2: one row's tail of zeros past the input
+    x_flat = np.zeros((n, c, hp * wp + kw - 1), dtype=x.dtype)
+    x_flat[:, :, :hp * wp].reshape(n, c, hp, wp)[:, :, ph:ph + h, pw:pw + w] = x
+    g_rows = np.zeros((n, o, oh, wp), dtype=g.dtype)
+    g_rows[..., :ow] = g
+    g_rows = g_rows.reshape(n, o, oh * wp)
+    offsets = np.array([i * wp + j for i in range(kh) for j in range(kw)], dtype=np.int64)
+    ranges = [slice(start, stop) for start, stop in bounds(n, min(GRAD_WEIGHT_PARTS, n))]
+    sums = np.zeros((len(ranges), o, c, kh * kw))
+    run_parts(lambda i: loops().conv_grad_weight_rows(
+        g_rows[ranges[i]], x_flat[ranges[i]], offsets, sums[i]), len(ranges))
+    return sums.sum(axis=0).reshape(weight_shape).astype(x.dtype)
+
+
 def kernels(table: dict[str, Callable]) -> dict[str, Callable]:
     """The compiled kernels, each falling back to ``table``'s for inputs it does not take.
 
@@ -128,6 +171,13 @@ def kernels(table: dict[str, Callable]) -> dict[str, Callable]:
     """
     numpy_relu, numpy_relu_grad = table["relu"], table["relu_grad"]
     numpy_max_pool2d, numpy_max_pool2d_grad = table["max_pool2d"], table["max_pool2d_grad"]
+    other_grad_weight = table["conv2d_grad_weight"]
+
+    def conv2d_grad_weight(g, x, *, weight_shape, stride, padding, dilation, groups):
+        if _grad_weight_by_rows(g, x, weight_shape, padding, stride, dilation, groups):
+            return _conv_grad_weight_rows(g, x, weight_shape, padding)
+        return other_grad_weight(g, x, weight_shape=weight_shape, stride=stride,
+                                 padding=padding, dilation=dilation, groups=groups)
 
     def relu(x):
         return _elementwise(loops().relu, x) if _compiles(x) else numpy_relu(x)
@@ -149,5 +199,5 @@ def kernels(table: dict[str, Callable]) -> dict[str, Callable]:
 
     table = batch_norm_kernels(CompiledLoops)
     table.update({"relu": relu, "relu_grad": relu_grad, "max_pool2d": max_pool2d,
-                  "max_pool2d_grad": max_pool2d_grad})
+                  "max_pool2d_grad": max_pool2d_grad, "conv2d_grad_weight": conv2d_grad_weight})
     return table

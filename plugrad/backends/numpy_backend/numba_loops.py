@@ -1,4 +1,5 @@
-"""The compiled loops behind :mod:`compiled`: batch norm, ReLU and max pooling in one pass each.
+"""The compiled loops behind :mod:`compiled`: batch norm, ReLU and max pooling in one pass each,
+and a one-channel convolution's weight gradient.
 
 Importing this module imports numba; :mod:`compiled` does so the first time one of its kernels
 runs. Every function is compiled for the dtypes it is called with, on first use, and cached on
@@ -15,7 +16,7 @@ import numba
 import numpy as np
 
 __all__ = ["bn_mean_squares", "bn_affine", "bn_centred_dot_sum", "bn_affine2", "relu",
-           "relu_grad", "max_pool_2x2", "max_pool_2x2_grad"]
+           "relu_grad", "max_pool_2x2", "max_pool_2x2_grad", "conv_grad_weight_rows"]
 
 _jit = numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 
@@ -155,3 +156,44 @@ def max_pool_2x2_grad(g, x, y, out):
                     into_top[2 * q + 1] = gv if b > a else zero
                     into_bottom[2 * q] = gv if d > (a | b) else zero
                     into_bottom[2 * q + 1] = gv if e > (a | b | d) else zero
+
+
+@_jit
+def conv_grad_weight_rows(g_rows, x_flat, offsets, out):
+    """A stride-1 convolution's weight gradient as dot products of whole flattened rows.
+
+    ``g_rows`` is ``(N, O, L)``: the output gradient with each row padded to the padded input's
+    width ``W`` (zeros past the output's), so that ``L = OH * W``; ``x_flat`` is ``(N, C, Lx)``,
+    the padded input flattened (zeros past its end). The kernel tap ``(i, j)`` then reads the
+    input at a fixed offset ``i * W + j`` from the output position, and its gradient is
+    ``sum(g_rows[n, o] * x_flat[n, c, offset:offset + L])`` over the batch: long contiguous dots,
+    four output channels at a time, accumulated into ``out`` ``(O, C, KH*KW)`` (float64).
+    """
+    n, o, length = g_rows.shape
+    c = x_flat.shape[1]
+    zero = np.zeros(1, x_flat.dtype)[0]
+    for i in range(n):
+        for ci in range(c):
+            for k in range(offsets.size):
+                start = offsets[k]
+                xs = x_flat[i, ci, start:start + length]
+                for oo in range(0, o - 3, 4):
+                    g0, g1, g2, g3 = g_rows[i, oo], g_rows[i, oo + 1], g_rows[i, oo + 2], \
+                        g_rows[i, oo + 3]
+                    a0, a1, a2, a3 = zero, zero, zero, zero
+                    for p in range(length):
+                        v = xs[p]
+                        a0 += g0[p] * v
+                        a1 += g1[p] * v
+                        a2 += g2[p] * v
+                        a3 += g3[p] * v
+                    out[oo, ci, k] += a0
+                    out[oo + 1, ci, k] += a1
+                    out[oo + 2, ci, k] += a2
+                    out[oo + 3, ci, k] += a3
+                for oo in range(o - o % 4, o):
+                    gs = g_rows[i, oo]
+                    a0 = zero
+                    for p in range(length):
+                        a0 += gs[p] * xs[p]
+                    out[oo, ci, k] += a0

@@ -28,7 +28,7 @@ def _kernels():
     # kernel_table wraps every kernel that may into one returning arrays.
     table = kernel_table(np)
     table.update(parallel.split_kernels(table, np))  # big batches split over threads
-    if compiled.available():  # numba's one-pass loops: batch norm, ReLU, max pooling
+    if compiled.available():  # numba's loops: batch norm, ReLU, max pooling, some conv grads
         table.update(compiled.kernels(table))
     if ort_conv.available():  # onnxruntime's convolutions where they measured faster
         table.update(ort_conv.kernels(table))

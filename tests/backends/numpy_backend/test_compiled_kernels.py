@@ -15,6 +15,7 @@ import pytest
 
 from plugrad.backends.numpy_backend import compiled, kernels, pool
 from tests.backends.numpy_backend.test_conv_pool_kernels import ref_max_pool, ref_max_pool_grad
+from tests.helpers.numerics import ref_conv_grads
 
 pytest.importorskip("numba")
 
@@ -35,7 +36,8 @@ def loop_calls(monkeypatch) -> Counter:
     """Calls of each compiled loop, counted (the loops still run)."""
     calls: Counter = Counter()
     module = compiled.loops()
-    for name in ("relu", "relu_grad", "max_pool_2x2", "max_pool_2x2_grad"):
+    for name in ("relu", "relu_grad", "max_pool_2x2", "max_pool_2x2_grad",
+                 "conv_grad_weight_rows"):
         loop = getattr(module, name)
 
         def counted(*args, _loop=loop, _name=name):
@@ -148,6 +150,67 @@ def test_a_large_pooling_splits_its_batch_over_the_threads(monkeypatch, loop_cal
     assert loop_calls == Counter(max_pool_2x2=2, max_pool_2x2_grad=2)  # samples 0-2 and 3-4
 
 
+def _grad_weight_case(x_shape, w_shape, padding, dtype=np.float32, seed=5):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    oh, ow = (x_shape[2 + i] + 2 * padding[i] - w_shape[2 + i] + 1 for i in range(2))
+    g = rng.standard_normal((x_shape[0], w_shape[0], oh, ow)).astype(dtype)
+    return g, x, w
+
+
+# (input, weight, padding): LeNet's conv1, padded and odd-sized ones, 5 output channels (one
+# block of four and one left over), a batch of one (one range)
+ROW_CASES = [((6, 1, 28, 28), (6, 1, 5, 5), (0, 0)), ((3, 1, 17, 23), (5, 1, 3, 4), (1, 2)),
+             ((1, 1, 16, 30), (4, 1, 5, 3), (2, 1)), ((4, 1, 20, 20), (9, 1, 1, 1), (0, 0))]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding", ROW_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_channel_weight_gradient_against_float64(x_shape, w_shape, padding, dtype,
+                                                     loop_calls):
+    g, x, w = _grad_weight_case(x_shape, w_shape, padding, dtype)
+    got = COMPILED["conv2d_grad_weight"](g, x, weight_shape=w_shape, stride=(1, 1),
+                                         padding=padding, dilation=(1, 1), groups=1)
+    _, want = ref_conv_grads(g, x, w, (1, 1), padding, (1, 1), 1)
+    assert got.dtype == dtype and got.shape == w_shape
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(got, want, **tol)
+    assert loop_calls == Counter(conv_grad_weight_rows=min(2, x_shape[0]))  # batch ranges
+
+
+def test_the_weight_gradient_is_the_same_on_one_thread_and_two(monkeypatch):
+    from plugrad.backends.numpy_backend import _threads
+
+    g, x, _ = _grad_weight_case((9, 1, 28, 28), (6, 1, 5, 5), (0, 0))
+    attrs = dict(weight_shape=(6, 1, 5, 5), stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                 groups=1)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(_threads, "_threads", threads)
+        results.append(COMPILED["conv2d_grad_weight"](g, x, **attrs))
+    np.testing.assert_array_equal(*results)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, groups", [
+    ((2, 2, 28, 28), (4, 2, 5, 5), (1, 1), 1),   # two input channels
+    ((2, 1, 28, 28), (4, 1, 5, 5), (2, 2), 1),   # strided
+    ((2, 2, 28, 28), (4, 1, 5, 5), (1, 1), 2),   # grouped
+    ((2, 1, 6, 6), (4, 1, 3, 3), (1, 1), 1)])    # rows too short to pay
+def test_other_weight_gradients_keep_the_tables_kernel(x_shape, w_shape, stride, groups,
+                                                       loop_calls):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    oh, ow = ((x_shape[2 + i] - w_shape[2 + i]) // stride[i] + 1 for i in range(2))
+    g = rng.standard_normal((x_shape[0], w_shape[0], oh, ow)).astype(np.float32)
+    got = COMPILED["conv2d_grad_weight"](g, x, weight_shape=w_shape, stride=stride,
+                                         padding=(0, 0), dilation=(1, 1), groups=groups)
+    _, want = ref_conv_grads(g, x, w, stride, (0, 0), (1, 1), groups)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert loop_calls == Counter()
+
+
 def _run(code: str, **env: str) -> list[str]:
     base = {k: v for k, v in os.environ.items() if k != compiled.VARIABLE}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -182,8 +245,8 @@ def test_plugrad_numba_0_keeps_numpys_kernels():
 
 
 @pytest.mark.parametrize("setting, line", [
-    (None, "batch norm, ReLU, 2x2 max pooling (cpu, float32/float64): numba's compiled loops "
-           "(PLUGRAD_NUMBA=0: NumPy's)"),
+    (None, "batch norm, ReLU, 2x2 max pooling, one-channel conv weight gradients (cpu, "
+           "float32/float64): numba's compiled loops (PLUGRAD_NUMBA=0: NumPy's)"),
     ("0", "batch norm, ReLU, max pooling (cpu): NumPy's (PLUGRAD_NUMBA=0)")])
 def test_plugrad_info_says_which_kernels_run(setting, line):
     env = {k: v for k, v in os.environ.items() if k != compiled.VARIABLE}
