@@ -18,7 +18,17 @@ import numpy as np
 __all__ = ["bn_mean_squares", "bn_affine", "bn_centred_dot_sum", "bn_affine2", "relu",
            "relu_grad", "max_pool_2x2", "max_pool_2x2_grad", "conv_grad_weight_rows"]
 
-_jit = numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+_OPTIONS = dict(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+
+
+def _jit(function):
+    """``function`` compiled, its machine code cached on disk where numba finds a writable
+    directory (beside this file, the user's cache, ``NUMBA_CACHE_DIR``); where none is, as in a
+    read-only install with no home directory, compiled again in each process instead."""
+    try:
+        return numba.njit(cache=True, **_OPTIONS)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(**_OPTIONS)(function)
 
 
 @_jit

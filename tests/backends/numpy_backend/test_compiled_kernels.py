@@ -244,6 +244,15 @@ def test_plugrad_numba_0_keeps_numpys_kernels():
     assert (before, after) == ("False", "False") and module == "kernels"
 
 
+def test_without_a_writable_cache_directory_the_loops_compile_in_each_process(tmp_path):
+    """numba refuses ``cache=True`` where it can write nowhere; the loops then compile anyway."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    out = _run(PROBE, NUMBA_CACHE_LOCATOR_CLASSES="UserProvidedCacheLocator",
+               NUMBA_CACHE_DIR=str(blocked / "cache"))  # under a file: never creatable
+    assert out == ["False", "True", "compiled"]
+
+
 @pytest.mark.parametrize("setting, line", [
     (None, "batch norm, ReLU, 2x2 max pooling, one-channel conv weight gradients (cpu, "
            "float32/float64): numba's compiled loops (PLUGRAD_NUMBA=0: NumPy's)"),
