@@ -18,17 +18,19 @@ import numpy as np
 __all__ = ["bn_mean_squares", "bn_affine", "bn_centred_dot_sum", "bn_affine2", "relu",
            "relu_grad", "max_pool_2x2", "max_pool_2x2_grad", "conv_grad_weight_rows"]
 
-_OPTIONS = dict(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
-
-
 def _jit(function):
     """``function`` compiled, its machine code cached on disk where numba finds a writable
     directory (beside this file, the user's cache, ``NUMBA_CACHE_DIR``); where none is, as in a
     read-only install with no home directory, compiled again in each process instead."""
+
+    def compiled(cache: bool):
+        return numba.njit(function, cache=cache, nogil=True, fastmath={"reassoc", "contract"},
+                          error_model="numpy")
+
     try:
-        return numba.njit(cache=True, **_OPTIONS)(function)
+        return compiled(cache=True)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(**_OPTIONS)(function)
+        return compiled(cache=False)
 
 
 @_jit
