@@ -288,11 +288,13 @@ def main() -> None:
     if torch is not None:
         import_torch(args.torch_threads)
         header.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    from plugrad.backends.numpy_backend import _blas, _threads
+    from plugrad.backends.numpy_backend import _blas, _threads, compiled, ort_conv
 
     plugrad.Tensor(0.0)  # load the numpy backend (its BLAS and thread settings)
     header.append(f"plugrad numpy backend: {_threads.num_threads()} kernel threads, BLAS "
-                  f"threads in its GEMMs {_blas.blas_threads() or 'untouched'}")
+                  f"threads in its GEMMs {_blas.blas_threads() or 'untouched'}, convolutions "
+                  f"on {'onnxruntime' if ort_conv.available() else 'NumPy'}, compiled loops "
+                  f"{'on (numba)' if compiled.available() else 'off'}")
     lines = ["# plugrad vs PyTorch CPU: " + ", ".join(header), ""]
     lines += step_section(lenet(args.batch, args.steps, args.warmup), args.batch) + [""]
     lines += traced_section(args.batch, args.steps, args.warmup) + [""]
