@@ -76,7 +76,10 @@ def loops() -> ModuleType:
 class CompiledLoops(NumpyLoops):
     """Batch norm's passes over a range of rows as single compiled loops.
 
-    They run a few times faster than NumPy's, so a thread is worth its hand-over later.
+    Rows of one value (``(N, C)`` features) keep NumPy's passes, already single column
+    reductions there: the loops would run a row per value (2.7x slower on 256x512). The split
+    thresholds: SmallVGG's step measured the same with its 1 M-element layers split or not; the
+    split keeps, its sums being the same on any thread count.
     """
 
     split_elements = 1 << 20
@@ -84,21 +87,31 @@ class CompiledLoops(NumpyLoops):
 
     @staticmethod
     def mean_squares(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if x.shape[2] == 1:
+            return NumpyLoops.mean_squares(x)
         return loops().bn_mean_squares(x)
 
     @staticmethod
     def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, out: np.ndarray) -> None:
-        loops().bn_affine(x, scale, shift, out)
+        if x.shape[2] == 1:
+            NumpyLoops.affine(x, scale, shift, out)
+        else:
+            loops().bn_affine(x, scale, shift, out)
 
     @staticmethod
     def centred_dot_sum(g: np.ndarray, x: np.ndarray,
                         mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if x.shape[2] == 1:
+            return NumpyLoops.centred_dot_sum(g, x, mean)
         return loops().bn_centred_dot_sum(g, x, mean)
 
     @staticmethod
     def affine2(g: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray,
                 out: np.ndarray) -> None:
-        loops().bn_affine2(g, x, a, b, c, out)
+        if x.shape[2] == 1:
+            NumpyLoops.affine2(g, x, a, b, c, out)
+        else:
+            loops().bn_affine2(g, x, a, b, c, out)
 
 
 def _compiles(*arrays: Any) -> bool:
@@ -135,10 +148,10 @@ def _two_by_two(kernel_size: tuple, stride: tuple, padding: tuple) -> bool:
 def _grad_weight_by_rows(g: np.ndarray, x: np.ndarray, weight_shape: tuple, padding: tuple,
                          stride: tuple, dilation: tuple, groups: int) -> bool:
     """Whether a weight gradient runs as dot products of rows: stride 1, few input channels."""
-    c, kh, kw = weight_shape[1:]
     length = g.shape[2] * (x.shape[3] + 2 * padding[1])
     return (groups == 1 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and c <= MAX_ROWS_CHANNELS and length >= MIN_ROW_LENGTH and _compiles(g, x))
+            and weight_shape[1] <= MAX_ROWS_CHANNELS and length >= MIN_ROW_LENGTH
+            and _compiles(g, x))
 
 
 def _conv_grad_weight_rows(g: np.ndarray, x: np.ndarray, weight_shape: tuple,

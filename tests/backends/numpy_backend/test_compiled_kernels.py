@@ -211,6 +211,46 @@ def test_other_weight_gradients_keep_the_tables_kernel(x_shape, w_shape, stride,
     assert loop_calls == Counter()
 
 
+def test_each_loop_run_as_plain_python_gives_the_compiled_results():
+    """Each loop's source run uncompiled (numba's ``py_func``) agrees with its machine code:
+    NumPy scalars compute what the compiled loop computes, in another order for the sums."""
+    module = compiled.loops()
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 2, 6, 4)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    rows, grow = x.reshape(3, 2, 24), g.reshape(3, 2, 24)
+    c1, c2, c3 = (rng.standard_normal(2).astype(np.float32) for _ in range(3))
+
+    def both(name, *args, outputs=()):
+        """The loop's results (returned, then written into ``outputs``), compiled and not."""
+        results = []
+        for loop in (getattr(module, name), getattr(module, name).py_func):
+            copies = [np.zeros_like(o) for o in outputs]
+            returned = loop(*args, *copies)
+            results.append(list(returned or ()) + copies)
+        return results
+
+    for name, args, outputs in [
+            ("bn_mean_squares", (rows,), ()), ("bn_centred_dot_sum", (grow, rows, c1), ()),
+            ("bn_affine", (rows, c1, c2), (rows,)),
+            ("bn_affine2", (grow, rows, c1, c2, c3), (rows,)),
+            ("relu", (x.reshape(-1),), (x.reshape(-1),)),
+            ("relu_grad", (g.reshape(-1), np.maximum(x, 0).reshape(-1)), (x.reshape(-1),))]:
+        fast, slow = both(name, *args, outputs=outputs)
+        for a, b in zip(fast, slow):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+    pooled = np.empty((3, 2, 3, 2), np.float32)
+    fast, slow = both("max_pool_2x2", x, outputs=(pooled,))
+    np.testing.assert_array_equal(fast[0], slow[0])
+    g_pooled = rng.standard_normal(pooled.shape).astype(np.float32)
+    fast, slow = both("max_pool_2x2_grad", g_pooled, x, fast[0], outputs=(x,))
+    np.testing.assert_array_equal(fast[0], slow[0])
+    offsets = np.array([0, 1, 4], np.int64)
+    fast, slow = both("conv_grad_weight_rows", grow[:, :, :16], rows[:, :1], offsets,
+                      outputs=(np.zeros((2, 1, 3)),))
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-5)
+
+
 def _run(code: str, **env: str) -> list[str]:
     base = {k: v for k, v in os.environ.items() if k != compiled.VARIABLE}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
