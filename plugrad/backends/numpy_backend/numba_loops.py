@@ -145,7 +145,11 @@ def max_pool_2x2(x, out):
 def max_pool_2x2_grad(g, x, y, out):
     """The input gradient of :func:`max_pool_2x2` into ``out``: each window's ``g`` goes to its
     first element (row-major) equal to its maximum ``y``; a window whose maximum is nan routes
-    none. Every element of ``out`` is written, a row or column outside the windows with 0."""
+    none. Every element of ``out`` is written, a row or column outside the windows with 0.
+
+    Per output row, the four window positions' values go to four contiguous rows first, then
+    are interleaved into ``out``: one loop doing both did not vectorise (1.6x as long).
+    """
     n, c, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
     zero = np.zeros(1, out.dtype)[0]
@@ -153,21 +157,28 @@ def max_pool_2x2_grad(g, x, y, out):
         out[:, :, 2 * oh:, :] = 0
     if w > 2 * ow:
         out[:, :, :, 2 * ow:] = 0
+    corners = np.empty((4, ow), out.dtype)
+    top_left, top_right, bottom_left, bottom_right = corners[0], corners[1], corners[2], corners[3]
     for i in range(n):
         for j in range(c):
             for r in range(oh):
                 top, bottom = x[i, j, 2 * r], x[i, j, 2 * r + 1]
-                into_top, into_bottom = out[i, j, 2 * r], out[i, j, 2 * r + 1]
                 peak, share = y[i, j, r], g[i, j, r]
                 for q in range(ow):
                     v, gv = peak[q], share[q]
                     a, b = top[2 * q] == v, top[2 * q + 1] == v
                     d, e = bottom[2 * q] == v, bottom[2 * q + 1] == v
                     # "e > (a | b | d)": e and none before it (booleans, branch-free)
-                    into_top[2 * q] = gv if a else zero
-                    into_top[2 * q + 1] = gv if b > a else zero
-                    into_bottom[2 * q] = gv if d > (a | b) else zero
-                    into_bottom[2 * q + 1] = gv if e > (a | b | d) else zero
+                    top_left[q] = gv if a else zero
+                    top_right[q] = gv if b > a else zero
+                    bottom_left[q] = gv if d > (a | b) else zero
+                    bottom_right[q] = gv if e > (a | b | d) else zero
+                into_top, into_bottom = out[i, j, 2 * r], out[i, j, 2 * r + 1]
+                for q in range(ow):
+                    into_top[2 * q] = top_left[q]
+                    into_top[2 * q + 1] = top_right[q]
+                    into_bottom[2 * q] = bottom_left[q]
+                    into_bottom[2 * q + 1] = bottom_right[q]
 
 
 @_jit
