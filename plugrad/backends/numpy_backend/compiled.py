@@ -7,8 +7,9 @@ gradient a mask then a product, max pooling two passes per window offset. The lo
 :mod:`numba_loops` make one pass each. On SmallVGG's and LeNet's activations at batch 64, one
 thread (benchmarks/bench_compiled_kernels.py), they take 0.2-0.5x NumPy's time for batch norm,
 0.2-0.3x for ReLU, 0.45-0.5x for its gradient, 0.2-0.3x for 2x2 max pooling and 0.35-0.55x
-for its gradient (1.05x on 4x4 maps, rows too short to vectorise). A first layer's weight gradient (one input channel, as on MNIST) is long dot
-products of shifted rows instead of im2col and a GEMM: LeNet's conv1 0.24 ms against 0.52.
+for its gradient (1.05x on 4x4 maps, rows too short to vectorise). A first layer's weight
+gradient (one input channel, as on MNIST) is long dot products of shifted rows instead of
+im2col and a GEMM: LeNet's conv1 0.24 ms against 0.52.
 
 On when numba is installed (``pip install plugrad[numba]``), unless ``PLUGRAD_NUMBA=0``.
 ``import plugrad`` never imports numba: the first kernel call does (0.2 s). Each loop compiles
