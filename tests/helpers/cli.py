@@ -9,11 +9,13 @@ from pathlib import Path
 from tests.helpers.data import NO_MNIST, make_mnist, real_mnist  # noqa: F401
 
 
-def plugrad(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m plugrad ARGS`` with plugrad's settings cleared from the environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGRAD_")}
+def plugrad(*args: str, cwd: Path, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m plugrad ARGS`` with plugrad's settings cleared from the environment, then
+    ``env``'s set."""
+    settings = {k: v for k, v in os.environ.items() if not k.startswith("PLUGRAD_")}
     return subprocess.run([sys.executable, "-m", "plugrad", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd, env=env)
+                          text=True, timeout=timeout, cwd=cwd, env={**settings, **(env or {})})
 
 
 def small_mnist(folder: Path, train: int = 96, test: int = 40) -> Path:

@@ -15,6 +15,8 @@ import pytest
 
 from plugrad.backends.numpy_backend import compiled, kernels, pool
 from tests.backends.numpy_backend.test_conv_pool_kernels import ref_max_pool, ref_max_pool_grad
+from tests.helpers import ROOT
+from tests.helpers.cli import plugrad
 from tests.helpers.numerics import ref_conv_grads
 
 pytest.importorskip("numba")
@@ -22,7 +24,6 @@ pytest.importorskip("numba")
 NUMPY = kernels.kernel_table(np)
 COMPILED = compiled.kernels(NUMPY)
 TWO_BY_TWO = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
 
 @pytest.fixture(autouse=True)
@@ -298,10 +299,6 @@ def test_without_a_writable_cache_directory_the_loops_compile_in_each_process(tm
            "float32/float64): numba's compiled loops (PLUGRAD_NUMBA=0: NumPy's)"),
     ("0", "batch norm, ReLU, max pooling (cpu): NumPy's (PLUGRAD_NUMBA=0)")])
 def test_plugrad_info_says_which_kernels_run(setting, line):
-    env = {k: v for k, v in os.environ.items() if k != compiled.VARIABLE}
-    if setting is not None:
-        env[compiled.VARIABLE] = setting
-    done = subprocess.run([sys.executable, "-m", "plugrad", "info"], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)
+    done = plugrad("info", cwd=ROOT, env={compiled.VARIABLE: setting} if setting else None)
     assert done.returncode == 0, done.stderr
     assert line in done.stdout.splitlines()

@@ -19,6 +19,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from plugrad.backends.numpy_backend import _threads, conv, ort_conv, parallel  # noqa: E402
+from tests.helpers import ROOT  # noqa: E402
+from tests.helpers.cli import plugrad  # noqa: E402
 from tests.helpers.numerics import ref_conv2d, ref_conv_grads  # noqa: E402
 
 NUMPY = conv.kernels(np)
@@ -299,11 +301,7 @@ def test_the_backend_uses_onnxruntime_unless_told_not_to(engine, module):
            "from 16 input channels"),
     ("numpy", "convolutions (cpu): NumPy's (PLUGRAD_CONV_ENGINE=numpy)")])
 def test_plugrad_info_says_which_convolutions_run(engine, line):
-    env = {k: v for k, v in os.environ.items() if k != ort_conv.ENGINE_VARIABLE}
-    if engine is not None:
-        env[ort_conv.ENGINE_VARIABLE] = engine
-    done = subprocess.run([sys.executable, "-m", "plugrad", "info"], capture_output=True,
-                          text=True, env=env, timeout=300)
+    done = plugrad("info", cwd=ROOT, env={ort_conv.ENGINE_VARIABLE: engine} if engine else None)
     assert done.returncode == 0, done.stderr
     assert line in done.stdout
 
