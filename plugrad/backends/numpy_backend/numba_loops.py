@@ -18,6 +18,7 @@ import numpy as np
 __all__ = ["bn_mean_squares", "bn_affine", "bn_centred_dot_sum", "bn_affine2", "relu",
            "relu_grad", "max_pool_2x2", "max_pool_2x2_grad", "conv_grad_weight_rows"]
 
+
 def _jit(function):
     """``function`` compiled, its machine code cached on disk where numba finds a writable
     directory (beside this file, the user's cache, ``NUMBA_CACHE_DIR``); where none is, as in a
@@ -122,7 +123,7 @@ def relu_grad(g, y, out):
 
 
 @_jit
-def _first_max(a, b):
+def _maximum(a, b):
     """``max(a, b)`` as ``np.maximum``: a nan wins."""
     return a if a > b or a != a else b
 
@@ -137,8 +138,8 @@ def max_pool_2x2(x, out):
             for r in range(oh):
                 top, bottom, row = x[i, j, 2 * r], x[i, j, 2 * r + 1], out[i, j, r]
                 for q in range(ow):
-                    row[q] = _first_max(_first_max(top[2 * q], top[2 * q + 1]),
-                                        _first_max(bottom[2 * q], bottom[2 * q + 1]))
+                    row[q] = _maximum(_maximum(top[2 * q], top[2 * q + 1]),
+                                        _maximum(bottom[2 * q], bottom[2 * q + 1]))
 
 
 @_jit
