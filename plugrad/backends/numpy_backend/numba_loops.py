@@ -139,7 +139,7 @@ def max_pool_2x2(x, out):
                 top, bottom, row = x[i, j, 2 * r], x[i, j, 2 * r + 1], out[i, j, r]
                 for q in range(ow):
                     row[q] = _maximum(_maximum(top[2 * q], top[2 * q + 1]),
-                                        _maximum(bottom[2 * q], bottom[2 * q + 1]))
+                                      _maximum(bottom[2 * q], bottom[2 * q + 1]))
 
 
 @_jit
