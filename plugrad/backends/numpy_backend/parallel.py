@@ -24,7 +24,8 @@ from typing import Any, Callable
 from plugrad.backends.numpy_backend._threads import bounds, num_threads, run_parts
 from plugrad.backends.numpy_backend.conv import _out_size
 
-__all__ = ["split_kernels", "split_grad_weight", "MIN_SPLIT_MACS", "MIN_SPLIT_ELEMENTS"]
+__all__ = ["split_kernels", "split_grad_weight", "batch_parts", "into_slices", "MIN_SPLIT_MACS",
+           "MIN_SPLIT_ELEMENTS"]
 
 #: Multiply-adds below which a convolution runs on one thread (LeNet at batch 16: conv1 1.9 M,
 #: conv2 3.8 M).
@@ -34,13 +35,15 @@ MIN_SPLIT_MACS = 1_000_000
 MIN_SPLIT_ELEMENTS = 200_000
 
 
-def _parts(n: int, work: int, minimum: int, dtype: Any) -> int:
+def batch_parts(n: int, work: int, minimum: int, dtype: Any) -> int:
+    """How many slices of a batch of ``n`` to run on threads: one per thread from ``minimum``
+    units of ``work`` on, for float32 / float64 only."""
     if dtype.kind != "f" or dtype.itemsize < 4 or work < minimum:
         return 1
-    return min(num_threads(), n)
+    return max(1, min(num_threads(), n))
 
 
-def _into_slices(xp: Any, kernel: Callable, parts: int, shape: tuple, dtype: Any,
+def into_slices(xp: Any, kernel: Callable, parts: int, shape: tuple, dtype: Any,
                  batched: tuple, **attrs: Any) -> Any:
     """One output of ``shape``; thread ``i`` runs ``kernel`` on its slice of every array in
     ``batched`` and writes its slice of the output."""
@@ -65,39 +68,39 @@ def split_kernels(kernels: dict[str, Callable], xp: Any) -> dict[str, Callable]:
         oh, ow = (_out_size(x.shape[2 + i], w.shape[2 + i], stride[i], padding[i], dilation[i])
                   for i in range(2))
         attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-        parts = _parts(n, n * o * oh * ow * w[0].size, MIN_SPLIT_MACS, x.dtype)
+        parts = batch_parts(n, n * o * oh * ow * w[0].size, MIN_SPLIT_MACS, x.dtype)
         if parts == 1:
             return conv2d(x, w, b, **attrs)
-        return _into_slices(xp, lambda xs, out: conv2d(xs, w, b, out=out, **attrs), parts,
+        return into_slices(xp, lambda xs, out: conv2d(xs, w, b, out=out, **attrs), parts,
                             (n, o, oh, ow), x.dtype, (x,))
 
     def grad_input_split(g, w, *, input_shape, stride, padding, dilation, groups):
         attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-        parts = _parts(g.shape[0], g.size * w[0].size, MIN_SPLIT_MACS, g.dtype)
+        parts = batch_parts(g.shape[0], g.size * w[0].size, MIN_SPLIT_MACS, g.dtype)
         if parts == 1:
             return grad_input(g, w, input_shape=input_shape, **attrs)
 
         def run(gs, out):
             grad_input(gs, w, input_shape=out.shape, out=out, **attrs)
 
-        return _into_slices(xp, run, parts, tuple(input_shape), g.dtype, (g,))
+        return into_slices(xp, run, parts, tuple(input_shape), g.dtype, (g,))
 
     def max_pool2d_split(x, *, kernel_size, stride, padding):
         attrs = dict(kernel_size=kernel_size, stride=stride, padding=padding)
-        parts = _parts(x.shape[0], x.size, MIN_SPLIT_ELEMENTS, x.dtype)
+        parts = batch_parts(x.shape[0], x.size, MIN_SPLIT_ELEMENTS, x.dtype)
         if parts == 1:
             return max_pool2d(x, **attrs)
         oh, ow = (_out_size(x.shape[2 + i], kernel_size[i], stride[i], padding[i], 1)
                   for i in range(2))
-        return _into_slices(xp, max_pool2d, parts, x.shape[:2] + (oh, ow), x.dtype, (x,),
+        return into_slices(xp, max_pool2d, parts, x.shape[:2] + (oh, ow), x.dtype, (x,),
                             **attrs)
 
     def max_pool2d_grad_split(g, x, y, *, kernel_size, stride, padding):
         attrs = dict(kernel_size=kernel_size, stride=stride, padding=padding)
-        parts = _parts(x.shape[0], x.size, MIN_SPLIT_ELEMENTS, x.dtype)
+        parts = batch_parts(x.shape[0], x.size, MIN_SPLIT_ELEMENTS, x.dtype)
         if parts == 1:
             return max_pool2d_grad(g, x, y, **attrs)
-        return _into_slices(xp, max_pool2d_grad, parts, x.shape, x.dtype, (g, x, y), **attrs)
+        return into_slices(xp, max_pool2d_grad, parts, x.shape, x.dtype, (g, x, y), **attrs)
 
     return {"conv2d": conv2d_split, "conv2d_bias": conv2d_split,
             "conv2d_grad_input": grad_input_split,
@@ -113,7 +116,7 @@ def split_grad_weight(grad_weight: Callable, xp: Any) -> Callable:
         attrs = dict(weight_shape=weight_shape, stride=stride, padding=padding,
                      dilation=dilation, groups=groups)
         macs = g.size * weight_shape[1] * weight_shape[2] * weight_shape[3]
-        parts = _parts(g.shape[0], macs, MIN_SPLIT_MACS, g.dtype)
+        parts = batch_parts(g.shape[0], macs, MIN_SPLIT_MACS, g.dtype)
         if parts == 1 or not hasattr(grad_weight, "blocks"):
             return grad_weight(g, x, **attrs)
         # Each thread computes its share of the per-block products; their sum, in block order,
