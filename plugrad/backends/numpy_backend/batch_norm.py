@@ -139,6 +139,11 @@ class NumpyLoops:
     split_elements = MIN_SPLIT_ELEMENTS
     split_reduction = MIN_SPLIT_REDUCTION
 
+    @classmethod
+    def for_rows(cls, length: int) -> type[NumpyLoops]:
+        """The loops for rows of ``length`` values (``M``): these, for any length."""
+        return cls
+
     @staticmethod
     def mean_squares(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel mean and sum of squared deviations: two passes."""
@@ -200,11 +205,13 @@ def _per_channel(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def kernels(loops: type[NumpyLoops] = NumpyLoops) -> dict[str, Callable]:
-    """The batch-norm kernels of the numpy backend, their passes run by ``loops``."""
+    """The batch-norm kernels of the numpy backend, their passes run by ``loops`` (by
+    ``loops.for_rows``: the loops for the layout's row length)."""
 
-    def elementwise(a: np.ndarray, fn: Callable[[int, int, int], None]) -> None:
+    def elementwise(passes: type[NumpyLoops], a: np.ndarray,
+                    fn: Callable[[int, int, int], None]) -> None:
         """``fn(i, start, stop)`` over row ranges of ``a``, one per thread when ``a`` is large."""
-        _over_ranges(_split(a, num_threads(), loops.split_elements), fn)
+        _over_ranges(_split(a, num_threads(), passes.split_elements), fn)
 
     def batch_norm(x, weight, bias, stats, *, axes, eps):
         layout = _Layout(x.shape, axes)
@@ -214,13 +221,15 @@ def kernels(loops: type[NumpyLoops] = NumpyLoops) -> dict[str, Callable]:
         scale = _per_channel(weight, ct) / np.sqrt(var + ct.type(eps))
         shift = _per_channel(bias, ct) - mean * scale
         out = np.empty_like(x3)
-        elementwise(x3, lambda _, start, stop: loops.affine(
+        passes = loops.for_rows(x3.shape[2])
+        elementwise(passes, x3, lambda _, start, stop: passes.affine(
             x3[start:stop], scale, shift, out[start:stop]))
         return layout.restore(out, x.dtype)
 
     def batch_norm_stats(x, *, axes):
         ct = _compute_dtype(x.dtype)
-        mean, var = _mean_var(_Layout(x.shape, axes).view(x, ct), loops)
+        x3 = _Layout(x.shape, axes).view(x, ct)
+        mean, var = _mean_var(x3, loops.for_rows(x3.shape[2]))
         shape = (2,) + tuple(1 if i in axes else size for i, size in enumerate(x.shape))
         return np.stack([mean, var]).astype(x.dtype, copy=False).reshape(shape)
 
@@ -229,11 +238,12 @@ def kernels(loops: type[NumpyLoops] = NumpyLoops) -> dict[str, Callable]:
         ct = _compute_dtype(x.dtype)
         g3, x3 = layout.view(g, ct), layout.view(x, ct)
         mean, var = (_per_channel(row, ct) for row in stats)
-        ranges = _split(x3, REDUCTION_PARTS, loops.split_reduction)
+        passes = loops.for_rows(x3.shape[2])
+        ranges = _split(x3, REDUCTION_PARTS, passes.split_reduction)
         partial = np.empty((len(ranges), 2, x3.shape[1]), dtype=ct)
 
         def part(i: int, start: int, stop: int) -> None:
-            partial[i] = loops.centred_dot_sum(g3[start:stop], x3[start:stop], mean)
+            partial[i] = passes.centred_dot_sum(g3[start:stop], x3[start:stop], mean)
 
         _over_ranges(ranges, part)
         g_dot, g_sum = partial.sum(axis=0)  # in range order: the same bits on any thread count
@@ -253,7 +263,8 @@ def kernels(loops: type[NumpyLoops] = NumpyLoops) -> dict[str, Callable]:
         b = -a * inv_std * (g_xhat / count)
         c = -b * mean - a * (g_sum / count)
         out = np.empty_like(x3)
-        elementwise(x3, lambda _, start, stop: loops.affine2(
+        passes = loops.for_rows(x3.shape[2])
+        elementwise(passes, x3, lambda _, start, stop: passes.affine2(
             g3[start:stop], x3[start:stop], a, b, c, out[start:stop]))
         return layout.restore(out, x.dtype)
 

@@ -29,9 +29,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from plugrad.backends.numpy_backend._threads import bounds, num_threads, run_parts
+from plugrad.backends.numpy_backend._threads import bounds, run_parts
 from plugrad.backends.numpy_backend.batch_norm import NumpyLoops
 from plugrad.backends.numpy_backend.batch_norm import kernels as batch_norm_kernels
+from plugrad.backends.numpy_backend.parallel import batch_parts, into_slices
 
 __all__ = ["VARIABLE", "MIN_ELEMENTS", "MIN_SPLIT_ELEMENTS", "CompiledLoops", "available",
            "kernels", "turned_off"]
@@ -77,42 +78,36 @@ def loops() -> ModuleType:
 class CompiledLoops(NumpyLoops):
     """Batch norm's passes over a range of rows as single compiled loops.
 
-    Rows of one value (``(N, C)`` features) keep NumPy's passes, already single column
-    reductions there: the loops would run a row per value (2.7x slower on 256x512). The split
-    thresholds: SmallVGG's step measured the same with its 1 M-element layers split or not; the
-    split keeps, its sums being the same on any thread count.
+    The split thresholds: SmallVGG's step measured the same with its 1 M-element layers split
+    or not; the split keeps, its sums being the same on any thread count.
     """
 
     split_elements = 1 << 20
     split_reduction = 1 << 20
 
+    @classmethod
+    def for_rows(cls, length: int) -> type[NumpyLoops]:
+        """Rows of one value (``(N, C)`` features) keep NumPy's passes, already single column
+        reductions there: the loops would run a row per value (2.7x slower on 256x512)."""
+        return NumpyLoops if length == 1 else cls
+
     @staticmethod
     def mean_squares(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if x.shape[2] == 1:
-            return NumpyLoops.mean_squares(x)
         return loops().bn_mean_squares(x)
 
     @staticmethod
     def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, out: np.ndarray) -> None:
-        if x.shape[2] == 1:
-            NumpyLoops.affine(x, scale, shift, out)
-        else:
-            loops().bn_affine(x, scale, shift, out)
+        loops().bn_affine(x, scale, shift, out)
 
     @staticmethod
     def centred_dot_sum(g: np.ndarray, x: np.ndarray,
                         mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if x.shape[2] == 1:
-            return NumpyLoops.centred_dot_sum(g, x, mean)
         return loops().bn_centred_dot_sum(g, x, mean)
 
     @staticmethod
     def affine2(g: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray,
                 out: np.ndarray) -> None:
-        if x.shape[2] == 1:
-            NumpyLoops.affine2(g, x, a, b, c, out)
-        else:
-            loops().bn_affine2(g, x, a, b, c, out)
+        loops().bn_affine2(g, x, a, b, c, out)
 
 
 def _compiles(*arrays: Any) -> bool:
@@ -123,22 +118,23 @@ def _compiles(*arrays: Any) -> bool:
         a.dtype == dtype and a.flags.c_contiguous for a in arrays)
 
 
-def _split(loop: Callable, inputs: tuple[np.ndarray, ...], out: np.ndarray) -> np.ndarray:
-    """``loop(*inputs, out)``, in one range of axis 0 per thread when the inputs are large."""
-    parts = min(num_threads() if inputs[0].size >= MIN_SPLIT_ELEMENTS else 1, out.shape[0])
-    if parts <= 1:
+def _split(loop: Callable, inputs: tuple[np.ndarray, ...], shape: tuple) -> np.ndarray:
+    """``loop(*inputs, out)`` into a new array of ``shape``, in one range of axis 0 per thread
+    when the inputs are large (``parallel.py``'s batch split)."""
+    first = inputs[0]
+    parts = batch_parts(shape[0], first.size, MIN_SPLIT_ELEMENTS, first.dtype)
+    if parts == 1:  # no hand-over machinery for the common small call: ~1.4 us of a 3 us ReLU
+        out = np.empty(shape, dtype=first.dtype)
         loop(*inputs, out)
         return out
-    ranges = [slice(start, stop) for start, stop in bounds(out.shape[0], parts)]
-    run_parts(lambda i: loop(*(a[ranges[i]] for a in inputs), out[ranges[i]]), parts)
-    return out
+    return into_slices(np, lambda *sliced, out: loop(*sliced, out), parts, shape, first.dtype,
+                       inputs)
 
 
 def _elementwise(loop: Callable, *arrays: np.ndarray) -> np.ndarray:
     """``loop`` over the flattened arrays into a new one shaped as the last."""
-    out = np.empty_like(arrays[-1])
-    _split(loop, tuple(a.reshape(-1) for a in arrays), out.reshape(-1))
-    return out
+    flat = tuple(a.reshape(-1) for a in arrays)
+    return _split(loop, flat, flat[-1].shape).reshape(arrays[-1].shape)
 
 
 def _two_by_two(kernel_size: tuple, stride: tuple, padding: tuple) -> bool:
@@ -202,14 +198,13 @@ def kernels(table: dict[str, Callable]) -> dict[str, Callable]:
     def max_pool2d(x, *, kernel_size, stride, padding):
         if not (_compiles(x) and _two_by_two(kernel_size, stride, padding)):
             return numpy_max_pool2d(x, kernel_size=kernel_size, stride=stride, padding=padding)
-        out = np.empty(x.shape[:2] + (x.shape[2] // 2, x.shape[3] // 2), dtype=x.dtype)
-        return _split(loops().max_pool_2x2, (x,), out)
+        return _split(loops().max_pool_2x2, (x,), x.shape[:2] + (x.shape[2] // 2, x.shape[3] // 2))
 
     def max_pool2d_grad(g, x, y, *, kernel_size, stride, padding):
         if not (_compiles(g, x, y) and _two_by_two(kernel_size, stride, padding)):
             return numpy_max_pool2d_grad(g, x, y, kernel_size=kernel_size, stride=stride,
                                          padding=padding)
-        return _split(loops().max_pool_2x2_grad, (g, x, y), np.empty_like(x))
+        return _split(loops().max_pool_2x2_grad, (g, x, y), x.shape)
 
     table = batch_norm_kernels(CompiledLoops)
     table.update({"relu": relu, "relu_grad": relu_grad, "max_pool2d": max_pool2d,

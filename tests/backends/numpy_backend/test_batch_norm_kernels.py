@@ -111,11 +111,20 @@ def test_float16_computes_in_float32():
                                atol=2e-3)
 
 
+def test_compiled_loops_leave_rows_of_one_value_to_numpys():
+    pytest.importorskip("numba")
+    assert compiled.CompiledLoops.for_rows(1) is batch_norm.NumpyLoops
+    assert compiled.CompiledLoops.for_rows(2) is compiled.CompiledLoops
+    assert batch_norm.NumpyLoops.for_rows(1) is batch_norm.NumpyLoops
+
+
 @pytest.fixture
 def split_parts(monkeypatch, loops) -> list[int]:
-    """Every kernel splits (whatever its size); the parts of each run_parts call are recorded."""
-    monkeypatch.setattr(loops, "split_elements", 0)
-    monkeypatch.setattr(loops, "split_reduction", 0)
+    """Every kernel splits (whatever its size); the parts of each run_parts call are recorded.
+    (The compiled loops hand rows of one value to NumPy's: both classes split.)"""
+    for passes in {loops, batch_norm.NumpyLoops}:
+        monkeypatch.setattr(passes, "split_elements", 0)
+        monkeypatch.setattr(passes, "split_reduction", 0)
     seen: list[int] = []
 
     def recording_run_parts(fn, parts):
