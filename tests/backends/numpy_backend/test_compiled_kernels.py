@@ -7,9 +7,6 @@ NumPy's in test_batch_norm_kernels.py.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
@@ -18,7 +15,7 @@ import pytest
 from plugrad.backends.numpy_backend import compiled, kernels, pool
 from tests.backends.numpy_backend.test_conv_pool_kernels import ref_max_pool, ref_max_pool_grad
 from tests.helpers import ROOT
-from tests.helpers.cli import plugrad
+from tests.helpers.cli import plugrad, python
 from tests.helpers.numerics import ref_conv_grads
 
 pytest.importorskip("numba")
@@ -255,9 +252,7 @@ def test_each_loop_run_as_plain_python_gives_the_compiled_results():
 
 
 def _run(code: str, **env: str) -> list[str]:
-    base = {k: v for k, v in os.environ.items() if k != compiled.VARIABLE}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**base, **env}, timeout=300)
+    done = python(code, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 

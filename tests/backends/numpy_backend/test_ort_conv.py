@@ -20,7 +20,7 @@ pytest.importorskip("onnx")
 
 from plugrad.backends.numpy_backend import _threads, conv, ort_conv, parallel  # noqa: E402
 from tests.helpers import ROOT  # noqa: E402
-from tests.helpers.cli import plugrad  # noqa: E402
+from tests.helpers.cli import plugrad, python  # noqa: E402
 from tests.helpers.numerics import ref_conv2d, ref_conv_grads  # noqa: E402
 
 NUMPY = conv.kernels(np)
@@ -285,11 +285,7 @@ PROBE = ("import plugrad as P; from plugrad.core import registry; "
     (None, "plugrad.backends.numpy_backend.ort_conv"),
     ("numpy", "plugrad.backends.numpy_backend.parallel")])
 def test_the_backend_uses_onnxruntime_unless_told_not_to(engine, module):
-    env = {k: v for k, v in os.environ.items() if k != ort_conv.ENGINE_VARIABLE}
-    if engine is not None:
-        env[ort_conv.ENGINE_VARIABLE] = engine
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                          env=env, timeout=300)
+    done = python(PROBE, cwd=ROOT, env={ort_conv.ENGINE_VARIABLE: engine} if engine else None)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == module
 
