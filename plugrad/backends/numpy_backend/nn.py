@@ -42,15 +42,27 @@ def kernels(xp: Any) -> dict[str, Callable]:
     def _shifted(x, axis):
         return x - xp.max(x, axis=axis, keepdims=True)
 
+    def _rows(x, axis):
+        """Whether ``x`` is ``(N, C)`` scores with the classes on axis 1, the usual layout: a
+        label then picks its row's entry by fancy indexing, ~2x faster than NumPy's
+        ``take_along_axis`` and ``put_along_axis`` on 64x10 logits."""
+        return x.ndim == 2 and axis == 1
+
     def softmax_cross_entropy(x, label, *, axis):
         shifted = _shifted(x, axis)
         log_total = xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+        if _rows(x, axis):
+            return log_total[:, 0] - shifted[xp.arange(x.shape[0]), label]
         picked = xp.take_along_axis(shifted, xp.expand_dims(label, axis), axis=axis)
         return xp.squeeze(log_total - picked, axis=axis)
 
     def softmax_cross_entropy_grad(g, x, label, *, axis):
         prob = xp.exp(_shifted(x, axis))
         prob /= xp.sum(prob, axis=axis, keepdims=True)
+        if _rows(x, axis):
+            prob[xp.arange(x.shape[0]), label] -= 1
+            prob *= g[:, None]
+            return prob
         index = xp.expand_dims(label, axis)
         xp.put_along_axis(prob, index, xp.take_along_axis(prob, index, axis=axis) - 1, axis=axis)
         prob *= xp.expand_dims(g, axis)

@@ -1,5 +1,6 @@
 """The compiled loops behind :mod:`compiled`: batch norm, ReLU and max pooling in one pass each,
-and a one-channel convolution's weight gradient.
+a one-channel convolution's weight gradient, and the softmax cross-entropy and its gradient
+row by row.
 
 Importing this module imports numba; :mod:`compiled` does so the first time one of its kernels
 runs. Every function is compiled for the dtypes it is called with, on first use, and cached on
@@ -16,7 +17,8 @@ import numba
 import numpy as np
 
 __all__ = ["bn_mean_squares", "bn_affine", "bn_centred_dot_sum", "bn_affine2", "relu",
-           "relu_grad", "max_pool_2x2", "max_pool_2x2_grad", "conv_grad_weight_rows"]
+           "relu_grad", "max_pool_2x2", "max_pool_2x2_grad", "conv_grad_weight_rows",
+           "softmax_cross_entropy_rows", "softmax_cross_entropy_grad_rows"]
 
 
 def _jit(function):
@@ -221,3 +223,57 @@ def conv_grad_weight_rows(g_rows, x_flat, offsets, out):
                     for p in range(length):
                         a0 += gs[p] * xs[p]
                     out[oo, ci, k] += a0
+
+
+@_jit
+def _log_sum_exp_terms(row, out, zero):
+    """``exp(row - max(row))`` into ``out`` and its sum, and that max: a softmax's two passes.
+    A nan in ``row`` makes the sum nan, an inf makes ``inf - inf``: nan, as NumPy's kernel."""
+    peak = row[0]
+    for j in range(1, row.size):
+        peak = _maximum(peak, row[j])
+    total = zero
+    for j in range(row.size):
+        e = np.exp(row[j] - peak)
+        out[j] = e
+        total += e
+    return peak, total
+
+
+@_jit
+def softmax_cross_entropy_rows(x, label, out):
+    """Per row of ``(N, C)`` scores ``x``: ``log(sum(exp(x - max))) - (x[label] - max)`` into
+    ``out``. Returns the first row whose label is outside ``[0, C)`` (nothing is read for it),
+    or -1."""
+    n, classes = x.shape
+    terms = np.empty(classes, x.dtype)
+    zero = np.zeros(1, x.dtype)[0]
+    for i in range(n):
+        k = label[i]
+        if k < 0 or k >= classes:
+            return i
+        row = x[i]
+        peak, total = _log_sum_exp_terms(row, terms, zero)
+        out[i] = np.log(total) - (row[k] - peak)
+    return -1
+
+
+@_jit
+def softmax_cross_entropy_grad_rows(g, x, label, out):
+    """``(softmax(x) - onehot(label)) * g`` per row of ``(N, C)`` scores into ``out``. Returns
+    the first row whose label is outside ``[0, C)``, or -1."""
+    n, classes = x.shape
+    zero = np.zeros(1, x.dtype)[0]
+    for i in range(n):
+        k = label[i]
+        if k < 0 or k >= classes:
+            return i
+        row = out[i]
+        _, total = _log_sum_exp_terms(x[i], row, zero)
+        for j in range(classes):
+            row[j] /= total
+        row[k] -= 1
+        scale = g[i]
+        for j in range(classes):
+            row[j] *= scale
+    return -1

@@ -1,5 +1,6 @@
 """The numpy backend's compiled kernels (compiled.py, numba): ReLU, its gradient, 2x2 max
-pooling and a one-channel convolution's weight gradient against float64 references and
+pooling, a one-channel convolution's weight gradient and the softmax cross-entropy with its
+gradient against float64 references and
 hand-derived values, the inputs they leave to the table's other kernels, their thread splits,
 each loop's source run uncompiled, and how the backend turns them on (numba installed,
 ``PLUGRAD_NUMBA``, a cache directory or none). Batch norm's compiled loops are checked beside
@@ -37,7 +38,8 @@ def loop_calls(monkeypatch) -> Counter:
     calls: Counter = Counter()
     module = compiled.loops()
     for name in ("relu", "relu_grad", "max_pool_2x2", "max_pool_2x2_grad",
-                 "conv_grad_weight_rows"):
+                 "conv_grad_weight_rows", "softmax_cross_entropy_rows",
+                 "softmax_cross_entropy_grad_rows"):
         loop = getattr(module, name)
 
         def counted(*args, _loop=loop, _name=name):
@@ -211,6 +213,90 @@ def test_other_weight_gradients_keep_the_tables_kernel(x_shape, w_shape, stride,
     assert loop_calls == Counter()
 
 
+def _cross_entropy_case(shape, dtype, label_dtype=np.int32, seed=9):
+    rng = np.random.default_rng(seed)
+    x = (3 * rng.standard_normal(shape)).astype(dtype)
+    label = rng.integers(0, shape[1], shape[0]).astype(label_dtype)
+    g = rng.standard_normal(shape[0]).astype(dtype)
+    return x, label, g
+
+
+def _cross_entropy_reference(x, label, g):
+    """-log softmax(x)[label] per row and its gradient (softmax - onehot) * g, in float64."""
+    x64 = x.astype(np.float64)
+    shifted = x64 - x64.max(axis=1, keepdims=True)
+    prob = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    rows = np.arange(len(label))
+    loss = -np.log(prob[rows, label])
+    grad = prob.copy()
+    grad[rows, label] -= 1
+    return loss, grad * g.astype(np.float64)[:, None]
+
+
+@pytest.mark.parametrize("shape", [(64, 10), (5, 7), (3, compiled.MAX_CLASSES), (1, 1)])
+@pytest.mark.parametrize("dtype, label_dtype", [(np.float32, np.int32), (np.float64, np.int64)])
+def test_softmax_cross_entropy_against_float64(shape, dtype, label_dtype, loop_calls):
+    x, label, g = _cross_entropy_case(shape, dtype, label_dtype)
+    loss, grad = _cross_entropy_reference(x, label, g)
+    got = COMPILED["softmax_cross_entropy"](x, label, axis=1)
+    got_grad = COMPILED["softmax_cross_entropy_grad"](g, x, label, axis=1)
+    assert got.dtype == np.dtype(dtype) and got.shape == (shape[0],)
+    assert got_grad.dtype == np.dtype(dtype) and got_grad.shape == shape
+    tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12)
+    np.testing.assert_allclose(got, loss, **tolerance)
+    np.testing.assert_allclose(got_grad, grad, **tolerance)
+    assert loop_calls == Counter(softmax_cross_entropy_rows=1, softmax_cross_entropy_grad_rows=1)
+
+
+def test_softmax_cross_entropy_of_nan_and_infinite_rows_is_nan_as_numpys():
+    x = np.array([[0.0, np.nan, 1.0], [np.inf, 0.0, 1.0], [-np.inf, 0.0, 0.0]], np.float32)
+    label = np.array([0, 1, 2], np.int32)
+    g = np.ones(3, np.float32)
+    for name, args in [("softmax_cross_entropy", (x, label)),
+                       ("softmax_cross_entropy_grad", (g, x, label))]:
+        with np.errstate(invalid="ignore"):  # NumPy's inf - inf
+            got, want = COMPILED[name](*args, axis=1), NUMPY[name](*args, axis=1)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    # the -inf score has a probability of exactly 0, the two zeros 1/2 each
+    assert np.isnan(got[:2]).all() and got[2, 0] == 0 and got[2, 2] == -0.5
+
+
+@pytest.mark.parametrize("bad", [-1, 10])
+def test_a_label_out_of_range_is_an_index_error_naming_it(bad):
+    x, label, g = _cross_entropy_case((6, 10), np.float32)
+    label[4] = bad
+    with pytest.raises(IndexError, match=rf"softmax_cross_entropy: label {bad} \(row 4\) is "
+                                         r"out of range; expected class indices in \[0, 10\)"):
+        COMPILED["softmax_cross_entropy"](x, label, axis=1)
+    with pytest.raises(IndexError, match=rf"softmax_cross_entropy_grad: label {bad} \(row 4\)"):
+        COMPILED["softmax_cross_entropy_grad"](g, x, label, axis=1)
+
+
+@pytest.mark.parametrize("shape, axis, label_dtype", [
+    ((4, compiled.MAX_CLASSES + 1), 1, np.int32),  # NumPy's vectorised exp wins
+    ((10, 4), 0, np.int32),                         # classes on axis 0
+    ((4, 10, 3), 1, np.int32),                      # 3-D scores
+    ((4, 10), 1, np.int16)])                        # a label dtype the loops do not take
+def test_other_cross_entropies_keep_numpys_kernels(shape, axis, label_dtype, loop_calls):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(shape).astype(np.float32)
+    label_shape = shape[:axis] + shape[axis + 1:]
+    label = rng.integers(0, shape[axis], label_shape).astype(label_dtype)
+    g = rng.standard_normal(label_shape).astype(np.float32)
+    index = np.expand_dims(label.astype(np.intp), axis)
+    x64 = x.astype(np.float64)
+    log_prob = x64 - np.log(np.exp(x64).sum(axis=axis, keepdims=True))
+    want = -np.take_along_axis(log_prob, index, axis).squeeze(axis)
+    np.testing.assert_allclose(COMPILED["softmax_cross_entropy"](x, label, axis=axis), want,
+                               rtol=1e-5)
+    onehot = np.zeros_like(x64)
+    np.put_along_axis(onehot, index, 1.0, axis)
+    np.testing.assert_allclose(
+        COMPILED["softmax_cross_entropy_grad"](g, x, label, axis=axis),
+        (np.exp(log_prob) - onehot) * np.expand_dims(g, axis), rtol=1e-5, atol=1e-7)
+    assert loop_calls == Counter()
+
+
 def test_each_loop_run_as_plain_python_gives_the_compiled_results():
     """Each loop's source run uncompiled (numba's ``py_func``) agrees with its machine code:
     NumPy scalars compute what the compiled loop computes, in another order for the sums."""
@@ -227,6 +313,8 @@ def test_each_loop_run_as_plain_python_gives_the_compiled_results():
         for loop in (getattr(module, name), getattr(module, name).py_func):
             copies = [np.zeros_like(o) for o in outputs]
             returned = loop(*args, *copies)
+            if isinstance(returned, (int, np.integer)):  # a row index, or -1
+                returned = (returned,)
             results.append(list(returned or ()) + copies)
         return results
 
@@ -245,6 +333,14 @@ def test_each_loop_run_as_plain_python_gives_the_compiled_results():
     g_pooled = rng.standard_normal(pooled.shape).astype(np.float32)
     fast, slow = both("max_pool_2x2_grad", g_pooled, x, fast[0], outputs=(x,))
     np.testing.assert_array_equal(fast[0], slow[0])
+    scores, label = x.reshape(18, 8), np.arange(18, dtype=np.int32) % 8
+    for name, args, outputs in [
+            ("softmax_cross_entropy_rows", (scores, label), (scores[:, 0].copy(),)),
+            ("softmax_cross_entropy_grad_rows", (g.reshape(18, 8)[:, 0].copy(), scores, label),
+             (scores,))]:
+        (fast_row, fast_out), (slow_row, slow_out) = both(name, *args, outputs=outputs)
+        assert fast_row == slow_row == -1
+        np.testing.assert_allclose(fast_out, slow_out, rtol=1e-6, err_msg=name)
     offsets = np.array([0, 1, 4], np.int64)
     fast, slow = both("conv_grad_weight_rows", grow[:, :, :16], rows[:, :1], offsets,
                       outputs=(np.zeros((2, 1, 3)),))
