@@ -9,7 +9,7 @@ import numpy as np
 
 from plugrad.core import dispatch, dtypes
 from plugrad.core.device import get_device
-from plugrad.core.dispatch import apply
+from plugrad.core.dispatch import apply, as_tensor_like, promote_pair
 from plugrad.core.tensor import Tensor, wrap
 
 __all__ = ["as_tensor", "normalize_axes", "normalize_axis", "reduced_count", "sum_to", "to_float",
@@ -21,8 +21,6 @@ def as_tensor(value: Any, like: Tensor | None = None, dtype: Any = None) -> Tens
     if isinstance(value, Tensor):
         return value
     if like is not None:
-        from plugrad.core.dispatch import as_tensor_like
-
         return as_tensor_like(value, like, None if dtype is None else dtypes.as_dtype(dtype))
     return Tensor(value, dtype=dtype)
 
@@ -160,8 +158,6 @@ def pair(op: str, name: str, value: Any, minimum: int = 0) -> tuple[int, int]:
 
 def float_pair(op: str, x: Any, y: Any) -> tuple[Tensor, Tensor]:
     """Two tensors of one floating dtype (an input and its weights)."""
-    from plugrad.core.dispatch import promote_pair
-
     x, y = promote_pair(op, x, y)
     if x._dtype.kind != "f":
         x, y = to_float(x), to_float(y)
