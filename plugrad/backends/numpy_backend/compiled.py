@@ -239,7 +239,8 @@ def kernels(table: dict[str, Callable]) -> dict[str, Callable]:
         return out
 
     def softmax_cross_entropy_grad(g, x, label, *, axis):
-        if not (_class_rows(x, label, axis) and g.dtype == x.dtype and g.flags.c_contiguous):
+        # g may be strided: a mean's gradient reaches here as one value broadcast to (N,)
+        if not (_class_rows(x, label, axis) and g.dtype == x.dtype):
             return numpy_cross_entropy_grad(g, x, label, axis=axis)
         out = np.empty(x.shape, dtype=x.dtype)
         _label_checked(loops().softmax_cross_entropy_grad_rows(g, x, label, out), label,

@@ -248,6 +248,16 @@ def test_softmax_cross_entropy_against_float64(shape, dtype, label_dtype, loop_c
     assert loop_calls == Counter(softmax_cross_entropy_rows=1, softmax_cross_entropy_grad_rows=1)
 
 
+def test_a_broadcast_gradient_takes_the_loop(loop_calls):
+    """A mean's gradient arrives as one value broadcast over the batch (stride 0)."""
+    x, label, _ = _cross_entropy_case((8, 10), np.float32)
+    g = np.broadcast_to(np.float32(0.125), (8,))
+    _, grad = _cross_entropy_reference(x, label, np.full(8, 0.125))
+    np.testing.assert_allclose(COMPILED["softmax_cross_entropy_grad"](g, x, label, axis=1), grad,
+                               rtol=1e-5, atol=1e-7)
+    assert loop_calls == Counter(softmax_cross_entropy_grad_rows=1)
+
+
 def test_softmax_cross_entropy_of_nan_and_infinite_rows_is_nan_as_numpys():
     x = np.array([[0.0, np.nan, 1.0], [np.inf, 0.0, 1.0], [-np.inf, 0.0, 0.0]], np.float32)
     label = np.array([0, 1, 2], np.int32)
