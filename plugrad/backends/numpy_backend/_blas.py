@@ -20,9 +20,10 @@ process-wide, which also holds for BLAS calls of the user's own made on other th
 Only BLAS's own setters are used: the OpenMP runtime's ``omp_set_num_threads`` is per thread and
 plugrad's kernels run no OpenMP regions of their own.
 
-Scoping a kernel call costs 3-8 us (one get and two sets through threadpoolctl's controllers,
-built once; ``threadpoolctl.threadpool_limits`` rescans the process's libraries on every use,
-about 450 us here), for some 11 calls in a LeNet step. On that step at batch 64
+Scoping a kernel call costs about 0.5 us with OpenBLAS (one get and two sets, calling its C
+functions directly, :func:`thread_count_functions`), 1.5-2 us through threadpoolctl's
+controllers (built once; ``threadpoolctl.threadpool_limits`` rescans the process's libraries
+on every use, about 450 us here), for some 11 calls in a LeNet step. On that step at batch 64
 (``benchmarks/blas_scope_ab.py``, one process, a busy 2-core VM) the per-kernel scope was as
 fast as one limit held around the whole step (medians 6.40 vs 6.47 ms, and 6.48 vs 6.84 in a
 second run), against 302-303 ms with BLAS left at its 2 threads. GEMMs too small for OpenBLAS
@@ -39,7 +40,8 @@ import os
 import threading
 from typing import Any, Callable
 
-__all__ = ["BLAS_KERNELS", "DEFAULT_BLAS_THREADS", "avx512_hint", "blas_threads", "scoped"]
+__all__ = ["BLAS_KERNELS", "DEFAULT_BLAS_THREADS", "avx512_hint", "blas_threads", "scoped",
+           "thread_count_functions"]
 
 DEFAULT_BLAS_THREADS = 1
 #: The numpy backend's kernels that reach BLAS (through ``matmul``; batch norm's per-channel
@@ -104,30 +106,59 @@ def blas_threads() -> int:
         return 0
 
 
+#: The affixes of OpenBLAS's symbols in the builds NumPy ships or links (``scipy_..._64_`` in
+#: NumPy's wheels), as threadpoolctl looks them up.
+_OPENBLAS_AFFIXES = [(prefix, suffix) for prefix in ("", "scipy_") for suffix in ("", "64_", "_64")]
+
+Getter = Callable[[], int]
+Setter = Callable[[int], Any]
+
+
+def thread_count_functions(library: Any) -> tuple[Getter, Setter]:
+    """The get and set of ``library``'s thread count a scope calls.
+
+    OpenBLAS's own C functions where its threads are its own (not OpenMP's): threadpoolctl's
+    methods add 1.3 us of bookkeeping per get and set (which Python thread controls OpenBLAS:
+    a scope only ever acts on the main thread), which took 2-4% of LeNet's step at batch 64
+    (0.96-0.99x torch's time with the C functions, 1.02-1.03x through threadpoolctl, in
+    alternating processes). Any other library, or an OpenBLAS whose functions are not found,
+    goes through threadpoolctl's controller.
+    """
+    dynlib = getattr(library, "dynlib", None)
+    if getattr(library, "internal_api", None) == "openblas" and dynlib is not None \
+            and getattr(library, "threading_layer", None) != "openmp":
+        for prefix, suffix in _OPENBLAS_AFFIXES:
+            get = getattr(dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_ = getattr(dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                return get, set_
+    return library.get_num_threads, library.set_num_threads
+
+
 class _Scope:
     """Holds every BLAS library at ``threads`` while a main-thread kernel call is inside."""
 
     def __init__(self, threads: int, libraries: list[Any]):
         self.threads = threads
-        self.libraries = libraries
+        self.functions = [thread_count_functions(library) for library in libraries]
         self.inside = 0  # main-thread calls under way (a kernel may call another)
-        self.saved: list[tuple[Any, int]] = []
+        self.saved: list[tuple[Setter, int]] = []
 
     def enter(self) -> None:
         if self.inside == 0:
             self.saved = []
-            for library in self.libraries:
-                current = library.get_num_threads()
+            for get, set_ in self.functions:
+                current = get()
                 if current != self.threads:
-                    library.set_num_threads(self.threads)
-                    self.saved.append((library, current))
+                    set_(self.threads)
+                    self.saved.append((set_, current))
         self.inside += 1
 
     def exit(self) -> None:
         self.inside -= 1
         if self.inside == 0:
-            for library, threads in self.saved:
-                library.set_num_threads(threads)
+            for set_, threads in self.saved:
+                set_(threads)
             self.saved = []
 
 

@@ -110,6 +110,44 @@ def test_a_kernel_on_another_thread_leaves_the_setting_alone(user_setting):
     assert set(blas_counts()) == {USER_THREADS}
 
 
+def test_openblas_is_set_through_its_own_c_functions(user_setting):
+    """NumPy's OpenBLAS (its own threads) is scoped by its C functions, not threadpoolctl's
+    methods: what they set is what threadpoolctl then reads."""
+    libraries = [lib for lib in _blas._blas_libraries() if lib.internal_api == "openblas"
+                 and lib.threading_layer != "openmp"]
+    if not libraries:
+        pytest.skip("no OpenBLAS with its own threads here")
+    get, set_ = _blas.thread_count_functions(libraries[0])
+    assert not hasattr(get, "__self__") and not hasattr(set_, "__self__")  # not bound methods
+    assert "openblas_get_num_threads" in get.__name__
+    assert get() == USER_THREADS
+    set_(2)
+    try:
+        assert libraries[0].get_num_threads() == 2
+    finally:
+        set_(USER_THREADS)
+
+
+def test_other_libraries_are_set_through_threadpoolctl():
+    class Controller:  # a BLAS threadpoolctl knows and plugrad has no C functions for
+        internal_api, threading_layer, dynlib = "mkl", "intel", object()
+
+        def get_num_threads(self):
+            return 4
+
+        def set_num_threads(self, threads):
+            self.threads = threads
+
+    controller = Controller()
+    get, set_ = _blas.thread_count_functions(controller)
+    assert get() == 4 and set_.__self__ is controller
+    scope = _blas._Scope(1, [controller])
+    scope.enter()
+    assert controller.threads == 1
+    scope.exit()
+    assert controller.threads == 4
+
+
 def test_the_backends_gemm_kernels_are_the_scoped_ones():
     table = registry.dispatch_table(P.Tensor(0.0).device.type)
     if _blas.blas_threads() == 0:
