@@ -118,11 +118,11 @@ def thread_count_functions(library: Any) -> tuple[Getter, Setter]:
     """The get and set of ``library``'s thread count a scope calls.
 
     OpenBLAS's own C functions where its threads are its own (not OpenMP's): threadpoolctl's
-    methods add 1.3 us of bookkeeping per get and set (which Python thread controls OpenBLAS:
-    a scope only ever acts on the main thread), which took 2-4% of LeNet's step at batch 64
-    (0.96-0.99x torch's time with the C functions, 1.02-1.03x through threadpoolctl, in
-    alternating processes). Any other library, or an OpenBLAS whose functions are not found,
-    goes through threadpoolctl's controller.
+    methods add about 1.3 us of bookkeeping per scope (which Python thread controls OpenBLAS:
+    a scope only ever acts on the main thread). With the C functions LeNet's step at batch 64
+    took 0.95-0.99x torch's time, through threadpoolctl 0.98-1.04x (five pairs of alternating
+    processes). Any other library, or an OpenBLAS whose functions are not found, goes through
+    threadpoolctl's controller.
     """
     dynlib = getattr(library, "dynlib", None)
     if getattr(library, "internal_api", None) == "openblas" and dynlib is not None \
