@@ -398,8 +398,9 @@ def test_without_a_writable_cache_directory_the_loops_compile_in_each_process(tm
 
 
 @pytest.mark.parametrize("setting, line", [
-    (None, "batch norm, ReLU, 2x2 max pooling, one-channel conv weight gradients (cpu, "
-           "float32/float64): numba's compiled loops (PLUGRAD_NUMBA=0: NumPy's)"),
+    (None, "batch norm, ReLU, 2x2 max pooling, one-channel conv weight gradients, softmax "
+           "cross-entropy (cpu, float32/float64): numba's compiled loops (PLUGRAD_NUMBA=0: "
+           "NumPy's)"),
     ("0", "batch norm, ReLU, max pooling (cpu): NumPy's (PLUGRAD_NUMBA=0)")])
 def test_plugrad_info_says_which_kernels_run(setting, line):
     done = plugrad("info", cwd=ROOT, env={compiled.VARIABLE: setting} if setting else None)
