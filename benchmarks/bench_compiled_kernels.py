@@ -4,8 +4,10 @@
 
 Per kernel, on the activations of SmallVGG (benchmarks/vgg_step.py) and LeNet at batch 64, one
 thread (the backend's batch split off): batch norm's four kernels, ReLU and its gradient, 2x2
-max pooling and its gradient; and LeNet's conv1 weight gradient (one input channel), against
-NumPy's im2col kernel and onnxruntime's (what runs without numba). Each side is timed in
+max pooling and its gradient; LeNet's conv1 weight gradient (one input channel), against
+NumPy's im2col kernel and onnxruntime's (what runs without numba); and the softmax
+cross-entropy and its gradient on MNIST's logits (batch 16, 64, 256; 10 classes) and on 32
+classes, the most the loops take. Each side is timed in
 interleaved rounds; the table shows medians in ms and compiled / NumPy. Then the compile time,
 in fresh processes with an empty numba cache directory: the first float32 call of every loop
 (compiling), then the same in a second process (loading numba's cache), each beside
@@ -52,6 +54,9 @@ p = table["max_pool2d"](x, **pool); table["max_pool2d_grad"](p, x, p, **pool)
 x = np.ones((2, 1, 28, 28), np.float32); g = np.ones((2, 6, 24, 24), np.float32)
 table["conv2d_grad_weight"](g, x, weight_shape=(6, 1, 5, 5), stride=(1, 1), padding=(0, 0),
                             dilation=(1, 1), groups=1)
+logits, label = np.ones((4, 10), np.float32), np.zeros(4, np.int32)
+table["softmax_cross_entropy"](logits, label, axis=1)
+table["softmax_cross_entropy_grad"](np.ones(4, np.float32), logits, label, axis=1)
 print(imported - start, time.perf_counter() - imported)
 """
 
@@ -101,6 +106,24 @@ def grad_weight_row(rounds: int, numpy_table: dict, compiled_table: dict) -> Non
           + (f"   (onnxruntime's {med['onnxruntime']:.3f})" if "onnxruntime" in med else ""))
 
 
+def cross_entropy_rows(rounds: int, numpy_table: dict, compiled_table: dict) -> None:
+    rng = np.random.default_rng(0)
+    for batch, classes in ((16, 10), (64, 10), (256, 10), (64, compiled.MAX_CLASSES)):
+        x = rng.standard_normal((batch, classes)).astype(np.float32)
+        label = rng.integers(0, classes, batch).astype(np.int32)
+        g = np.full(batch, 1 / batch, np.float32)
+        for name, args in (("softmax_cross_entropy", (x, label)),
+                           ("softmax_cross_entropy_grad", (g, x, label))):
+            contenders = {side: lambda t=table, a=args, n=name: t[n](*a, axis=1)
+                          for side, table in (("numpy", numpy_table),
+                                              ("compiled", compiled_table))}
+            times = time_rounds(contenders, rounds * 5, warmup=3, per_round=5)
+            med = {side: median_min_ms(t)[0] for side, t in times.items()}
+            print(f"{'logits':<9} {str((batch, classes)):<18} {name:<26} "
+                  f"{med['numpy']:7.4f} {med['compiled']:9.4f} "
+                  f"{med['compiled'] / med['numpy']:6.2f}")
+
+
 def kernel_table(rounds: int) -> None:
     numpy_table = kernels.kernel_table(np)
     compiled_table = {**numpy_table, **compiled.kernels(numpy_table)}
@@ -120,6 +143,7 @@ def kernel_table(rounds: int) -> None:
     print(f"{'all':<52} {totals['numpy']:9.3f} {totals['compiled']:9.3f} "
           f"{totals['compiled'] / totals['numpy']:6.2f}")
     grad_weight_row(rounds, numpy_table, compiled_table)
+    cross_entropy_rows(rounds, numpy_table, compiled_table)
 
 
 def compile_times() -> None:
