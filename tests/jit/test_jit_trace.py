@@ -194,8 +194,10 @@ def test_a_changed_learning_rate_traces_the_step_again(opt_class, opt_args):
 
 
 def test_a_new_input_shape_traces_again_and_each_shape_replays_its_own_program():
-    eager, _ = _training_step(M.LeNet, optim.SGD, lr=0.05)
-    step, _ = _training_step(M.LeNet, optim.SGD, lr=0.05)
+    eager, eager_model = _training_step(M.LeNet, optim.SGD, lr=0.05)
+    step, traced_model = _training_step(M.LeNet, optim.SGD, lr=0.05)
+    for (name, a), (_, b) in zip(eager_model.named_parameters(), traced_model.named_parameters()):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), f"{name} starts apart"
     traced = trace(step)
     small, large = _batches(4, batch=4), _batches(4, batch=12, seed=1)
     for (xs, ys), (xl, yl) in zip(small, large):
