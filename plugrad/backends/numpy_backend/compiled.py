@@ -184,10 +184,12 @@ def _conv_grad_weight_rows(g: np.ndarray, x: np.ndarray, weight_shape: tuple,
 
 def _class_rows(x: np.ndarray, label: np.ndarray, axis: int) -> bool:
     """Whether a softmax cross-entropy runs as the loops over rows: ``(N, C)`` float scores
-    with the classes on axis 1 and C-contiguous int32 or int64 labels, up to
-    :data:`MAX_CLASSES` classes."""
+    with the classes on axis 1, up to :data:`MAX_CLASSES` of them, and ``(N,)`` C-contiguous
+    int32 or int64 labels (the loops do not check bounds: other shapes go to NumPy's kernel,
+    which refuses them)."""
     return (axis == 1 and x.ndim == 2 and x.shape[1] <= MAX_CLASSES and x.dtype in _FLOATS
-            and x.flags.c_contiguous and label.dtype in _LABELS and label.flags.c_contiguous)
+            and x.flags.c_contiguous and label.shape == x.shape[:1]
+            and label.dtype in _LABELS and label.flags.c_contiguous)
 
 
 def _label_checked(bad_row: int, label: np.ndarray, classes: int, op: str) -> None:
@@ -217,7 +219,9 @@ def kernels(table: dict[str, Callable]) -> dict[str, Callable]:
         return _elementwise(loops().relu, x) if _compiles(x) else numpy_relu(x)
 
     def relu_grad(g, y):
-        return _elementwise(loops().relu_grad, g, y) if _compiles(g, y) else numpy_relu_grad(g, y)
+        if g.shape == y.shape and _compiles(g, y):  # the loop does not check bounds
+            return _elementwise(loops().relu_grad, g, y)
+        return numpy_relu_grad(g, y)
 
     def max_pool2d(x, *, kernel_size, stride, padding):
         if not (_compiles(x) and _two_by_two(kernel_size, stride, padding)):
@@ -225,7 +229,9 @@ def kernels(table: dict[str, Callable]) -> dict[str, Callable]:
         return _split(loops().max_pool_2x2, (x,), x.shape[:2] + (x.shape[2] // 2, x.shape[3] // 2))
 
     def max_pool2d_grad(g, x, y, *, kernel_size, stride, padding):
-        if not (_compiles(g, x, y) and _two_by_two(kernel_size, stride, padding)):
+        pooled = x.shape[:2] + (x.shape[2] // 2, x.shape[3] // 2) if x.ndim == 4 else None
+        if not (g.shape == y.shape == pooled and _compiles(g, x, y)
+                and _two_by_two(kernel_size, stride, padding)):
             return numpy_max_pool2d_grad(g, x, y, kernel_size=kernel_size, stride=stride,
                                          padding=padding)
         return _split(loops().max_pool_2x2_grad, (g, x, y), x.shape)
@@ -240,7 +246,8 @@ def kernels(table: dict[str, Callable]) -> dict[str, Callable]:
 
     def softmax_cross_entropy_grad(g, x, label, *, axis):
         # g may be strided: a mean's gradient reaches here as one value broadcast to (N,)
-        if not (_class_rows(x, label, axis) and g.dtype == x.dtype):
+        if not (_class_rows(x, label, axis) and g.dtype == x.dtype
+                and g.shape == label.shape):
             return numpy_cross_entropy_grad(g, x, label, axis=axis)
         out = np.empty(x.shape, dtype=x.dtype)
         _label_checked(loops().softmax_cross_entropy_grad_rows(g, x, label, out), label,

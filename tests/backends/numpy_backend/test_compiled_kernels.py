@@ -282,6 +282,27 @@ def test_a_label_out_of_range_is_an_index_error_naming_it(bad):
         COMPILED["softmax_cross_entropy_grad"](g, x, label, axis=1)
 
 
+def test_mismatched_shapes_go_to_numpys_kernels_not_past_an_array(loop_calls):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError):  # NumPy's broadcasting refuses them; the loops would read on
+        COMPILED["relu_grad"](np.ascontiguousarray(x[:, :2]), x)
+    pooled = COMPILED["max_pool2d"](x, **TWO_BY_TWO)
+    with pytest.raises(ValueError):
+        COMPILED["max_pool2d_grad"](np.ascontiguousarray(pooled[:, :2]), x, pooled,
+                                    **TWO_BY_TWO)
+    assert loop_calls == Counter(max_pool_2x2=1)
+
+
+def test_labels_or_gradients_of_another_length_are_refused_not_read_past(loop_calls):
+    x, label, g = _cross_entropy_case((6, 10), np.float32)
+    with pytest.raises(IndexError):  # NumPy's kernel: the loops would read past the labels
+        COMPILED["softmax_cross_entropy"](x, label[:4], axis=1)
+    with pytest.raises(ValueError):
+        COMPILED["softmax_cross_entropy_grad"](g[:4], x, label, axis=1)
+    assert loop_calls == Counter()
+
+
 @pytest.mark.parametrize("shape, axis, label_dtype", [
     ((4, compiled.MAX_CLASSES + 1), 1, np.int32),  # NumPy's vectorised exp wins
     ((10, 4), 0, np.int32),                         # classes on axis 0
