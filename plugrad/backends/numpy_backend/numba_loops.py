@@ -241,38 +241,47 @@ def _log_sum_exp_terms(row, out, zero):
 
 
 @_jit
+def _first_label_outside(label, classes):
+    """The first row whose label is outside ``[0, classes)``, or -1."""
+    for i in range(label.size):
+        if label[i] < 0 or label[i] >= classes:
+            return i
+    return -1
+
+
+@_jit
 def softmax_cross_entropy_rows(x, label, out):
     """Per row of ``(N, C)`` scores ``x``: ``log(sum(exp(x - max))) - (x[label] - max)`` into
-    ``out``. Returns the first row whose label is outside ``[0, C)`` (nothing is read for it),
-    or -1."""
+    ``out``. Returns the first row whose label is outside ``[0, C)``, and then computes
+    nothing, or -1."""
     n, classes = x.shape
+    bad = _first_label_outside(label, classes)
+    if bad >= 0:
+        return bad
     terms = np.empty(classes, x.dtype)
     zero = np.zeros(1, x.dtype)[0]
     for i in range(n):
-        k = label[i]
-        if k < 0 or k >= classes:
-            return i
         row = x[i]
         peak, total = _log_sum_exp_terms(row, terms, zero)
-        out[i] = np.log(total) - (row[k] - peak)
+        out[i] = np.log(total) - (row[label[i]] - peak)
     return -1
 
 
 @_jit
 def softmax_cross_entropy_grad_rows(g, x, label, out):
     """``(softmax(x) - onehot(label)) * g`` per row of ``(N, C)`` scores into ``out``. Returns
-    the first row whose label is outside ``[0, C)``, or -1."""
+    the first row whose label is outside ``[0, C)``, and then computes nothing, or -1."""
     n, classes = x.shape
+    bad = _first_label_outside(label, classes)
+    if bad >= 0:
+        return bad
     zero = np.zeros(1, x.dtype)[0]
     for i in range(n):
-        k = label[i]
-        if k < 0 or k >= classes:
-            return i
         row = out[i]
         _, total = _log_sum_exp_terms(x[i], row, zero)
         for j in range(classes):
             row[j] /= total
-        row[k] -= 1
+        row[label[i]] -= 1
         scale = g[i]
         for j in range(classes):
             row[j] *= scale
