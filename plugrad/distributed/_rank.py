@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import runpy
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -19,6 +20,10 @@ RUN_DIR_VARIABLE = "PLUGRAD_LAUNCHED_RANK"
 
 # Variables the MPI process managers set to each process's rank before it starts.
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+#: Seconds between a failing rank's message on stderr and ``MPI_Abort``. On an abort the
+#: process manager stops forwarding the ranks' output, and a message still on its way is lost:
+#: MPICH's mpiexec returned an empty stderr in one of about ten runs of the test suite.
+ABORT_GRACE_S = 0.2
 
 
 def run_dir() -> Path | None:
@@ -59,6 +64,7 @@ def stop_every_rank(rank: int | None, kind: str, headline: str, text: str) -> No
     sys.stdout.flush()
     mpi = sys.modules.get("mpi4py.MPI")
     if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        time.sleep(ABORT_GRACE_S)  # the message reaches the process manager before the abort
         mpi.COMM_WORLD.Abort(1)
     os._exit(1)
 
