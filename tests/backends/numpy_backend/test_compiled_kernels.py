@@ -1,10 +1,9 @@
 """The numpy backend's compiled kernels (compiled.py, numba): ReLU, its gradient, 2x2 max
 pooling, a one-channel convolution's weight gradient and the softmax cross-entropy with its
-gradient against float64 references and
-hand-derived values, the inputs they leave to the table's other kernels, their thread splits,
-each loop's source run uncompiled, and how the backend turns them on (numba installed,
-``PLUGRAD_NUMBA``, a cache directory or none). Batch norm's compiled loops are checked beside
-NumPy's in test_batch_norm_kernels.py.
+gradient against float64 references and hand-derived values, the inputs they leave to the
+table's other kernels, their thread splits, each loop's source run uncompiled, and how the
+backend turns them on (numba installed, ``PLUGRAD_NUMBA``, a cache directory or none). Batch
+norm's compiled loops are checked beside NumPy's in test_batch_norm_kernels.py.
 """
 from __future__ import annotations
 
