@@ -11,9 +11,11 @@ import argparse
 import importlib
 import logging
 import sys
+import textwrap
 from types import ModuleType
 
-__all__ = ["SUBCOMMANDS", "UsageError", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "DescriptionFormatter", "HelpFormatter", "UsageError", "build_parser",
+           "main"]
 
 #: command name -> module; adding a subcommand is one module and one line here.
 SUBCOMMANDS: dict[str, str] = {
@@ -29,8 +31,23 @@ class UsageError(Exception):
     """A bad argument or option: what is wrong and what to do, in one line."""
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows ``(default: X)`` where there is a default worth showing."""
+class DescriptionFormatter(argparse.HelpFormatter):
+    """A description or epilog as written: prose paragraphs refilled to the terminal's width,
+    a paragraph with indented lines (example commands under a heading) kept line for line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        refill = super()._fill_text
+        paragraphs = textwrap.dedent(text).strip().split("\n\n")
+        return "\n\n".join(
+            "\n".join(indent + line for line in paragraph.splitlines())
+            if any(line[:1].isspace() for line in paragraph.splitlines())
+            else refill(paragraph, width, indent)
+            for paragraph in paragraphs)
+
+
+class HelpFormatter(DescriptionFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` where there is a default worth showing; a command's description
+    (its module docstring) as :class:`DescriptionFormatter` lays it out."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or action.default is False or action.default is argparse.SUPPRESS:

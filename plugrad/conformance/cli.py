@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from plugrad.cli import DescriptionFormatter
+
 __all__ = ["build_pytest_args", "main"]
 
 _EPILOG = """\
@@ -30,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Check that a plugrad backend plugin conforms: every op against a float64 "
                     "NumPy reference, gradients against finite differences, fused kernels "
                     "against their decompositions, devices and dtypes.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_EPILOG, formatter_class=DescriptionFormatter)
     parser.add_argument("--backend", metavar="NAME",
                         help="entry-point name of the backend plugin (see 'plugrad info')")
     parser.add_argument("--device", metavar="DEV",

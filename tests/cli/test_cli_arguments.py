@@ -31,6 +31,32 @@ def test_train_help_shows_the_defaults(tmp_path):
         assert option in out
 
 
+@pytest.mark.parametrize("columns", [72, 120])
+def test_a_commands_description_keeps_its_examples_and_fills_its_prose(tmp_path, columns):
+    out = plugrad("train", "--help", cwd=tmp_path, env={"COLUMNS": str(columns)}).stdout
+    lines = out.splitlines()
+    assert "    plugrad train --data ../shared/datasets/mnist" in lines
+    assert ("    plugrad train --resume lenet_mnist.pgd         # continue a stopped run where "
+            "it left off") in lines
+    prose = lines[lines.index("    plugrad train --data ../shared/datasets/mnist") + 3:]
+    prose = prose[:prose.index("")]  # the paragraph after the examples, refilled to the width
+    assert " ".join(prose).startswith("Each epoch prints its training loss, test loss and")
+    assert all(len(line) <= columns - 2 for line in prose) and len(prose) > 1
+
+
+def test_the_conformance_commands_examples_stay_and_its_description_fills(monkeypatch):
+    from plugrad.conformance import cli
+
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = cli._parser().format_help().splitlines()
+    assert "  python -m plugrad.conformance --kernel-table    # the kernel signatures, as " \
+           "Markdown" in lines
+    description = lines[lines.index("") + 1:]
+    description = description[:description.index("")]
+    assert description[0].startswith("Check that a plugrad backend plugin conforms")
+    assert len(description) > 1 and all(len(line) <= 78 for line in description)
+
+
 def test_version_is_the_installed_distributions(tmp_path):
     done = plugrad("--version", cwd=tmp_path)
     assert done.returncode == 0
