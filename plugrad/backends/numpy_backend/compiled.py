@@ -11,7 +11,7 @@ for its gradient (1.05x on 4x4 maps, rows too short to vectorise). A first layer
 gradient (one input channel, as on MNIST) is long dot products of shifted rows instead of
 im2col and a GEMM: LeNet's conv1 0.24 ms against 0.52. A softmax cross-entropy over few
 classes is rows too short for NumPy's calls to pay: one loop per row takes its loss or its
-gradient in 0.3x NumPy's time on MNIST's 64x10 logits, and checks each label on the way.
+gradient in 0.3x NumPy's time on MNIST's 64x10 logits, after checking every label.
 
 On when numba is installed (``pip install plugrad[numba]``), unless ``PLUGRAD_NUMBA=0``.
 ``import plugrad`` never imports numba: the first kernel call does (0.2 s). Each loop compiles
