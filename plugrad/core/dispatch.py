@@ -16,7 +16,7 @@ from plugrad.core.tape import ArraySpec, Node, state
 from plugrad.core.tensor import Tensor, wrap
 
 __all__ = ["apply", "update", "record", "binary", "check", "promote_pair", "create",
-           "check_broadcast", "common_device", "as_tensor_like", "spec_of", "tracer"]
+           "check_broadcast", "common_device", "as_tensor_like", "spec_of", "surfaced", "tracer"]
 
 #: The recorder of the ``plugrad.jit.trace`` being recorded, or None. Dispatch reads it once per
 #: op call: recording costs nothing else while no trace records.
@@ -51,11 +51,16 @@ def _kernel_failed(op: str, device, inputs: tuple[Tensor, ...], attrs: dict,
     message = (f"{op}: the {device.backend!r} backend's kernel failed on inputs "
                f"[{_describe_inputs(inputs)}]" + (f" with {shown}" if shown else "")
                + f": {type(exc).__name__}: {exc}")
-    # The builtin class, never type(exc): a library's own exception class may take other
-    # constructor arguments (NumPy's _UFuncNoLoopError needs its ufunc and dtypes).
-    kind = next((k for k in (TypeError, ValueError, IndexError) if isinstance(exc, k)),
-                RuntimeError)
-    return kind(message)
+    return surfaced(exc)(message)
+
+
+def surfaced(exc: Exception) -> type[Exception]:
+    """The builtin class a kernel's exception is reported as: TypeError, ValueError,
+    IndexError, MemoryError (callers may catch it and retry smaller) or RuntimeError. Never
+    ``type(exc)``: a library's own exception class may take other constructor arguments
+    (NumPy's _UFuncNoLoopError needs its ufunc and dtypes)."""
+    return next((k for k in (TypeError, ValueError, IndexError, MemoryError)
+                 if isinstance(exc, k)), RuntimeError)
 
 
 def _native(attrs: dict, device) -> dict:

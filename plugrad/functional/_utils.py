@@ -1,9 +1,10 @@
 """Argument normalisation shared by the functional modules (strict primitives, lenient front)."""
 from __future__ import annotations
 
+import functools
 import math
 import operator
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -76,13 +77,26 @@ def check_index_range(op: str, name: str, index: Tensor, size: int) -> None:
 
     NumPy would wrap -1 to the last class silently (and an index past the end fails deep in a
     kernel, or not at all for one_hot). Two reduction kernels and one host read per call: cheap
-    next to the op that consumes the indices. Skipped while ``jit.trace`` records: a traced
-    program replays kernels only, and a symbolic trace has no values to check.
+    next to the op that consumes the indices. While ``jit.trace`` records, the check becomes a
+    step of the traced program, so every replay checks its own indices as eager code does.
     """
-    if not index.size or dispatch.tracer is not None:
+    if not index.size:
         return
-    low = apply("min", index, axis=None, keepdims=False).item()
-    high = apply("max", index, axis=None, keepdims=False).item()
+    device = index._device
+    kernels = device.kernels
+    check = functools.partial(_refuse_out_of_range, op, name, size, kernels["min"],
+                              kernels["max"], device.type.to_host)
+    if dispatch.tracer is None:
+        check(index._data)
+    else:
+        dispatch.tracer.guard(index, check)
+
+
+def _refuse_out_of_range(op: str, name: str, size: int, minimum: Callable, maximum: Callable,
+                         to_host: Callable, indices: Any) -> None:
+    """The check itself, on a backend array: kernels find the extremes, the host compares."""
+    low = to_host(minimum(indices, axis=None, keepdims=False)).item()
+    high = to_host(maximum(indices, axis=None, keepdims=False)).item()
     if low < 0 or high >= size:
         bad = low if low < 0 else high
         raise IndexError(f"{op}: {name} {bad} is out of range; expected values in [0, {size}) "

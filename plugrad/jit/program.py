@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from plugrad.core.dispatch import surfaced
 from plugrad.core.tensor import Tensor, wrap
 from plugrad.jit.recorder import EXPECT, Recorder, Step
 
@@ -71,10 +72,30 @@ class Program:
         slots = self.template.copy()
         for slot, tensor in zip(self.inputs, tensors):
             slots[slot] = tensor._data
-        for fn, gather, attrs, out in self.plan:
-            slots[out] = fn(*gather(slots), **attrs)
+        try:
+            for fn, gather, attrs, out in self.plan:
+                slots[out] = fn(*gather(slots), **attrs)
+        except Exception as exc:
+            # The loop's names still hold the failing step (found afterwards: the loop stays
+            # as lean as it was).
+            step = next(s for s in self.steps if s.fn is fn and s.out == out)
+            if step.op.startswith("<"):  # a check or an effect: its error says what it means
+                raise
+            raise _replay_failed(step, [self.specs[slot] for slot in step.inputs], exc) \
+                from exc
         return self.rebuild([None if spec is None else wrap(slots[spec[0]], spec[1])
                              for spec in self.outputs])
+
+
+def _replay_failed(step: Step, specs: list[tuple], exc: Exception) -> Exception:
+    """A kernel's failure in a replay, as eager dispatch reports it: the op, where it was
+    traced, the shapes and dtypes it had, and what to do."""
+    described = ", ".join(f"{shape} {np.dtype(dtype)}" for shape, dtype in specs)
+    where = f" (traced in {step.origin})" if step.origin else ""
+    advice = "; use a smaller batch or tensor" if isinstance(exc, MemoryError) else ""
+    return surfaced(exc)(
+        f"{step.op}: its kernel failed in a replay of a traced function{where}, on inputs "
+        f"[{described}]: {type(exc).__name__}: {exc}{advice}")
 
 
 #: Arrays at least this large are dropped from the slots after their last use, as eager's

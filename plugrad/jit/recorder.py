@@ -198,6 +198,16 @@ class Recorder:
         self.steps.append(Step(_guard(expected, where, tensor._device), (slot,), {}, SCRATCH,
                                "<read>"))
 
+    def guard(self, tensor: Tensor, check: Callable[[Any], None]) -> None:
+        """``check(array)`` of ``tensor``'s array runs now and in every replay, at this point of
+        the program (an index range: a replay must refuse what eager code refuses)."""
+        check(tensor._data)
+        if self.paused or threading.get_ident() != self.thread:
+            return
+        slot = self.slot(tensor)
+        if slot not in self.constants:  # a constant passed its check now, for good
+            self.steps.append(Step(check, (slot,), {}, SCRATCH, "<check>"))
+
     def expect(self, read: Callable[[], Any]) -> None:
         """The ops recorded next bake in ``read()`` (an optimizer's learning rate): a replay
         that finds it changed records the function again instead of running stale kernels."""
