@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write loss/accuracy curves (needs matplotlib: plugrad[plot])")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use only the first N training batches of each epoch (quick checks)")
+    parser.add_argument("--trace", action="store_true",
+                        help="run the training step through plugrad.jit.trace: recorded once "
+                             "per batch shape and learning rate, then replayed without the "
+                             "framework's per-op Python (the same numbers, bit for bit)")
     parser.add_argument("--nproc", type=int, default=1,
                         help="train data-parallel on this many processes (MPI ranks; needs "
                              "plugrad[mpi]); --batch-size is per process, rank 0 reports "
@@ -199,6 +203,18 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                                   gamma=settings["lr_decay"])
     history = [] if state is None else _restore(state, model, optimizer, scheduler,
                                                 train_loader.sampler)
+
+    def train_step(images: Any, labels: Any) -> Any:
+        with gm:
+            loss = F.nn.cross_entropy(model(images), labels)
+            gm.backward(loss)
+            optimizer.step().clear_grad()
+        return loss
+
+    if args.trace:
+        from plugrad.jit import trace
+
+        train_step = trace(train_step, symbolic=True)
     limit = settings["limit"]
     steps = len(train_loader) if limit is None else min(limit, len(train_loader))
     first = len(history) + 1
@@ -214,11 +230,8 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
                 for step, (images, labels) in enumerate(train_loader):
                     if step >= steps:
                         break
-                    with gm:
-                        logits = model(plugrad.Tensor(images, device=device))
-                        loss = F.nn.cross_entropy(logits, plugrad.Tensor(labels, device=device))
-                        gm.backward(loss)
-                        optimizer.step().clear_grad()
+                    loss = train_step(plugrad.Tensor(images, device=device),
+                                      plugrad.Tensor(labels, device=device))
                     value = loss.item()
                     total_loss += value * len(labels)
                     seen += len(labels)

@@ -91,6 +91,33 @@ def test_resume_with_more_epochs_continues_the_run(tmp_path):
     assert [h["lr"] for h in _history(tmp_path / "resumed.pgd")] == [0.01, 0.01, 0.01 * 0.1]
 
 
+def test_a_traced_run_replays_its_step_and_trains_exactly_as_an_eager_one(tmp_path, monkeypatch):
+    from plugrad.cli import main
+    from plugrad.jit.program import Program
+
+    # 600 images in batches of 16 end each epoch with a batch of 8 (a second input shape), and
+    # the rate decays after epoch 2 (a changed hyper-parameter): both make the step record again.
+    data = str(small_mnist(tmp_path / "mnist", train=600))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", data, "--epochs", "3", *TRAIN, "--checkpoint",
+                 "eager.pgd"]) == 0
+    replays = []
+    replay = Program.run
+
+    def counted(program, tensors):
+        outputs = replay(program, tensors)
+        replays.append(program)  # a replay that ran to the end
+        return outputs
+
+    monkeypatch.setattr(Program, "run", counted)
+    assert main(["train", "--data", data, "--epochs", "3", *TRAIN, "--trace", "--checkpoint",
+                 "traced.pgd"]) == 0
+    # Every call but those that recorded: the first two (the first makes momentum buffers),
+    # the first of 8 images, and one per shape at the new rate.
+    assert len(replays) == 3 * 38 - 5
+    _assert_same_run(tmp_path / "traced.pgd", tmp_path / "eager.pgd")
+
+
 def test_auto_decay_follows_its_help_for_short_runs(tmp_path):
     data = str(small_mnist(tmp_path / "mnist"))
     done = plugrad("train", "--data", data, "--epochs", "2", "--batch-size", "32", cwd=tmp_path)
