@@ -88,8 +88,8 @@ class Program:
 
 
 def _replay_failed(step: Step, specs: list[tuple], exc: Exception) -> Exception:
-    """A kernel's failure in a replay, as eager dispatch reports it: the op, where it was
-    traced, the shapes and dtypes it had, and what to do."""
+    """A kernel's failure in a replay, as eager dispatch reports it: the op, the layer it was
+    traced in, and the shapes and dtypes of its inputs."""
     described = ", ".join(f"{shape} {np.dtype(dtype)}" for shape, dtype in specs)
     where = f" (traced in {step.origin})" if step.origin else ""
     advice = "; use a smaller batch or tensor" if isinstance(exc, MemoryError) else ""
