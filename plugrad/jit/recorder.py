@@ -145,14 +145,18 @@ class Recorder:
             self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op, origin))
             return
         # Several outputs (an optimizer's update op): the tuple in a slot of its own, then
-        # one step per array, so each output has its slot as any op output does.
+        # one step per array, so each output has its slot as any op output does. An array the
+        # kernel wrote in place is already in its input's slot, where its owner loaded it from:
+        # it needs no step, nor a step giving it back to its owner.
         results = self.count
         self.count += 1
         self.specs[results] = ((), np.dtype(object))
         self.steps.append(Step(kernel, slots, attrs, results, op, origin))
+        written = {id(t._data) for t in inputs}
         for position, array in enumerate(out):
-            self.steps.append(Step(itemgetter(position), (results,), {},
-                                   self._new_slot(array), "<output>"))
+            if id(array) not in written:
+                self.steps.append(Step(itemgetter(position), (results,), {},
+                                       self._new_slot(array), "<output>"))
 
     def _traced_index_arrays(self, index: tuple) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Positions and slots of the index arrays a replay must take from its slots (an

@@ -482,3 +482,44 @@ def test_a_kernel_with_several_outputs_writing_state_is_replayed():
         np.testing.assert_array_equal(buffer.numpy(), expected_v)
     assert len(traced.programs) == 1
     assert "<output>" in [s.op for s in next(iter(traced.programs.values())).steps]
+
+
+def test_arrays_an_update_kernel_writes_in_place_are_replayed_without_copy_steps():
+    # The numpy backend's update ops write into the parameter and buffer and return them: the
+    # replay's load of each already holds the array, so no step takes it out of the result
+    # tuple or gives it back to its tensor.
+    param = P.Parameter(np.array([1.0, 2.0], np.float32))
+    buffer = P.Tensor(np.zeros(2, np.float32))
+
+    def update(p, g, v):
+        v *= 0.5
+        v += g
+        p -= np.float32(0.1) * v
+        return p, v
+
+    def step(g):
+        arrays = update(param._data, g._data, buffer._data)
+        if dispatch.tracer is not None:
+            dispatch.tracer.record("sgd_like_update", update, (param, g, buffer), {}, arrays,
+                                   param.device)
+        param._set_data(arrays[0])
+        buffer._set_data(arrays[1])
+        return param * 1.0
+
+    traced = trace(step)
+    expected_p, expected_v = np.array([1.0, 2.0], np.float32), np.zeros(2, np.float32)
+    for call, g in enumerate(([1.0, -1.0], [0.5, 0.5], [2.0, 0.0], [1.0, 1.0])):
+        if call == 3:  # a new array bound to the parameter between calls (a loaded state)
+            expected_p = np.array([5.0, 6.0], np.float32)
+            param._set_data(expected_p.copy())
+        g = np.array(g, np.float32)
+        expected_v = expected_v * np.float32(0.5) + g
+        expected_p = expected_p - np.float32(0.1) * expected_v
+        out = traced(P.Tensor(g))
+        np.testing.assert_array_equal(out.numpy(), expected_p)
+        np.testing.assert_array_equal(param.numpy(), expected_p)
+        np.testing.assert_array_equal(buffer.numpy(), expected_v)
+    assert len(traced.programs) == 1
+    ops = [s.op for s in next(iter(traced.programs.values())).steps]
+    assert "<output>" not in ops and "<set data>" not in ops
+    assert ops.count("<load>") == 2
