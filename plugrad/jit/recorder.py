@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from plugrad.core.registry import OPS
 from plugrad.core.tensor import Parameter, Tensor, wrap
 
 __all__ = ["Recorder", "Step", "TraceError", "StaleTrace"]
@@ -140,6 +141,13 @@ class Recorder:
         if "seed" in attrs:  # a random op draws a new seed per call, as eager does
             kernel = _reseeded(kernel, self._seed_source)
             self._seed_source = None
+        if _folds(op, attrs, out) and all(slot in self.constants for slot in slots):
+            # Constants in, a constant out (a loss's seed and the scale of its mean): computed
+            # once, now, as a replay would compute it every time.
+            slot = self._new_slot(out)
+            self.constants[slot] = out
+            self.constant_devices[slot] = device
+            return
         origin = _origin()
         if not isinstance(out, (tuple, list)):
             self.steps.append(Step(kernel, slots, attrs, self._new_slot(out), op, origin))
@@ -237,6 +245,13 @@ class Recorder:
             else:
                 self.steps.append(Step(_grad_wrapper(t, grad._device), (grad_slot,), {},
                                        SCRATCH, "<set grad>"))
+
+
+def _folds(op: str, attrs: dict, out: Any) -> bool:
+    """Whether a call of ``op`` on constants is a constant itself: a registered op (not a
+    collective, which must communicate every time), not a random draw (a new seed each call),
+    and one result (an update op returns its writes, which must happen every time)."""
+    return op in OPS and "seed" not in attrs and not isinstance(out, (tuple, list))
 
 
 # -- the functions steps call ------------------------------------------------------------------

@@ -523,3 +523,20 @@ def test_arrays_an_update_kernel_writes_in_place_are_replayed_without_copy_steps
     ops = [s.op for s in next(iter(traced.programs.values())).steps]
     assert "<output>" not in ops and "<set data>" not in ops
     assert ops.count("<load>") == 2
+
+
+def test_ops_on_constants_are_computed_once_when_recorded_and_random_draws_are_not():
+    def shifted(x):
+        offset = F.full((3,), 2.0) * 0.5 + P.Tensor([1.0, 2.0, 3.0])  # constants only
+        noise = P.random.normal(size=(3,)) * 0.0 + 1.0  # a random draw stays a step
+        return x + offset * noise
+
+    traced = trace(shifted)
+    for x in ([0.0, 0.0, 0.0], [1.0, -1.0, 0.5], [4.0, 4.0, 4.0]):
+        np.testing.assert_array_equal(traced(P.Tensor(x)).numpy(),
+                                      np.array(x, np.float32) + [2.0, 3.0, 4.0])
+    program = next(iter(traced.programs.values()))
+    ops = [s.op for s in program.steps]
+    # The offset's full, mul and add are folded; what involves the draw or x stays.
+    assert "full" not in ops and ops.count("normal") == 1
+    assert ops.count("mul") == 2 and ops.count("add") == 2
