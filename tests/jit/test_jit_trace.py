@@ -452,15 +452,9 @@ def test_a_traced_data_parallel_step_all_reduces_in_every_replay(tmp_path):
         assert bool(saved["same"])  # every parameter, bit for bit
 
 
-def test_a_kernel_with_several_outputs_writing_state_is_replayed():
-    # What an optimizer's update op does through dispatch: one kernel call returns the new
-    # parameter and the new buffer, which are stored into their tensors.
-    param = P.Parameter(np.array([1.0, 2.0], np.float32))
-    buffer = P.Tensor(np.zeros(2, np.float32))
-
-    def update(p, g, v):
-        v = v * 0.5 + g
-        return p - 0.1 * v, v
+def _updating_step(update, param: P.Tensor, buffer: P.Tensor):
+    """What an optimizer's update op does through dispatch: one kernel call returns the
+    parameter and the buffer, which are stored into their tensors."""
 
     def step(g):
         arrays = update(param._data, g._data, buffer._data)
@@ -471,7 +465,18 @@ def test_a_kernel_with_several_outputs_writing_state_is_replayed():
         buffer._set_data(arrays[1])
         return param * 1.0
 
-    traced = trace(step)
+    return step
+
+
+def test_a_kernel_with_several_outputs_writing_state_is_replayed():
+    param = P.Parameter(np.array([1.0, 2.0], np.float32))
+    buffer = P.Tensor(np.zeros(2, np.float32))
+
+    def update(p, g, v):  # new arrays, as a backend without in-place writes returns
+        v = v * 0.5 + g
+        return p - 0.1 * v, v
+
+    traced = trace(_updating_step(update, param, buffer))
     expected_p, expected_v = np.array([1.0, 2.0], np.float32), np.zeros(2, np.float32)
     for g in ([1.0, -1.0], [0.5, 0.5], [2.0, 0.0]):
         g = np.array(g, np.float32)
@@ -497,16 +502,7 @@ def test_arrays_an_update_kernel_writes_in_place_are_replayed_without_copy_steps
         p -= np.float32(0.1) * v
         return p, v
 
-    def step(g):
-        arrays = update(param._data, g._data, buffer._data)
-        if dispatch.tracer is not None:
-            dispatch.tracer.record("sgd_like_update", update, (param, g, buffer), {}, arrays,
-                                   param.device)
-        param._set_data(arrays[0])
-        buffer._set_data(arrays[1])
-        return param * 1.0
-
-    traced = trace(step)
+    traced = trace(_updating_step(update, param, buffer))
     expected_p, expected_v = np.array([1.0, 2.0], np.float32), np.zeros(2, np.float32)
     for call, g in enumerate(([1.0, -1.0], [0.5, 0.5], [2.0, 0.0], [1.0, 1.0])):
         if call == 3:  # a new array bound to the parameter between calls (a loaded state)

@@ -11,26 +11,8 @@ import plugrad as P
 import plugrad.functional as F
 import plugrad.module as M
 import plugrad.optimizer as optim
-from plugrad.autodiff import GradManager
 from plugrad.jit import trace
-from tests.jit.test_jit_trace import _KernelCounter
-
-
-def _classifier_step(classes: int):
-    """(step, model): a linear classifier's training step, seeded alike every time."""
-    P.random.seed(0)
-    model = M.Linear(6, classes)
-    gm = GradManager().attach(model.parameters())
-    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-
-    def step(x, y):
-        with gm:
-            loss = F.nn.cross_entropy(model(x), y)
-            gm.backward(loss)
-            opt.step().clear_grad()
-        return loss
-
-    return step, model
+from tests.jit.test_jit_trace import _KernelCounter, _training_step
 
 
 def _weights(model: M.Module) -> dict[str, bytes]:
@@ -44,7 +26,7 @@ def _weights(model: M.Module) -> dict[str, bytes]:
 @pytest.mark.parametrize("bad", ["negative", "past the end"])
 def test_a_replay_refuses_out_of_range_labels_before_it_changes_any_state(classes, symbolic,
                                                                           bad):
-    step, model = _classifier_step(classes)
+    step, model = _training_step(lambda: M.Linear(6, classes), optim.SGD, lr=0.1, momentum=0.9)
     traced = trace(step, symbolic=symbolic)
     rng = np.random.default_rng(0)
     x = P.Tensor(rng.standard_normal((8, 6)).astype(np.float32))
