@@ -58,6 +58,13 @@ def test_an_index_the_traced_function_builds_itself_is_checked_once_when_it_is_r
     program = next(iter(encode.programs.values()))
     assert "<check>" not in [s.op for s in program.steps]  # a constant: the same every call
 
+    @trace(symbolic=True)
+    def encode_badly(x):
+        return x + F.nn.one_hot(P.Tensor(np.array([0, 3], np.int32)), 3)
+
+    with pytest.raises(IndexError, match=r"^one_hot: class index 3 is out of range"):
+        encode_badly(x)  # the first call, which records, checks it
+
 
 class _Lookup(M.Module):
     def forward(self, table, rows):
