@@ -84,12 +84,11 @@ def check_index_range(op: str, name: str, index: Tensor, size: int) -> None:
         return
     device = index._device
     kernels = device.kernels
-    check = functools.partial(_refuse_out_of_range, op, name, size, kernels["min"],
-                              kernels["max"], device.type.to_host)
+    bound = (op, name, size, kernels["min"], kernels["max"], device.type.to_host)
     if dispatch.tracer is None:
-        check(index._data)
+        _refuse_out_of_range(*bound, index._data)
     else:
-        dispatch.tracer.guard(index, check)
+        dispatch.tracer.guard(index, functools.partial(_refuse_out_of_range, *bound))
 
 
 def _refuse_out_of_range(op: str, name: str, size: int, minimum: Callable, maximum: Callable,
