@@ -76,9 +76,11 @@ class Program:
             for fn, gather, attrs, out in self.plan:
                 slots[out] = fn(*gather(slots), **attrs)
         except Exception as exc:
-            # The loop's names still hold the failing step (found afterwards: the loop stays
-            # as lean as it was).
-            step = next(s for s in self.steps if s.fn is fn and s.out == out)
+            # The loop's names still hold the failing entry (found afterwards: the loop stays
+            # as lean as it was); the plan has one entry per step, in order.
+            position = next(i for i, entry in enumerate(self.plan)
+                            if entry[0] is fn and entry[3] == out)
+            step = self.steps[position]
             if step.op.startswith("<"):  # a check or an effect: its error says what it means
                 raise
             raise _replay_failed(step, [self.specs[slot] for slot in step.inputs], exc) \
