@@ -38,6 +38,7 @@ def overrides(xp: Any) -> dict[str, Callable]:
     table.update(_elementwise(xp))
     table.update(_reductions(xp))
     table.update(_indexing(xp))
+    table.update(_creation(xp))
     table.update(_activations(xp))
     table.update(nn.kernels(xp))
     table.update(conv.kernels(xp))
@@ -96,11 +97,46 @@ def _reductions(xp: Any) -> dict[str, Callable]:
     def prod(x, *, axis, keepdims):
         return xp.prod(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
 
-    return {"sum": sum_, "mean": mean, "prod": prod}
+    table = {"sum": sum_, "mean": mean, "prod": prod}
+    if xp is np:  # np.max and np.min call these ufunc reductions, after two Python layers
+        table.update(max=_extremum(np.maximum.reduce), min=_extremum(np.minimum.reduce))
+    return table
+
+
+def _extremum(reduce: Callable) -> Callable:
+    def kernel(x, *, axis, keepdims):
+        return reduce(x, axis=axis, keepdims=keepdims)
+
+    return kernel
 
 
 def _indexing(xp: Any) -> dict[str, Callable]:
-    """NumPy's own indexing and scatter, and the method form of transpose."""
+    """NumPy's own indexing and scatter, and the method forms of reshape and transpose (no
+    Python layer between the call and the array's C method: a step runs them between large
+    kernels, where every Python line costs more)."""
+
+    def reshape(x, *, shape):
+        return x.reshape(shape)
+
+    ndarray = xp.ndarray
+    strided_view = xp is np  # NumPy's constructor makes a view over any C-contiguous array
+
+    def broadcast_to(x, *, shape):
+        """A read-only view, as ``xp.broadcast_to`` returns, made directly from the strides
+        where NumPy's own builds an iterator first (6x the time of a loss's mean gradient)."""
+        if x.shape == shape:
+            return x
+        lead = len(shape) - x.ndim
+        if not strided_view or lead < 0 or not x.flags.c_contiguous:
+            return xp.broadcast_to(x, shape)
+        strides = [0] * lead
+        for size, target, stride in zip(x.shape, shape[lead:], x.strides):
+            if size != target and size != 1:
+                return xp.broadcast_to(x, shape)  # raises NumPy's error
+            strides.append(stride if size == target else 0)
+        view = ndarray(shape, x.dtype, x, 0, tuple(strides))
+        view.flags.writeable = False
+        return view
 
     def transpose(x, *, perm):
         return x.transpose(perm)
@@ -128,8 +164,19 @@ def _indexing(xp: Any) -> dict[str, Callable]:
         xp.add.at(out, tuple(grid), value)
         return out
 
-    return {"transpose": transpose, "getitem": getitem, "setitem": setitem,
-            "index_add": index_add, "pad": pad, "scatter_add": scatter_add}
+    return {"reshape": reshape, "broadcast_to": broadcast_to, "transpose": transpose,
+            "getitem": getitem, "setitem": setitem, "index_add": index_add, "pad": pad,
+            "scatter_add": scatter_add}
+
+
+def _creation(xp: Any) -> dict[str, Callable]:
+    """The module's own ``full``, without array_api_compat's device check around it (a
+    step's loss seed is one)."""
+
+    def full(*, shape, value, dtype):
+        return xp.full(shape, value, dtype=dtype)
+
+    return {"full": full}
 
 
 def _elementwise(xp: Any) -> dict[str, Callable]:
