@@ -124,8 +124,6 @@ def _indexing(xp: Any) -> dict[str, Callable]:
     def broadcast_to(x, *, shape):
         """A read-only view, as ``xp.broadcast_to`` returns, made directly from the strides
         where NumPy's own builds an iterator first (6x the time of a loss's mean gradient)."""
-        if x.shape == shape:
-            return x
         lead = len(shape) - x.ndim
         if not strided_view or lead < 0 or not x.flags.c_contiguous:
             return xp.broadcast_to(x, shape)
