@@ -122,8 +122,9 @@ def _indexing(xp: Any) -> dict[str, Callable]:
     strided_view = xp is np  # NumPy's constructor makes a view over any C-contiguous array
 
     def broadcast_to(x, *, shape):
-        """A read-only view, as ``xp.broadcast_to`` returns, made directly from the strides
-        where NumPy's own builds an iterator first (6x the time of a loss's mean gradient)."""
+        """The read-only view ``xp.broadcast_to`` returns, built straight from the strides:
+        NumPy's own builds an ``nditer`` first (15 us against 6 for a loss's mean gradient in
+        a LeNet step)."""
         lead = len(shape) - x.ndim
         if not strided_view or lead < 0 or not x.flags.c_contiguous:
             return xp.broadcast_to(x, shape)
