@@ -14,10 +14,10 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import plugrad as P  # noqa: E402
-import plugrad.functional as F  # noqa: E402
 import plugrad.module as M  # noqa: E402
 import plugrad.optimizer as optim  # noqa: E402
 from plugrad.autodiff import GradManager  # noqa: E402
+from plugrad.cli.train import training_step  # noqa: E402
 
 LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
 
@@ -47,17 +47,9 @@ def plugrad_parts(state: dict, images: np.ndarray, labels: np.ndarray) -> tuple:
     return sgd_parts(M.LeNet(), state, images, labels)
 
 
-def train_step(model: Any, gm: Any, opt: Any) -> Callable[[Any, Any], Any]:
-    """The quick-start's step on a batch: forward, cross_entropy, backward, SGD step."""
-
-    def step(x: Any, y: Any) -> Any:
-        with gm:
-            loss = F.nn.cross_entropy(model(x), y)
-            gm.backward(loss)
-            opt.step().clear_grad()
-        return loss
-
-    return step
+#: The quick-start's step on a batch (forward, cross_entropy, backward, SGD step): the very
+#: function ``plugrad train`` runs.
+train_step = training_step
 
 
 def plugrad_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable[[], float]:

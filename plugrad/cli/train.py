@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -66,6 +66,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train data-parallel on this many processes (MPI ranks; needs "
                              "plugrad[mpi]); --batch-size is per process, rank 0 reports "
                              "and saves")
+
+
+def training_step(model: Any, gm: Any, optimizer: Any) -> Callable[[Any, Any], Any]:
+    """The main job's step on a batch: forward, cross-entropy, backward, optimizer step;
+    returns the loss. The benchmarks time this very function."""
+    import plugrad.functional as F
+
+    def train_step(images: Any, labels: Any) -> Any:
+        with gm:
+            loss = F.nn.cross_entropy(model(images), labels)
+            gm.backward(loss)
+            optimizer.step().clear_grad()
+        return loss
+
+    return train_step
 
 
 def decay_epochs(spec: str, epochs: int) -> list[int]:
@@ -180,7 +195,6 @@ def _progress(total: int, epoch: int, shown: bool) -> Any:
 def train(args: argparse.Namespace) -> list[dict[str, float]]:
     """Run (or resume) the job; returns one record per epoch."""
     import plugrad
-    import plugrad.functional as F
     import plugrad.optimizer as optim
     from plugrad.autodiff import GradManager
     from plugrad.distributed.data_parallel import setup
@@ -204,13 +218,7 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     history = [] if state is None else _restore(state, model, optimizer, scheduler,
                                                 train_loader.sampler)
 
-    def train_step(images: Any, labels: Any) -> Any:
-        with gm:
-            loss = F.nn.cross_entropy(model(images), labels)
-            gm.backward(loss)
-            optimizer.step().clear_grad()
-        return loss
-
+    train_step = training_step(model, gm, optimizer)
     if args.trace:
         from plugrad.jit import trace
 
