@@ -7,7 +7,8 @@ thread (the backend's batch split off): batch norm's four kernels, ReLU and its 
 max pooling and its gradient; LeNet's conv1 weight gradient (one input channel), against
 NumPy's im2col kernel and onnxruntime's (what runs without numba); and the softmax
 cross-entropy and its gradient on MNIST's logits (batch 16, 64, 256; 10 classes) and on 32
-classes, the most the loops take. Each side is timed in
+classes, the most the loops take; the SGD update (momentum, weight decay) of LeNet's and
+SmallVGG's parameters, one call per parameter as the optimizer makes them. Each side is timed in
 interleaved rounds; the table shows medians in ms and compiled / NumPy. Then the compile time,
 in fresh processes with an empty numba cache directory: the first float32 call of every loop
 (compiling), then the same in a second process (loading numba's cache), each beside
@@ -16,6 +17,7 @@ in fresh processes with an empty numba cache directory: the first float32 call o
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -57,6 +59,9 @@ table["conv2d_grad_weight"](g, x, weight_shape=(6, 1, 5, 5), stride=(1, 1), padd
 logits, label = np.ones((4, 10), np.float32), np.zeros(4, np.int32)
 table["softmax_cross_entropy"](logits, label, axis=1)
 table["softmax_cross_entropy_grad"](np.ones(4, np.float32), logits, label, axis=1)
+sgd = dict(lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4)
+table["sgd_update"](logits, logits.copy(), logits.copy(), **sgd)
+table["sgd_update"](logits, logits.copy(), **{**sgd, "momentum": 0.0})
 print(imported - start, time.perf_counter() - imported)
 """
 
@@ -124,6 +129,38 @@ def cross_entropy_rows(rounds: int, numpy_table: dict, compiled_table: dict) -> 
                   f"{med['compiled'] / med['numpy']:6.2f}")
 
 
+def _sgd_step(table: dict, params: dict, grads: dict, buffers: dict, settings: dict) -> None:
+    for name, value in params.items():
+        table["sgd_update"](value, grads[name], buffers[name], **settings)
+
+
+def sgd_rows(rounds: int, numpy_table: dict, compiled_table: dict) -> None:
+    """Each model's SGD step: ``sgd_update`` on every parameter, as ``optimizer.SGD`` calls it."""
+    import lenet_step
+    import vgg_step
+
+    settings = dict(lr=lenet_step.LR, momentum=lenet_step.MOMENTUM, nesterov=False,
+                    weight_decay=lenet_step.WEIGHT_DECAY)
+    for model, state in (("LeNet", lenet_step.initial_state()),
+                         ("SmallVGG", vgg_step.initial_state())):
+        state = {name: value for name, value in state.items() if value.dtype.kind == "f"
+                 and "running" not in name}
+        rng = np.random.default_rng(0)
+        grads = {name: rng.standard_normal(v.shape).astype(v.dtype) for name, v in state.items()}
+
+        contenders = {}
+        for side, table in (("numpy", numpy_table), ("compiled", compiled_table)):
+            params = {name: value.copy() for name, value in state.items()}
+            buffers = {name: np.zeros_like(value) for name, value in state.items()}
+            contenders[side] = functools.partial(_sgd_step, table, params, grads, buffers,
+                                                 settings)
+        times = time_rounds(contenders, rounds * 5, warmup=3, per_round=5)
+        med = {side: median_min_ms(t)[0] for side, t in times.items()}
+        size = sum(v.size for v in state.values())
+        print(f"{model:<9} {f'{len(state)} params, {size}':<18} {'sgd_update':<24} "
+              f"{med['numpy']:9.3f} {med['compiled']:9.3f} {med['compiled'] / med['numpy']:6.2f}")
+
+
 def kernel_table(rounds: int) -> None:
     numpy_table = kernels.kernel_table(np)
     compiled_table = {**numpy_table, **compiled.kernels(numpy_table)}
@@ -144,6 +181,7 @@ def kernel_table(rounds: int) -> None:
           f"{totals['compiled'] / totals['numpy']:6.2f}")
     grad_weight_row(rounds, numpy_table, compiled_table)
     cross_entropy_rows(rounds, numpy_table, compiled_table)
+    sgd_rows(rounds, numpy_table, compiled_table)
 
 
 def compile_times() -> None:

@@ -76,6 +76,8 @@ def traced_step(state: dict, images: np.ndarray, labels: np.ndarray) -> Callable
 def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray,
                  table: dict | None = None) -> Callable[[], float]:
     """The same step with the numpy backend's kernels called by hand: no Tensors, no tape.
+    The SGD update is the backend's ``sgd_update`` kernel too, so that only the framework's
+    own work tells the two steps apart.
 
     ``table`` defaults to the one the backend runs (its batch split over threads and its BLAS
     thread limit included)."""
@@ -117,11 +119,8 @@ def kernels_step(state: dict, images: np.ndarray, labels: np.ndarray,
         grads["conv1.weight"] = k["conv2d_grad_weight"](g, images, weight_shape=p[
             "conv1.weight"].shape, **conv)
         for name, value in p.items():
-            d = grads[name] + WEIGHT_DECAY * value
-            buffer = buffers[name]
-            buffer *= MOMENTUM
-            buffer += d
-            value -= LR * buffer
+            k["sgd_update"](value, grads[name], buffers[name], lr=LR, momentum=MOMENTUM,
+                            nesterov=False, weight_decay=WEIGHT_DECAY)
         return loss
 
     return step

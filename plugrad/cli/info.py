@@ -215,8 +215,8 @@ def compiled_kernels_line() -> str:
 
     if compiled.available():
         return (f"batch norm, ReLU, 2x2 max pooling, one-channel conv weight gradients, "
-                f"softmax cross-entropy (cpu, float32/float64): numba's compiled loops "
-                f"({compiled.VARIABLE}=0: NumPy's)")
+                f"softmax cross-entropy, SGD updates (cpu, float32/float64): numba's compiled "
+                f"loops ({compiled.VARIABLE}=0: NumPy's)")
     if compiled.turned_off():
         return f"batch norm, ReLU, max pooling (cpu): NumPy's ({compiled.VARIABLE}=0)"
     return ("batch norm, ReLU, max pooling (cpu): NumPy's (pip install plugrad[numba] for "

@@ -1,6 +1,6 @@
-"""The compiled loops behind :mod:`compiled`: batch norm, ReLU and max pooling in one pass each,
-a one-channel convolution's weight gradient, and the softmax cross-entropy and its gradient
-row by row.
+"""The compiled loops behind :mod:`compiled`: batch norm, ReLU, max pooling and the SGD update
+in one pass each, a one-channel convolution's weight gradient, and the softmax cross-entropy and
+its gradient row by row.
 
 Importing this module imports numba; :mod:`compiled` does so the first time one of its kernels
 runs. Every function is compiled for the dtypes it is called with, on first use, and cached on
@@ -9,7 +9,8 @@ disk (numba's ``cache=True``), so later processes load it instead of compiling a
 Loops over batch-norm layouts take ``(N, C, M)`` arrays (``batch_norm._Layout``): each
 ``(n, c)`` row of ``M`` values is read while it sits in the L1 cache, and its per-channel
 results are merged into float64 accumulators. ``fastmath`` allows only reassociation and fused
-multiply-adds, so sums vectorise while nan and inf keep IEEE semantics.
+multiply-adds, so sums vectorise while nan and inf keep IEEE semantics. The SGD loops use none:
+they sum nothing, and without fused multiply-adds their results equal the NumPy kernel's.
 """
 from __future__ import annotations
 
@@ -18,22 +19,29 @@ import numpy as np
 
 __all__ = ["bn_mean_squares", "bn_affine", "bn_centred_dot_sum", "bn_affine2", "relu",
            "relu_grad", "max_pool_2x2", "max_pool_2x2_grad", "conv_grad_weight_rows",
-           "softmax_cross_entropy_rows", "softmax_cross_entropy_grad_rows"]
+           "softmax_cross_entropy_rows", "softmax_cross_entropy_grad_rows", "sgd_step",
+           "sgd_momentum_step"]
 
 
-def _jit(function):
+def _jit(function, fastmath=frozenset({"reassoc", "contract"})):
     """``function`` compiled, its machine code cached on disk where numba finds a writable
     directory (beside this file, the user's cache, ``NUMBA_CACHE_DIR``); where none is, as in a
     read-only install with no home directory, compiled again in each process instead."""
 
     def compiled(cache: bool):
-        return numba.njit(function, cache=cache, nogil=True, fastmath={"reassoc", "contract"},
+        return numba.njit(function, cache=cache, nogil=True, fastmath=set(fastmath) or False,
                           error_model="numpy")
 
     try:
         return compiled(cache=True)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
         return compiled(cache=False)
+
+
+def _exact(function):
+    """:func:`_jit` without fast-math: every operation rounds in the arrays' dtype, in the order
+    NumPy's kernel runs them, so the loop's results equal NumPy's to the bit."""
+    return _jit(function, fastmath=frozenset())
 
 
 @_jit
@@ -286,3 +294,28 @@ def softmax_cross_entropy_grad_rows(g, x, label, out):
         for j in range(classes):
             row[j] *= scale
     return -1
+
+
+@_exact
+def sgd_step(param, grad, lr, weight_decay):
+    """SGD without momentum on flat arrays, in place: ``param -= lr * (grad + weight_decay *
+    param)``, each operation rounded as the NumPy kernel's (``optim.py``)."""
+    kind = param.dtype.type
+    rate, decay = kind(lr), kind(weight_decay)
+    for k in range(param.size):
+        step = grad[k] + param[k] * decay if weight_decay else grad[k]
+        param[k] -= rate * step
+
+
+@_exact
+def sgd_momentum_step(param, grad, velocity, lr, momentum, nesterov, weight_decay):
+    """SGD with (Nesterov) momentum on flat arrays, ``param`` and ``velocity`` in place: one
+    pass instead of NumPy's five whole-array operations and two temporaries, with the same
+    roundings."""
+    kind = param.dtype.type
+    rate, mu, decay = kind(lr), kind(momentum), kind(weight_decay)
+    for k in range(param.size):
+        step = grad[k] + param[k] * decay if weight_decay else grad[k]
+        v = velocity[k] * mu + step
+        velocity[k] = v
+        param[k] -= rate * (step + mu * v if nesterov else v)

@@ -1,9 +1,10 @@
 """The numpy backend's compiled kernels (compiled.py, numba): ReLU, its gradient, 2x2 max
-pooling, a one-channel convolution's weight gradient and the softmax cross-entropy with its
-gradient against float64 references and hand-derived values, the inputs they leave to the
-table's other kernels, their thread splits, each loop's source run uncompiled, and how the
-backend turns them on (numba installed, ``PLUGRAD_NUMBA``, a cache directory or none). Batch
-norm's compiled loops are checked beside NumPy's in test_batch_norm_kernels.py.
+pooling, a one-channel convolution's weight gradient, the softmax cross-entropy with its
+gradient and the SGD update against float64 references and hand-derived values, the inputs
+they leave to the table's other kernels, their thread splits, each loop's source run
+uncompiled, and how the backend turns them on (numba installed, ``PLUGRAD_NUMBA``, a cache
+directory or none). Batch norm's compiled loops are checked beside NumPy's in
+test_batch_norm_kernels.py.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def loop_calls(monkeypatch) -> Counter:
     module = compiled.loops()
     for name in ("relu", "relu_grad", "max_pool_2x2", "max_pool_2x2_grad",
                  "conv_grad_weight_rows", "softmax_cross_entropy_rows",
-                 "softmax_cross_entropy_grad_rows"):
+                 "softmax_cross_entropy_grad_rows", "sgd_step", "sgd_momentum_step"):
         loop = getattr(module, name)
 
         def counted(*args, _loop=loop, _name=name):
@@ -302,6 +303,69 @@ def test_labels_or_gradients_of_another_length_are_refused_not_read_past(loop_ca
     assert loop_calls == Counter()
 
 
+SGD_SETTINGS = [  # (momentum, nesterov, weight_decay)
+    (0.0, False, 0.0), (0.0, False, 1e-2), (0.9, False, 5e-4), (0.9, True, 5e-4), (0.5, True, 0.0)]
+
+
+def _sgd64(param, grad, velocity, lr, momentum, nesterov, weight_decay):
+    """One SGD step in float64, written from its definition (PyTorch's documented update)."""
+    step = grad + weight_decay * param
+    if momentum:
+        velocity = momentum * velocity + step
+        step = step + momentum * velocity if nesterov else velocity
+    return param - lr * step, velocity
+
+
+@pytest.mark.parametrize("momentum, nesterov, weight_decay", SGD_SETTINGS)
+@pytest.mark.parametrize("dtype, shape", [(np.float32, (16, 6, 5, 5)), (np.float64, (7,)),
+                                          (np.float32, ())])
+def test_sgd_update_matches_numpys_kernel_to_the_bit(momentum, nesterov, weight_decay, dtype,
+                                                     shape, loop_calls):
+    """Three steps in place, through the loop, against NumPy's kernel (the same roundings,
+    so the same bits) and against float64 arithmetic from the definition."""
+    rng = np.random.default_rng(12)
+    param, grad, velocity = (np.asarray(rng.standard_normal(shape), dtype) for _ in range(3))
+    settings = dict(lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    compiled_state = [param.copy(), velocity.copy()]
+    numpy_state = [param.copy(), velocity.copy()]
+    want = [param.astype(np.float64), velocity.astype(np.float64)]
+    for _ in range(3):
+        buffers = [compiled_state[1]] if momentum else []
+        returned = COMPILED["sgd_update"](compiled_state[0], grad, *buffers, **settings)
+        assert all(a is b for a, b in zip(returned, [compiled_state[0], *buffers]))
+        NUMPY["sgd_update"](numpy_state[0], grad, *([numpy_state[1]] if momentum else []),
+                            **settings)
+        want = list(_sgd64(*want[:1], grad.astype(np.float64), want[1], **settings))
+    np.testing.assert_array_equal(compiled_state[0], numpy_state[0])
+    np.testing.assert_array_equal(compiled_state[1], numpy_state[1])
+    np.testing.assert_allclose(compiled_state[0], want[0], rtol=1e-5, atol=1e-6)
+    if momentum:
+        np.testing.assert_allclose(compiled_state[1], want[1], rtol=1e-5, atol=1e-6)
+    assert loop_calls == Counter({"sgd_momentum_step" if momentum else "sgd_step": 3})
+
+
+def test_other_sgd_updates_keep_numpys_kernel(loop_calls):
+    """Mixed dtypes, float16, strided or read-only arrays and a broadcast gradient are not
+    the loop's: NumPy's kernel updates them, or refuses them with its own error."""
+    rng = np.random.default_rng(13)
+    settings = dict(lr=0.5, momentum=0.9, nesterov=False, weight_decay=0.0)
+    base = rng.standard_normal((4, 6)).astype(np.float32)
+    for param, grad in [(base.copy(), base.astype(np.float64)),
+                        (base.astype(np.float16), base.astype(np.float16)),
+                        (base.copy(), np.asfortranarray(base)),
+                        (base.copy()[:, ::2], base[:, ::2]),
+                        (base.copy(), np.broadcast_to(base[:1], base.shape))]:
+        velocity = np.zeros_like(param)
+        expected = param - 0.5 * grad.astype(param.dtype)  # the first step from zero velocity
+        COMPILED["sgd_update"](param, grad, velocity, **settings)
+        np.testing.assert_allclose(param, expected, rtol=1e-3)
+    frozen = base.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        COMPILED["sgd_update"](frozen, base, np.zeros_like(base), **settings)
+    assert loop_calls == Counter()
+
+
 @pytest.mark.parametrize("shape, axis, label_dtype", [
     ((4, compiled.MAX_CLASSES + 1), 1, np.int32),  # NumPy's vectorised exp wins
     ((10, 4), 0, np.int32),                         # classes on axis 0
@@ -371,6 +435,16 @@ def test_each_loop_run_as_plain_python_gives_the_compiled_results():
         (fast_row, fast_out), (slow_row, slow_out) = both(name, *args, outputs=outputs)
         assert fast_row == slow_row == -1
         np.testing.assert_allclose(fast_out, slow_out, rtol=1e-6, err_msg=name)
+    param, grad, velocity = x.reshape(-1), g.reshape(-1), np.maximum(x, 0).reshape(-1)
+    for name, state, settings in [("sgd_step", (), (0.1, 1e-2)),
+                                  ("sgd_momentum_step", (velocity,), (0.1, 0.9, True, 1e-2))]:
+        results = []
+        for loop in (getattr(module, name), getattr(module, name).py_func):
+            arrays = [param.copy(), *(a.copy() for a in state)]  # written in place
+            loop(arrays[0], grad, *arrays[1:], *settings)
+            results.append(arrays)
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(a, b, err_msg=name)
     offsets = np.array([0, 1, 4], np.int64)
     fast, slow = both("conv_grad_weight_rows", grow[:, :, :16], rows[:, :1], offsets,
                       outputs=(np.zeros((2, 1, 3)),))
@@ -419,8 +493,8 @@ def test_without_a_writable_cache_directory_the_loops_compile_in_each_process(tm
 
 @pytest.mark.parametrize("setting, line", [
     (None, "batch norm, ReLU, 2x2 max pooling, one-channel conv weight gradients, softmax "
-           "cross-entropy (cpu, float32/float64): numba's compiled loops (PLUGRAD_NUMBA=0: "
-           "NumPy's)"),
+           "cross-entropy, SGD updates (cpu, float32/float64): numba's compiled loops "
+           "(PLUGRAD_NUMBA=0: NumPy's)"),
     ("0", "batch norm, ReLU, max pooling (cpu): NumPy's (PLUGRAD_NUMBA=0)")])
 def test_plugrad_info_says_which_kernels_run(setting, line):
     done = plugrad("info", cwd=ROOT, env={compiled.VARIABLE: setting} if setting else None)
