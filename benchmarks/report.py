@@ -6,8 +6,8 @@ function), and scaling with the batch size of both models.
     PYTHONPATH=. python benchmarks/report.py [--steps 200] [--batches 16,64,256] [--out FILE]
 
 Every comparison interleaves its contenders in rounds (each round starts with two untimed
-steps), so a shared machine's drift hits them alike; medians are reported with minimums beside
-them. "kernels" is the LeNet step written by hand over the numpy backend's kernel functions (no
+steps, the contenders in a shuffled order), so a shared machine's drift hits them alike;
+medians are reported with minimums beside them. "kernels" is the LeNet step written by hand over the numpy backend's kernel functions (no
 Tensors, tape or dispatch): plugrad's framework overhead is (plugrad - kernels) / plugrad, and
 the traced step's (traced - kernels) / traced. The traced replay's own cost is also timed alone,
 its kernels replaced by the arrays they returned.
