@@ -7,10 +7,11 @@ function), and scaling with the batch size of both models.
 
 Every comparison interleaves its contenders in rounds (each round starts with two untimed
 steps, the contenders in a shuffled order), so a shared machine's drift hits them alike;
-medians are reported with minimums beside them. "kernels" is the LeNet step written by hand over the numpy backend's kernel functions (no
-Tensors, tape or dispatch): plugrad's framework overhead is (plugrad - kernels) / plugrad, and
-the traced step's (traced - kernels) / traced. The traced replay's own cost is also timed alone,
-its kernels replaced by the arrays they returned.
+medians are reported with minimums beside them. "kernels" is the LeNet step written by hand
+over the numpy backend's kernel functions (no Tensors, tape or dispatch): plugrad's framework
+overhead is (plugrad - kernels) / plugrad, and the traced step's (traced - kernels) / traced.
+The traced replay's own cost is also timed alone, its kernels replaced by the arrays they
+returned.
 PyTorch is optional (without it only plugrad and the direct kernels are timed); it runs with its
 default thread count unless ``--torch-threads`` is given. ``--clock cpu`` times steps in CPU
 seconds of the process instead of wall seconds: on a loaded machine the waits for a core then
