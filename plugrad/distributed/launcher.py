@@ -242,14 +242,18 @@ def _failure(nproc: int, run_dir: Path, report: str, code: int, watch: _Watch) -
                           f"Rank {reporter}'s report:\n{timeouts[reporter]}",
                           missing[0] if missing else reporter)
     statuses = _statuses(report)
+    stopped = _stopped_for_another(statuses)
     pids = {int(pid): rank for rank, pid in _noted(run_dir, "pid", nproc).items()}
     banner = re.search(r"PID (\d+) RUNNING", report)
     first = pids.get(int(banner.group(1))) if banner else None
-    candidates = [r for r in watch.dead if statuses.get(r)] or watch.dead
+    if first in stopped:
+        first = None
+    dead = [rank for rank in watch.dead if rank not in stopped]
+    candidates = [r for r in dead if statuses.get(r)] or dead
     if first is None or (candidates and first not in candidates):
         first = min(candidates) if candidates else None
     if first is None:  # no notes (an MPI without rank variables): the statuses alone
-        failed = [rank for rank, status in statuses.items() if status]
+        failed = [rank for rank, status in statuses.items() if status and rank not in stopped]
         first = failed[0] if len(failed) == 1 else None
     if first is not None:
         status = statuses.get(first)
@@ -263,6 +267,19 @@ def _failure(nproc: int, run_dir: Path, report: str, code: int, watch: _Watch) -
                           watch.not_started[0])
     return RankFailed(f"launcher: mpiexec exited with code {code} before the ranks finished "
                       f"(no rank reported an error); its report:\n{report}", None)
+
+
+#: Signals the process manager stops the other ranks with once one has failed.
+_STOPPING_SIGNALS = (signal.SIGKILL, signal.SIGTERM)
+
+
+def _stopped_for_another(statuses: dict[int, int]) -> set[int]:
+    """The ranks the process manager killed (SIGKILL, SIGTERM) while another rank failed on its
+    own (an exit code, another signal): they did not cause the failure. Under load hydra can
+    kill a slow rank before its notes show it finished, so it looks dead too."""
+    killed = {rank for rank, status in statuses.items() if status & 0x7F in _STOPPING_SIGNALS}
+    failed_on_own = [rank for rank, status in statuses.items() if status and rank not in killed]
+    return killed if failed_on_own else set()
 
 
 def _status_in_banner(report: str) -> int | None:

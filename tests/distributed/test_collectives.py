@@ -173,6 +173,48 @@ def test_only_the_process_managers_banner_is_kept_back_from_the_output():
     assert output.report == banner
 
 
+def _hydra_report(statuses: str, banner_pid: int | None) -> str:
+    """What MPICH's hydra prints when a job fails: the banner naming one process (optional) and,
+    with -print-all-exitcodes, every rank's wait status."""
+    banner = "" if banner_pid is None else (
+        "=" * 40 + f"\n=   BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES\n"
+        f"=   PID {banner_pid} RUNNING AT vm\n=   EXIT CODE: 9\n" + "=" * 40 + "\n"
+        "YOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)\n")
+    return banner + f"[mpiexec@vm] Exit codes: [vm] {statuses}\n"
+
+
+@pytest.mark.parametrize("dead, banner_pid", [([], None), ([], 4242), ([0], None), ([0], 4242),
+                                              ([0, 1], 4242), ([1], 4243)])
+def test_a_rank_the_process_manager_killed_for_anothers_failure_is_not_blamed(
+        tmp_path, dead, banner_pid):
+    """Rank 1 exited with status 3; hydra then SIGKILLed rank 0, which under load had not yet
+    noted that it finished. Whatever the banner names and whichever ranks the watch saw gone,
+    the error names rank 1 and its status (CI once named rank 0 and its SIGKILL)."""
+    from plugrad.distributed.launcher import _failure, _Watch
+
+    for rank, pid in ((0, 4242), (1, 4243)):
+        (tmp_path / f"pid{rank}").write_text(str(pid))
+    watch = _Watch(2, tmp_path, process=None)  # never started: it has nothing to stop
+    watch.dead = dead
+    error = _failure(2, tmp_path, _hydra_report("9,768", banner_pid), 3, watch)
+    assert error.rank == 1
+    assert str(error) == "launcher: rank 1 of 2 died (exit code 3); the other ranks were stopped"
+
+
+def test_when_every_failed_rank_was_killed_the_banner_still_names_one(tmp_path):
+    """Two SIGKILLs (the kernel's OOM killer took rank 1, hydra then rank 0): nothing ended on
+    its own, so the banner's rank is named, as before."""
+    from plugrad.distributed.launcher import _failure, _Watch
+
+    for rank, pid in ((0, 4242), (1, 4243)):
+        (tmp_path / f"pid{rank}").write_text(str(pid))
+    watch = _Watch(2, tmp_path, process=None)  # never started: it has nothing to stop
+    watch.dead = [0, 1]
+    error = _failure(2, tmp_path, _hydra_report("9,9", 4243), 137, watch)
+    assert error.rank == 1
+    assert "rank 1 of 2 died (killed by signal 9 (SIGKILL))" in str(error)
+
+
 def test_the_runner_names_a_killed_script_rank():
     done = subprocess.run([sys.executable, "-m", "plugrad.distributed", "-n", "2",
                            str(HERE / "collectives_program.py"), "killed_mid_step"],
